@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// birthdayIn returns the day a member celebrates in year: 29 February falls
+// on 28 February in common years.
+func birthdayIn(birthday string, year int, loc *time.Location) (time.Time, bool) {
+	b, err := time.Parse(dateLayout, birthday)
+	if err != nil {
+		return time.Time{}, false
+	}
+	day := b.Day()
+	if b.Month() == time.February && day == 29 && !isLeap(year) {
+		day = 28
+	}
+	return time.Date(year, b.Month(), day, 0, 0, 0, 0, loc), true
+}
+
+func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
+
+// birthdayBonus grants the birthday bonus to members whose birthday fell
+// since the job's last successful run (today only on the first run), at
+// most once per member and year, and never for a birthday before enrolment.
+func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
+	prog := live.prog
+	points := prog.Bonuses.Birthday
+	if points <= 0 {
+		return 0, nil
+	}
+	loc := prog.Location
+	today := startOfDay(now, loc)
+	from := today
+	last, err := e.lastGoodRun(JobBirthdayBonus)
+	if err != nil {
+		return 0, err
+	}
+	if last != nil {
+		if d := startOfDay(last.StartedAt, loc).AddDate(0, 0, 1); d.Before(from) {
+			from = d
+		}
+	}
+	var processed int64
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return processed, err
+		}
+		type grant struct {
+			member string
+			year   int
+		}
+		var grants []grant
+		var n int
+		err := e.store.View(func(tx Tx) error {
+			members, err := tx.Members(after, e.jobChunk)
+			if err != nil {
+				return err
+			}
+			n = len(members)
+			for _, m := range members {
+				after = m.ID
+				if m.Birthday == "" || m.Status != StatusActive {
+					continue
+				}
+				for y := from.Year(); y <= today.Year(); y++ {
+					day, ok := birthdayIn(m.Birthday, y, loc)
+					if ok && !day.Before(from) && !day.After(today) && !day.Before(startOfDay(m.EnrolledAt, loc)) {
+						grants = append(grants, grant{m.ID, y})
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return processed, fmt.Errorf("find birthdays: %w", err)
+		}
+		if len(grants) > 0 {
+			ids := newIDs(2 * len(grants))
+			err = e.store.Update(func(tx Tx) error {
+				w := writer{tx: tx, now: now, live: live}
+				for i, g := range grants {
+					key := fmt.Sprintf("birthday:%s:%d", g.member, g.year)
+					done, err := tx.Marked(key)
+					if err != nil {
+						return err
+					}
+					if done {
+						continue
+					}
+					m, err := getMember(tx, g.member)
+					if err != nil {
+						return err
+					}
+					if err := w.credit(m, creditSpec{
+						entryID: ids[2*i], lotID: ids[2*i+1], typ: LedgerBonus, points: points,
+						at: now, ref: fmt.Sprintf("birthday:%d", g.year), note: "birthday bonus",
+					}); err != nil {
+						return err
+					}
+					if err := tx.PutMember(m); err != nil {
+						return err
+					}
+					if err := tx.Mark(key); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return processed, fmt.Errorf("grant birthday bonuses: %w", err)
+			}
+		}
+		processed += int64(len(grants))
+		if n < e.jobChunk {
+			return processed, nil
+		}
+	}
+}
+
+func startOfDay(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// lastGoodRun returns the newest run of a job that finished without error.
+func (e *Engine) lastGoodRun(name string) (*JobRun, error) {
+	var last *JobRun
+	err := e.store.View(func(tx Tx) error {
+		runs, err := tx.JobRuns(name, 20)
+		for _, r := range runs {
+			if r.Error == "" {
+				last = r
+				break
+			}
+		}
+		return err
+	})
+	return last, err
+}

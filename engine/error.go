@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes, stable on the wire; the http package maps each to a status.
+const (
+	EINVALID       = "invalid"
+	EUNAUTHORIZED  = "unauthorized"
+	EFORBIDDEN     = "forbidden"
+	ENOTFOUND      = "not_found"
+	ECONFLICT      = "conflict"
+	EINSUFFICIENT  = "insufficient_points"
+	EUNPROCESSABLE = "unprocessable"
+	EINTERNAL      = "internal"
+)
+
+// Error is an error a client can act on. Anything that is not an *Error is
+// internal and its details stay in the server log.
+type Error struct {
+	Code    string
+	Message string
+	Field   string
+	// Details carries positioned problems, such as the errors of a rules
+	// file that does not compile.
+	Details []Detail
+}
+
+// Detail is one positioned problem inside a request body.
+type Detail struct {
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns an *Error about one field of the request; the message
+// is prefixed with the field so it reads well on its own.
+func FieldErrorf(code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of an *Error anywhere in err's chain, EINTERNAL
+// for any other error and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorMessage returns the client-facing message of err: the message of an
+// *Error, or a generic text for internal errors.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,340 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Job names, as the rules file and the API know them.
+const (
+	JobExpirePoints   = "expire-points"
+	JobEvaluateTiers  = "evaluate-tiers"
+	JobNotifyExpiring = "notify-expiring"
+	JobBirthdayBonus  = "birthday-bonus"
+	JobAnalytics      = "analytics"
+)
+
+// JobNames lists every job in a stable order.
+var JobNames = []string{JobExpirePoints, JobEvaluateTiers, JobNotifyExpiring, JobBirthdayBonus, JobAnalytics}
+
+// JobRunView is a job run as the API shows it.
+type JobRunView struct {
+	Name       string    `json:"name"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Processed  int64     `json:"processed"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// JobInfo is a job, its schedule and its last run.
+type JobInfo struct {
+	Name     string      `json:"name"`
+	Schedule string      `json:"schedule"`
+	LastRun  *JobRunView `json:"last_run"`
+	NextRun  *time.Time  `json:"next_run,omitempty"`
+}
+
+func (r *JobRun) view() *JobRunView {
+	return &JobRunView{Name: r.Name, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Processed: r.Processed, Error: r.Error}
+}
+
+// Jobs lists the jobs with their schedules from the live rules and their
+// last runs.
+func (e *Engine) Jobs(ctx context.Context) ([]JobInfo, error) {
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]JobInfo, 0, len(JobNames))
+	err = e.store.View(func(tx Tx) error {
+		for _, name := range JobNames {
+			j, _ := live.prog.Job(name)
+			info := JobInfo{Name: name, Schedule: j.Schedule}
+			runs, err := tx.JobRuns(name, 1)
+			if err != nil {
+				return err
+			}
+			if len(runs) > 0 {
+				info.LastRun = runs[0].view()
+			}
+			out = append(out, info)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// LastJobRun returns the newest run of a job, or nil.
+func (e *Engine) LastJobRun(name string) (*JobRun, error) {
+	var last *JobRun
+	err := e.store.View(func(tx Tx) error {
+		runs, err := tx.JobRuns(name, 1)
+		if len(runs) > 0 {
+			last = runs[0]
+		}
+		return err
+	})
+	return last, err
+}
+
+// RunJob runs a job now over everything due as of the engine's time. A job
+// never overlaps itself: a second caller gets a conflict. The run is
+// recorded whether it succeeds or not.
+func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
+	run, ok := map[string]func(context.Context, *liveRules, time.Time) (int64, error){
+		JobExpirePoints:   e.expirePoints,
+		JobEvaluateTiers:  e.evaluateTiers,
+		JobNotifyExpiring: e.notifyExpiring,
+		JobBirthdayBonus:  e.birthdayBonus,
+	}[name]
+	if !ok {
+		return nil, Errorf(ENOTFOUND, "no job named %q", name)
+	}
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, err
+	}
+	e.jobsMu.Lock()
+	if e.running[name] {
+		e.jobsMu.Unlock()
+		return nil, Errorf(ECONFLICT, "job %q is already running", name)
+	}
+	e.running[name] = true
+	e.jobsMu.Unlock()
+	defer func() {
+		e.jobsMu.Lock()
+		delete(e.running, name)
+		e.jobsMu.Unlock()
+	}()
+
+	rec := &JobRun{Name: name, StartedAt: e.Now()}
+	processed, runErr := run(ctx, live, rec.StartedAt)
+	rec.Processed, rec.FinishedAt = processed, e.Now()
+	if runErr != nil {
+		rec.Error = runErr.Error()
+		e.log.Error("job failed", "job", name, "processed", processed, "err", runErr)
+	} else {
+		e.log.Info("job done", "job", name, "processed", processed, "took", rec.FinishedAt.Sub(rec.StartedAt))
+	}
+	if err := e.store.Update(func(tx Tx) error { return tx.PutJobRun(rec) }); err != nil {
+		return nil, fmt.Errorf("record run of %s: %w", name, err)
+	}
+	return rec.view(), nil
+}
+
+// expirePoints writes off every lot whose expiry has passed, one ledger
+// entry per member and chunk, reading only due lots from the expiry index.
+func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
+	var processed int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return processed, err
+		}
+		ids := newIDs(e.jobChunk)
+		var n int
+		err := e.store.Update(func(tx Tx) error {
+			lots, err := tx.DueLots(now, nil, e.jobChunk)
+			if err != nil {
+				return err
+			}
+			n = len(lots)
+			byMember := map[string][]*Lot{}
+			var order []string
+			for _, l := range lots {
+				if _, seen := byMember[l.MemberID]; !seen {
+					order = append(order, l.MemberID)
+				}
+				byMember[l.MemberID] = append(byMember[l.MemberID], l)
+			}
+			w := writer{tx: tx, now: now, live: live}
+			for i, id := range order {
+				if err := expireLots(w, id, byMember[id], ids[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return processed, fmt.Errorf("expire lots: %w", err)
+		}
+		processed += int64(n)
+		if n < e.jobChunk {
+			return processed, nil
+		}
+	}
+}
+
+func expireLots(w writer, memberID string, lots []*Lot, entryID string) error {
+	m, err := getMember(w.tx, memberID)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, l := range lots {
+		total += l.Remaining
+		l.Remaining = 0
+		if err := w.tx.PutLot(l); err != nil {
+			return err
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	m.Points -= total
+	note := fmt.Sprintf("%d points expired", total)
+	if err := w.appendEntry(m, entryID, LedgerExpire, -total, "", note); err != nil {
+		return err
+	}
+	return w.tx.PutMember(m)
+}
+
+// evaluateTiers applies the tier policy to every member: demotion after
+// grace, and promotion of anyone the rules now qualify. Members are read in
+// read transactions and only changed ones are written, each decision taken
+// again inside the write so a purchase in between cannot be overruled.
+func (e *Engine) evaluateTiers(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
+	prog := live.prog
+	var processed int64
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return processed, err
+		}
+		var changed []string
+		var n int
+		err := e.store.View(func(tx Tx) error {
+			members, err := tx.Members(after, e.jobChunk)
+			if err != nil {
+				return err
+			}
+			n = len(members)
+			for _, m := range members {
+				after = m.ID
+				d, err := decideTier(tx, prog, m, now)
+				if err != nil {
+					return err
+				}
+				if d.target != prog.Tiers.Index(m.Tier) {
+					changed = append(changed, m.ID)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return processed, fmt.Errorf("evaluate tiers: %w", err)
+		}
+		if len(changed) > 0 {
+			err = e.store.Update(func(tx Tx) error {
+				for _, id := range changed {
+					m, err := getMember(tx, id)
+					if err != nil {
+						return err
+					}
+					d, err := decideTier(tx, prog, m, now)
+					if err != nil {
+						return err
+					}
+					cur := prog.Tiers.Index(m.Tier)
+					if d.target == cur {
+						continue
+					}
+					m.Tier, m.TierSince, m.TierByPromotion = prog.Tiers.Levels[d.target].Name, now, d.target > cur
+					if err := tx.PutMember(m); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return processed, fmt.Errorf("move tiers: %w", err)
+			}
+		}
+		processed += int64(n)
+		if n < e.jobChunk {
+			return processed, nil
+		}
+	}
+}
+
+// notifyExpiring records one event per member and expiry date for points
+// expiring within the notice period; a marker keeps it from being sent
+// twice.
+func (e *Engine) notifyExpiring(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
+	prog := live.prog
+	if prog.Points.Expiry.NotifyBefore.IsZero() {
+		return 0, nil
+	}
+	until := prog.Points.Expiry.NotifyBefore.AddTo(now)
+	var processed int64
+	var after *Lot
+	for {
+		if err := ctx.Err(); err != nil {
+			return processed, err
+		}
+		type notice struct {
+			member, on string
+			points     int64
+		}
+		var notices []notice
+		var n int
+		err := e.store.View(func(tx Tx) error {
+			lots, err := tx.DueLots(until, after, e.jobChunk)
+			if err != nil {
+				return err
+			}
+			n = len(lots)
+			idx := map[string]int{}
+			for _, l := range lots {
+				after = l
+				if expired(l, now) {
+					continue
+				}
+				on := l.ExpiresAt.Add(-time.Nanosecond).In(prog.Location).Format(dateLayout)
+				key := l.MemberID + "|" + on
+				if i, ok := idx[key]; ok {
+					notices[i].points += l.Remaining
+					continue
+				}
+				idx[key] = len(notices)
+				notices = append(notices, notice{member: l.MemberID, on: on, points: l.Remaining})
+			}
+			return nil
+		})
+		if err != nil {
+			return processed, fmt.Errorf("find expiring points: %w", err)
+		}
+		if len(notices) > 0 {
+			err = e.store.Update(func(tx Tx) error {
+				for _, nt := range notices {
+					key := "notice:" + nt.member + ":" + nt.on
+					done, err := tx.Marked(key)
+					if err != nil {
+						return err
+					}
+					if done {
+						continue
+					}
+					if err := tx.AppendEvent(&Event{
+						Type: "points.expiring", MemberID: nt.member, At: now,
+						Data: map[string]string{"points": strconv.FormatInt(nt.points, 10), "on": nt.on},
+					}); err != nil {
+						return err
+					}
+					if err := tx.Mark(key); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return processed, fmt.Errorf("record notices: %w", err)
+			}
+		}
+		processed += int64(len(notices))
+		if n < e.jobChunk {
+			return processed, nil
+		}
+	}
+}

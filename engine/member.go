@@ -1,0 +1,395 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MemberInput enrols a member; every field is optional.
+type MemberInput struct {
+	ExternalID string            `json:"external_id,omitempty"`
+	Email      string            `json:"email,omitempty"`
+	Phone      string            `json:"phone,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	Birthday   string            `json:"birthday,omitempty"`
+	ReferrerID string            `json:"referrer_id,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// MemberPatch changes a member; nil fields stay as they are, and an empty
+// string clears an optional field.
+type MemberPatch struct {
+	Name       *string            `json:"name"`
+	Email      *string            `json:"email"`
+	Phone      *string            `json:"phone"`
+	Birthday   *string            `json:"birthday"`
+	Status     *string            `json:"status"`
+	Attributes *map[string]string `json:"attributes"`
+}
+
+// MemberView is a member as the API shows it.
+type MemberView struct {
+	ID         string            `json:"id"`
+	ExternalID string            `json:"external_id,omitempty"`
+	Email      string            `json:"email,omitempty"`
+	Phone      string            `json:"phone,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	Birthday   string            `json:"birthday,omitempty"`
+	ReferrerID string            `json:"referrer_id,omitempty"`
+	Status     string            `json:"status"`
+	EnrolledAt time.Time         `json:"enrolled_at"`
+	Tier       TierRef           `json:"tier"`
+	Balance    BalanceSummary    `json:"balance"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Analytics  *AnalyticsView    `json:"analytics,omitempty"`
+}
+
+// TierRef names a member's tier and since when they hold it.
+type TierRef struct {
+	Name  string    `json:"name"`
+	Since time.Time `json:"since"`
+}
+
+// AnalyticsView is the analytics part of a member.
+type AnalyticsView struct {
+	ComputedAt time.Time `json:"computed_at"`
+	Segment    string    `json:"segment"`
+	Lifecycle  string    `json:"lifecycle"`
+	ChurnRisk  bool      `json:"churn_risk"`
+	CLV        string    `json:"clv"`
+	RFM        string    `json:"rfm"`
+}
+
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// normalizePhone keeps digits and a leading plus, so "+1 555-0100" and
+// "+15550100" are the same member.
+func normalizePhone(s string) string {
+	var b strings.Builder
+	for i, r := range strings.TrimSpace(s) {
+		if r == '+' && i == 0 || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func checkEmail(s string) error {
+	if err := checkText("email", s, MaxTextLen); err != nil {
+		return err
+	}
+	at := strings.IndexByte(s, '@')
+	if s != "" && (at <= 0 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n")) {
+		return FieldErrorf(EINVALID, "email", "is not an email address")
+	}
+	return nil
+}
+
+func checkPhone(raw, norm string) error {
+	if err := checkText("phone", raw, 32); err != nil {
+		return err
+	}
+	if raw != "" && len(strings.TrimPrefix(norm, "+")) < 4 {
+		return FieldErrorf(EINVALID, "phone", "is not a phone number")
+	}
+	return nil
+}
+
+func checkBirthday(s string, now time.Time) error {
+	if s == "" {
+		return nil
+	}
+	d, err := time.Parse(dateLayout, s)
+	if err != nil {
+		return FieldErrorf(EINVALID, "birthday", "must be a date like 1990-04-12")
+	}
+	if d.After(now) {
+		return FieldErrorf(EINVALID, "birthday", "must not be in the future")
+	}
+	return nil
+}
+
+func checkAttributes(attrs map[string]string) error {
+	if len(attrs) > MaxAttributes {
+		return FieldErrorf(EINVALID, "attributes", "at most %d attributes", MaxAttributes)
+	}
+	for k, v := range attrs {
+		if k == "" || len(k) > maxAttributeKey {
+			return FieldErrorf(EINVALID, "attributes", "keys must be 1–%d characters", maxAttributeKey)
+		}
+		if err := checkText("attributes."+k, v, MaxTextLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateMember enrols a member in the lowest tier and grants the enrolment
+// bonus of the rules.
+func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView, error) {
+	now := e.Now()
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, err
+	}
+	in.Email = normalizeEmail(in.Email)
+	phone := normalizePhone(in.Phone)
+	if err := checkMemberInput(in, phone, now); err != nil {
+		return nil, err
+	}
+	m := &Member{
+		ID:         uuid.NewString(),
+		ExternalID: in.ExternalID,
+		Email:      in.Email,
+		Phone:      phone,
+		Name:       in.Name,
+		Birthday:   in.Birthday,
+		ReferrerID: in.ReferrerID,
+		Status:     StatusActive,
+		EnrolledAt: now,
+		Attributes: in.Attributes,
+		Tier:       live.prog.Tiers.Levels[0].Name,
+		TierSince:  now,
+	}
+	bonusIDs := newIDs(2)
+	var view *MemberView
+	err = e.store.Update(func(tx Tx) error {
+		m := m.clone()
+		if m.ReferrerID != "" {
+			ref, err := tx.Member(m.ReferrerID)
+			if err != nil {
+				return err
+			}
+			if ref == nil {
+				return FieldErrorf(EINVALID, "referrer_id", "no member with id %q", m.ReferrerID)
+			}
+		}
+		if enrol := live.prog.Bonuses.Enrol; enrol > 0 {
+			w := writer{tx: tx, now: now, live: live}
+			if err := w.credit(m, creditSpec{
+				entryID: bonusIDs[0], lotID: bonusIDs[1], typ: LedgerBonus,
+				points: enrol, at: now, ref: "enrol:" + m.ID, note: "enrolment bonus",
+			}); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutMember(m); err != nil {
+			return err
+		}
+		view, err = memberView(tx, live, m, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return view, nil
+}
+
+func checkMemberInput(in MemberInput, phone string, now time.Time) error {
+	if in.ExternalID != "" {
+		if err := checkClientID("external_id", in.ExternalID); err != nil {
+			return err
+		}
+	}
+	if err := checkEmail(in.Email); err != nil {
+		return err
+	}
+	if err := checkPhone(in.Phone, phone); err != nil {
+		return err
+	}
+	if err := checkText("name", in.Name, MaxTextLen); err != nil {
+		return err
+	}
+	if err := checkBirthday(in.Birthday, now); err != nil {
+		return err
+	}
+	if in.ReferrerID != "" {
+		if err := checkClientID("referrer_id", in.ReferrerID); err != nil {
+			return err
+		}
+	}
+	return checkAttributes(in.Attributes)
+}
+
+// Member returns a member by id.
+func (e *Engine) Member(ctx context.Context, id string) (*MemberView, error) {
+	now := e.Now()
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, err
+	}
+	var view *MemberView
+	err = e.store.View(func(tx Tx) error {
+		m, err := getMember(tx, id)
+		if err != nil {
+			return err
+		}
+		view, err = memberView(tx, live, m, now)
+		return err
+	})
+	return view, err
+}
+
+// FindMembers looks members up by one unique key; the answer is empty when
+// nobody matches.
+func (e *Engine) FindMembers(ctx context.Context, key, value string) ([]*MemberView, error) {
+	now := e.Now()
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, err
+	}
+	switch key {
+	case KeyEmail:
+		value = normalizeEmail(value)
+	case KeyPhone:
+		value = normalizePhone(value)
+	case KeyExternalID:
+	default:
+		return nil, Errorf(EINVALID, "look members up by external_id, email or phone")
+	}
+	views := []*MemberView{}
+	err = e.store.View(func(tx Tx) error {
+		m, err := tx.MemberByKey(key, value)
+		if err != nil || m == nil {
+			return err
+		}
+		v, err := memberView(tx, live, m, now)
+		if err != nil {
+			return err
+		}
+		views = append(views, v)
+		return nil
+	})
+	return views, err
+}
+
+// UpdateMember applies a patch to a member.
+func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*MemberView, error) {
+	now := e.Now()
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, err
+	}
+	if p.Status != nil && *p.Status != StatusActive && *p.Status != StatusBlocked {
+		return nil, FieldErrorf(EINVALID, "status", "must be %q or %q", StatusActive, StatusBlocked)
+	}
+	if p.Email != nil {
+		*p.Email = normalizeEmail(*p.Email)
+		if err := checkEmail(*p.Email); err != nil {
+			return nil, err
+		}
+	}
+	var phone string
+	if p.Phone != nil {
+		phone = normalizePhone(*p.Phone)
+		if err := checkPhone(*p.Phone, phone); err != nil {
+			return nil, err
+		}
+	}
+	if p.Name != nil {
+		if err := checkText("name", *p.Name, MaxTextLen); err != nil {
+			return nil, err
+		}
+	}
+	if p.Birthday != nil {
+		if err := checkBirthday(*p.Birthday, now); err != nil {
+			return nil, err
+		}
+	}
+	if p.Attributes != nil {
+		if err := checkAttributes(*p.Attributes); err != nil {
+			return nil, err
+		}
+	}
+	var view *MemberView
+	err = e.store.Update(func(tx Tx) error {
+		m, err := getMember(tx, id)
+		if err != nil {
+			return err
+		}
+		if p.Name != nil {
+			m.Name = *p.Name
+		}
+		if p.Email != nil {
+			m.Email = *p.Email
+		}
+		if p.Phone != nil {
+			m.Phone = phone
+		}
+		if p.Birthday != nil {
+			m.Birthday = *p.Birthday
+		}
+		if p.Status != nil {
+			m.Status = *p.Status
+		}
+		if p.Attributes != nil {
+			m.Attributes = *p.Attributes
+		}
+		if err := tx.PutMember(m); err != nil {
+			return err
+		}
+		view, err = memberView(tx, live, m, now)
+		return err
+	})
+	return view, err
+}
+
+func getMember(tx Tx, id string) (*Member, error) {
+	m, err := tx.Member(id)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, Errorf(ENOTFOUND, "member %q not found", id)
+	}
+	return m, nil
+}
+
+func memberView(tx Tx, live *liveRules, m *Member, now time.Time) (*MemberView, error) {
+	bal, err := balanceSummary(tx, m, now)
+	if err != nil {
+		return nil, err
+	}
+	v := &MemberView{
+		ID: m.ID, ExternalID: m.ExternalID, Email: m.Email, Phone: m.Phone, Name: m.Name,
+		Birthday: m.Birthday, ReferrerID: m.ReferrerID, Status: m.Status, EnrolledAt: m.EnrolledAt,
+		Tier:       TierRef{Name: m.Tier, Since: m.TierSince},
+		Balance:    bal,
+		Attributes: m.Attributes,
+	}
+	if a := m.Analytics; a != nil {
+		v.Analytics = &AnalyticsView{
+			ComputedAt: a.ComputedAt, Segment: a.Segment, Lifecycle: a.Lifecycle,
+			ChurnRisk: a.ChurnRisk, CLV: live.prog.FormatMoney(a.CLV), RFM: a.RFM,
+		}
+	}
+	return v, nil
+}
+
+// clone copies a member so a batched transaction that runs twice starts
+// from the same value both times.
+func (m *Member) clone() *Member {
+	c := *m
+	if m.Attributes != nil {
+		c.Attributes = make(map[string]string, len(m.Attributes))
+		for k, v := range m.Attributes {
+			c.Attributes[k] = v
+		}
+	}
+	if m.Analytics != nil {
+		a := *m.Analytics
+		c.Analytics = &a
+	}
+	return &c
+}
+
+func newIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+	}
+	return ids
+}

@@ -1,0 +1,61 @@
+package engine
+
+// The answer types below are what the API returns. They carry their JSON
+// names because the engine stores the first answer to every idempotent write
+// and a retry must get it back byte for byte.
+
+// BalanceSummary is the short balance shown on members and write answers.
+type BalanceSummary struct {
+	Available int64 `json:"available"`
+	Pending   int64 `json:"pending"`
+}
+
+// RuleLine is one line of a purchase's breakdown.
+type RuleLine struct {
+	Rule   string `json:"rule"`
+	Points int64  `json:"points"`
+}
+
+// TierChange tells a till the member's tier after a write.
+type TierChange struct {
+	Name    string `json:"name"`
+	Changed bool   `json:"changed"`
+}
+
+// PurchaseResult is the answer to a purchase.
+type PurchaseResult struct {
+	ID           string         `json:"id"`
+	MemberID     string         `json:"member_id"`
+	Points       int64          `json:"points"`
+	Breakdown    []RuleLine     `json:"breakdown"`
+	RulesVersion int            `json:"rules_version"`
+	Balance      BalanceSummary `json:"balance"`
+	Tier         TierChange     `json:"tier"`
+	Bonuses      []RuleLine     `json:"bonuses,omitempty"`
+}
+
+// RefundResult is the answer to a refund.
+type RefundResult struct {
+	ID         string         `json:"id"`
+	PurchaseID string         `json:"purchase_id"`
+	Amount     string         `json:"amount"`
+	Points     int64          `json:"points"`
+	Balance    BalanceSummary `json:"balance"`
+}
+
+// RedemptionResult is the answer to a redemption or its cancellation.
+type RedemptionResult struct {
+	ID        string         `json:"id"`
+	Points    int64          `json:"points"`
+	Reward    string         `json:"reward,omitempty"`
+	Cancelled bool           `json:"cancelled,omitempty"`
+	Balance   BalanceSummary `json:"balance"`
+}
+
+// AdjustmentResult is the answer to an adjustment.
+type AdjustmentResult struct {
+	ID      string         `json:"id"`
+	Points  int64          `json:"points"`
+	Reason  string         `json:"reason"`
+	Balance BalanceSummary `json:"balance"`
+}

@@ -1,0 +1,102 @@
+package engine
+
+import "time"
+
+// Store keeps the engine's records. Implementations decide nothing: every
+// policy lives in the Engine.
+type Store interface {
+	// View runs fn in a read-only transaction that never blocks writers.
+	View(fn func(Tx) error) error
+	// Update runs fn in a read-write transaction. Concurrent calls may share
+	// one commit (group commit), so fn may run more than once and must
+	// depend on nothing but the transaction and values captured before.
+	Update(fn func(Tx) error) error
+	Close() error
+}
+
+// Unique member keys, each backed by an index.
+const (
+	KeyExternalID = "external_id"
+	KeyEmail      = "email"
+	KeyPhone      = "phone"
+)
+
+// Tx is one transaction. Lookups return (nil, nil) when a record does not
+// exist; the engine decides whether that is an error. Returned records are
+// copies the caller owns.
+type Tx interface {
+	Member(id string) (*Member, error)
+	// MemberByKey finds a member by a unique key (KeyExternalID, KeyEmail,
+	// KeyPhone).
+	MemberByKey(key, value string) (*Member, error)
+	// PutMember writes a member and keeps the unique indexes in step with
+	// it. A value held by another member is an *Error with code ECONFLICT
+	// and Field set to the key.
+	PutMember(m *Member) error
+	// Members lists members in id order, starting after the id given ("" for
+	// the first), at most limit.
+	Members(after string, limit int) ([]*Member, error)
+
+	Purchase(id string) (*Purchase, error)
+	PutPurchase(p *Purchase) error
+	// PurchasesBetween lists purchases with from <= OccurredAt < to, in
+	// OccurredAt order, at most limit (0: no limit).
+	PurchasesBetween(from, to time.Time, limit int) ([]*Purchase, error)
+
+	Refund(id string) (*Refund, error)
+	PutRefund(r *Refund) error
+	Redemption(id string) (*Redemption, error)
+	PutRedemption(r *Redemption) error
+	Adjustment(id string) (*Adjustment, error)
+	PutAdjustment(a *Adjustment) error
+
+	// AppendLedger adds an entry under (MemberID, Seq); the Seq must be new.
+	AppendLedger(e *LedgerEntry) error
+	// Ledger lists a member's entries newest first, with Seq < before (0:
+	// from the newest), at most limit (0: all).
+	Ledger(memberID string, before uint64, limit int) ([]*LedgerEntry, error)
+
+	// PutLot writes a lot and keeps the expiry index in step: a lot is in
+	// the index exactly while it has Remaining > 0 and a non-zero ExpiresAt.
+	PutLot(l *Lot) error
+	Lot(memberID, lotID string) (*Lot, error)
+	// OpenLots lists a member's lots with Remaining > 0, soonest ExpiresAt
+	// first and lots that never expire last.
+	OpenLots(memberID string) ([]*Lot, error)
+	// Lots lists all of a member's lots, spent or not, in no set order.
+	Lots(memberID string) ([]*Lot, error)
+	// DueLots lists lots from the expiry index with ExpiresAt <= until, in
+	// index order (ExpiresAt, member, lot), starting after the index entry
+	// of the lot given (nil: from the start), at most limit.
+	DueLots(until time.Time, after *Lot, limit int) ([]*Lot, error)
+
+	// AddMetric records a tier-metric contribution for a member.
+	AddMetric(memberID string, e MetricEntry) error
+	// Metrics lists a member's metric entries with At >= since, in At order.
+	Metrics(memberID string, since time.Time) ([]MetricEntry, error)
+
+	// RuleUses counts a member's uses of a rule within a period key (such as
+	// "all", "d2026-11-23", "m2026-11", "y2026").
+	RuleUses(memberID, rule, period string) (int64, error)
+	AddRuleUse(memberID, rule, period string, delta int64) error
+
+	// Marked tells whether a one-time marker (birthday bonus of a year, an
+	// expiry notice…) was set; Mark sets it.
+	Marked(key string) (bool, error)
+	Mark(key string) error
+
+	PutRules(v *RulesVersion) error
+	RulesVersion(n int) (*RulesVersion, error)
+	// RulesVersions lists every version, oldest first.
+	RulesVersions() ([]*RulesVersion, error)
+	LatestRules() (*RulesVersion, error)
+
+	PutJobRun(r *JobRun) error
+	// JobRuns lists a job's runs newest first, at most limit.
+	JobRuns(name string, limit int) ([]*JobRun, error)
+
+	// AppendEvent stores an event, setting its Seq.
+	AppendEvent(e *Event) error
+	// Events lists events with Seq > after, oldest first, at most limit.
+	Events(after uint64, limit int) ([]*Event, error)
+}

@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/loyaltyhq/loyalty/rules"
+)
+
+// Member statuses.
+const (
+	StatusActive  = "active"
+	StatusBlocked = "blocked"
+)
+
+// Member is a member of the program as stored. Money is in minor units.
+type Member struct {
+	ID         string
+	ExternalID string
+	Email      string
+	Phone      string
+	Name       string
+	Birthday   string // YYYY-MM-DD, or empty
+	ReferrerID string
+	Status     string
+	EnrolledAt time.Time
+	Attributes map[string]string
+
+	Tier      string
+	TierSince time.Time
+	// TierByPromotion is set when the member reached the tier by qualifying
+	// for it; grace protects such members only while the purchases that
+	// qualified them still stand (a refund undoes the qualification).
+	TierByPromotion bool
+
+	// Points is the balance: the sum of the ledger. It equals the sum of the
+	// remaining points of the member's lots minus Debt.
+	Points int64
+	// Debt is points taken back (by refunds) that no lot could cover; the
+	// next earnings repay it before they create lots.
+	Debt           int64
+	LifetimeEarned int64
+	LifetimeSpend  int64 // net of refunds
+	PurchaseCount  int64
+	LastPurchaseAt time.Time
+	// LedgerSeq is the sequence number of the member's newest ledger entry.
+	LedgerSeq uint64
+
+	Analytics *Analytics
+}
+
+// Analytics is the customer-value picture of a member, computed by the
+// analytics job.
+type Analytics struct {
+	ComputedAt time.Time
+	Segment    string
+	Lifecycle  string
+	ChurnRisk  bool
+	CLV        int64
+	RFM        string
+}
+
+// Ledger entry types.
+const (
+	LedgerEarn         = "earn"
+	LedgerBonus        = "bonus"
+	LedgerRedeem       = "redeem"
+	LedgerRedeemCancel = "redeem_cancel"
+	LedgerRefund       = "refund"
+	LedgerExpire       = "expire"
+	LedgerAdjust       = "adjust"
+)
+
+// LedgerEntry is one change of a member's points. The ledger is append-only.
+type LedgerEntry struct {
+	ID           string
+	MemberID     string
+	Seq          uint64 // 1, 2, 3… per member, in time order
+	Type         string
+	Points       int64
+	BalanceAfter int64
+	At           time.Time
+	Ref          string // purchase, refund, redemption or adjustment id
+	RulesVersion int
+	Note         string
+}
+
+// Lot is points from one earning (or positive adjustment) with their expiry.
+type Lot struct {
+	ID          string
+	MemberID    string
+	Points      int64
+	Remaining   int64
+	EarnedAt    time.Time
+	AvailableAt time.Time // before this the points are pending
+	ExpiresAt   time.Time // zero: never
+	Ref         string
+}
+
+// MetricEntry is one contribution to the tier metric, dated when the
+// purchase occurred so that it leaves the rolling window on time. Refunds
+// add negative entries at the purchase's time.
+type MetricEntry struct {
+	At     time.Time
+	Spend  int64
+	Points int64
+	Visits int64
+}
+
+// PurchaseItem is one line of a purchase.
+type PurchaseItem struct {
+	SKU      string
+	Category string
+	Quantity int64
+	Amount   int64
+}
+
+// Purchase is a recorded purchase and the answer it was given.
+type Purchase struct {
+	ID           string
+	MemberID     string
+	StoreID      string
+	TerminalID   string
+	OccurredAt   time.Time
+	RecordedAt   time.Time
+	Currency     string
+	Amount       int64
+	Items        []PurchaseItem
+	Points       int64
+	Breakdown    []rules.RuleResult
+	RulesVersion int
+	RequestHash  string
+	Result       PurchaseResult
+
+	RefundedAmount int64
+	RefundedPoints int64
+	Refunds        []string
+}
+
+// Refund is a recorded refund of (part of) a purchase.
+type Refund struct {
+	ID          string
+	PurchaseID  string
+	MemberID    string
+	At          time.Time
+	Amount      int64
+	Items       []PurchaseItem
+	Points      int64 // taken back, as a negative number
+	RequestHash string
+	Result      RefundResult
+}
+
+// LotDraw records points taken from one lot, so a cancellation can give
+// them back to the lot they came from.
+type LotDraw struct {
+	LotID  string
+	Points int64
+}
+
+// Redemption is a recorded spending of points.
+type Redemption struct {
+	ID          string
+	MemberID    string
+	At          time.Time
+	Points      int64 // spent, as a positive number
+	Reward      string
+	Draws       []LotDraw
+	Cancelled   bool
+	CancelledAt time.Time
+	RequestHash string
+	Result      RedemptionResult
+}
+
+// Adjustment is a recorded manual change of points by an operator.
+type Adjustment struct {
+	ID          string
+	MemberID    string
+	At          time.Time
+	Points      int64
+	Reason      string
+	By          string
+	RequestHash string
+	Result      AdjustmentResult
+}
+
+// RulesVersion is one accepted version of the rules file.
+type RulesVersion struct {
+	Version  int
+	Hash     string
+	Source   string
+	LoadedAt time.Time
+	By       string // API key name, or "file"
+}
+
+// JobRun records one run of a scheduled job.
+type JobRun struct {
+	Name       string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Processed  int64
+	Error      string
+}
+
+// Event is an entry of the outgoing event feed (expiry notices and the like).
+type Event struct {
+	Seq      uint64 // assigned by the store, increasing
+	Type     string
+	MemberID string
+	At       time.Time
+	Data     map[string]string
+}

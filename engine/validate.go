@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on client-supplied strings, so one request cannot bloat a record.
+const (
+	MaxIDLen        = 128
+	MaxTextLen      = 256
+	MaxItems        = 200
+	MaxAttributes   = 50
+	maxFutureSkew   = 5 * time.Minute
+	dateLayout      = "2006-01-02"
+	maxAttributeKey = 64
+)
+
+// checkClientID validates an id a client made: 1–128 printable characters.
+func checkClientID(field, id string) error {
+	if id == "" {
+		return FieldErrorf(EINVALID, field, "is required")
+	}
+	if len(id) > MaxIDLen {
+		return FieldErrorf(EINVALID, field, "must be at most %d characters", MaxIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return FieldErrorf(EINVALID, field, "must be valid UTF-8")
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return FieldErrorf(EINVALID, field, "must contain only printable characters")
+		}
+	}
+	return nil
+}
+
+// checkText validates an optional free-text field.
+func checkText(field, s string, max int) error {
+	if len(s) > max {
+		return FieldErrorf(EINVALID, field, "must be at most %d characters", max)
+	}
+	if !utf8.ValidString(s) {
+		return FieldErrorf(EINVALID, field, "must be valid UTF-8")
+	}
+	return nil
+}
+
+// parseTime parses an RFC 3339 time; empty means def.
+func parseTime(field, s string, def time.Time) (time.Time, error) {
+	if s == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, FieldErrorf(EINVALID, field, "must be an RFC 3339 time like 2026-11-23T14:05:00Z")
+	}
+	return t.UTC(), nil
+}
+
+// hashRequest fingerprints a decoded request so that a retry with the same
+// content matches whatever the JSON's spacing or key order.
+func hashRequest(req any) string {
+	b, err := json.Marshal(req)
+	if err != nil {
+		panic("engine: request not encodable: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
