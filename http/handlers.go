@@ -1,0 +1,297 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors, so a misspelt field never silently defaults.
+func decode(c *fiber.Ctx, v any) error {
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return engine.Errorf(engine.EINVALID, "a JSON body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return engine.Errorf(engine.EINVALID, "malformed JSON: unexpected data after the object")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return engine.Errorf(engine.EINVALID, "malformed JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return engine.Errorf(engine.EINVALID, "the body must be a JSON %s", typ.Type.Kind())
+		}
+		want := typ.Type.Kind().String()
+		switch {
+		case strings.HasSuffix(field, "amount"):
+			want = `decimal string like "12.50"`
+		case want == "int64":
+			want = "whole number"
+		}
+		return engine.FieldErrorf(engine.EINVALID, field, "must be a %s, not a JSON %s", want, typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return engine.Errorf(engine.EINVALID, "malformed JSON: the body ends too early")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return engine.FieldErrorf(engine.EINVALID, name, "is not a known field")
+	}
+	return engine.Errorf(engine.EINVALID, "malformed JSON: %v", err)
+}
+
+// param returns a path parameter copied out of fasthttp's reusable buffer.
+func param(c *fiber.Ctx, name string) string { return utils.CopyString(c.Params(name)) }
+
+func query(c *fiber.Ctx, name string) string { return utils.CopyString(c.Query(name)) }
+
+func limit(c *fiber.Ctx) (int, error) {
+	s := c.Query("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, engine.FieldErrorf(engine.EINVALID, "limit", "must be a whole number")
+	}
+	return engine.PageSize(n)
+}
+
+// created answers a write that may be a replay: 201 the first time, 200 with
+// Idempotent-Replayed after.
+func created(c *fiber.Ctx, v any, replayed bool) error {
+	if replayed {
+		c.Set("Idempotent-Replayed", "true")
+		return c.Status(fiber.StatusOK).JSON(v)
+	}
+	return c.Status(fiber.StatusCreated).JSON(v)
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	if prog, _ := s.cfg.Engine.Program(); prog == nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "starting"})
+	}
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *Server) getClock(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"now": s.cfg.Engine.Now()})
+}
+
+func (s *Server) setClock(c *fiber.Ctx) error {
+	if s.cfg.TestClock == nil {
+		return engine.Errorf(engine.EFORBIDDEN, "the clock can only be moved when the server runs with --test-clock")
+	}
+	var req struct {
+		Advance string `json:"advance"`
+		Now     string `json:"now"`
+	}
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Advance != "" && req.Now != "":
+		return engine.Errorf(engine.EINVALID, "give advance or now, not both")
+	case req.Advance != "":
+		d, err := time.ParseDuration(req.Advance)
+		if err != nil {
+			return engine.FieldErrorf(engine.EINVALID, "advance", "must be a duration like 720h")
+		}
+		if err := s.cfg.TestClock.Advance(d); err != nil {
+			return err
+		}
+	case req.Now != "":
+		t, err := time.Parse(time.RFC3339Nano, req.Now)
+		if err != nil {
+			return engine.FieldErrorf(engine.EINVALID, "now", "must be an RFC 3339 time")
+		}
+		if err := s.cfg.TestClock.Set(t); err != nil {
+			return err
+		}
+	default:
+		return engine.Errorf(engine.EINVALID, "give advance or now")
+	}
+	return s.getClock(c)
+}
+
+func (s *Server) createMember(c *fiber.Ctx) error {
+	var in engine.MemberInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	m, err := s.cfg.Engine.CreateMember(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(m)
+}
+
+func (s *Server) findMembers(c *fiber.Ctx) error {
+	var key, value string
+	for _, k := range []string{engine.KeyExternalID, engine.KeyEmail, engine.KeyPhone} {
+		if v := query(c, k); v != "" {
+			if key != "" {
+				return engine.Errorf(engine.EINVALID, "look members up by one of external_id, email or phone")
+			}
+			key, value = k, v
+		}
+	}
+	if key == "" {
+		return engine.Errorf(engine.EINVALID, "look members up by external_id, email or phone")
+	}
+	ms, err := s.cfg.Engine.FindMembers(c.UserContext(), key, value)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"members": ms})
+}
+
+func (s *Server) getMember(c *fiber.Ctx) error {
+	m, err := s.cfg.Engine.Member(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
+}
+
+func (s *Server) patchMember(c *fiber.Ctx) error {
+	var p engine.MemberPatch
+	if err := decode(c, &p); err != nil {
+		return err
+	}
+	m, err := s.cfg.Engine.UpdateMember(c.UserContext(), param(c, "id"), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
+}
+
+func (s *Server) getBalance(c *fiber.Ctx) error {
+	b, err := s.cfg.Engine.Balance(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(b)
+}
+
+func (s *Server) getLedger(c *fiber.Ctx) error {
+	n, err := limit(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Engine.Ledger(c.UserContext(), param(c, "id"), query(c, "cursor"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
+}
+
+func (s *Server) postPurchase(c *fiber.Ctx) error {
+	var req engine.PurchaseRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	res, replayed, err := s.cfg.Engine.Purchase(c.UserContext(), req)
+	if err != nil {
+		return err
+	}
+	return created(c, res, replayed)
+}
+
+func (s *Server) getPurchase(c *fiber.Ctx) error {
+	p, err := s.cfg.Engine.GetPurchase(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+func (s *Server) getRules(c *fiber.Ctx) error {
+	prog, v := s.cfg.Engine.Program()
+	if prog == nil {
+		return engine.Errorf(engine.EINTERNAL, "no rules loaded")
+	}
+	return c.JSON(fiber.Map{"version": v.Version, "hash": v.Hash, "loaded_at": v.LoadedAt, "by": v.By, "source": v.Source})
+}
+
+// versionView is a rules version in a list: the text is left out to keep
+// the list small; GET /v1/rules/versions/{n} has it.
+type versionView struct {
+	Version  int       `json:"version"`
+	Hash     string    `json:"hash"`
+	LoadedAt time.Time `json:"loaded_at"`
+	By       string    `json:"by"`
+	Source   string    `json:"source,omitempty"`
+}
+
+func (s *Server) listRulesVersions(c *fiber.Ctx) error {
+	vs, err := s.cfg.Engine.RulesVersions()
+	if err != nil {
+		return err
+	}
+	out := make([]versionView, len(vs))
+	for i, v := range vs {
+		out[i] = versionView{Version: v.Version, Hash: v.Hash, LoadedAt: v.LoadedAt, By: v.By}
+	}
+	return c.JSON(fiber.Map{"versions": out})
+}
+
+func (s *Server) getRulesVersion(c *fiber.Ctx) error {
+	n, err := strconv.Atoi(c.Params("n"))
+	if err != nil || n < 1 {
+		return engine.Errorf(engine.ENOTFOUND, "rules version %q not found", c.Params("n"))
+	}
+	v, err := s.cfg.Engine.RulesVersion(n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(versionView{Version: v.Version, Hash: v.Hash, LoadedAt: v.LoadedAt, By: v.By, Source: v.Source})
+}
+
+func (s *Server) listJobs(c *fiber.Ctx) error {
+	jobs, err := s.cfg.Engine.Jobs(c.UserContext())
+	if err != nil {
+		return err
+	}
+	if s.cfg.NextRun != nil {
+		for i := range jobs {
+			if t, ok := s.cfg.NextRun(jobs[i].Name); ok {
+				jobs[i].NextRun = &t
+			}
+		}
+	}
+	return c.JSON(jobs)
+}
+
+func (s *Server) runJob(c *fiber.Ctx) error {
+	run, err := s.cfg.Engine.RunJob(c.UserContext(), param(c, "name"))
+	if err != nil {
+		return err
+	}
+	if run.Error != "" {
+		return fmt.Errorf("job %s failed: %s", run.Name, run.Error)
+	}
+	return c.JSON(run)
+}

@@ -1,0 +1,175 @@
+// Package http serves the loyalty API over HTTP with fiber. It decodes
+// requests, calls the engine and encodes answers; it computes nothing
+// itself, and one error handler maps engine error codes to statuses.
+package http
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+// BodyLimit is the largest request body accepted.
+const BodyLimit = 1 << 20
+
+// Config wires a Server.
+type Config struct {
+	Engine *engine.Engine
+	Logger *slog.Logger
+	// TestClock, when set, lets POST /v1/clock move the engine's time.
+	TestClock *engine.TestClock
+	// NextRun tells when a job runs next, if it is scheduled.
+	NextRun func(job string) (time.Time, bool)
+}
+
+// Server is the HTTP front of an Engine.
+type Server struct {
+	app *fiber.App
+	cfg Config
+	log *slog.Logger
+}
+
+// NewServer builds the routes.
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "loyalty",
+		BodyLimit:             BodyLimit,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		UnescapePath:          true,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+	})
+	s.app.Use(s.requestID, s.recover)
+	s.routes()
+	return s
+}
+
+// App exposes the fiber app, for tests that use app.Test.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for requests in flight.
+func (s *Server) Shutdown(timeout time.Duration) error { return s.app.ShutdownWithTimeout(timeout) }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Get("/healthz", s.healthz)
+
+	v1 := app.Group("/v1")
+	v1.Get("/clock", s.getClock)
+	v1.Post("/clock", s.setClock)
+
+	v1.Post("/members", s.createMember)
+	v1.Get("/members", s.findMembers)
+	v1.Get("/members/:id", s.getMember)
+	v1.Patch("/members/:id", s.patchMember)
+	v1.Get("/members/:id/balance", s.getBalance)
+	v1.Get("/members/:id/ledger", s.getLedger)
+
+	v1.Post("/purchases", s.postPurchase)
+	v1.Get("/purchases/:id", s.getPurchase)
+
+	v1.Get("/rules", s.getRules)
+	v1.Get("/rules/versions", s.listRulesVersions)
+	v1.Get("/rules/versions/:n", s.getRulesVersion)
+
+	v1.Get("/jobs", s.listJobs)
+	v1.Post("/jobs/:name/run", s.runJob)
+
+	app.Use(func(c *fiber.Ctx) error {
+		return engine.Errorf(engine.ENOTFOUND, "no route %s %s", c.Method(), c.Path())
+	})
+}
+
+// requestID tags each request so a client's report can be matched with the
+// server log.
+func (s *Server) requestID(c *fiber.Ctx) error {
+	id := c.Get(fiber.HeaderXRequestID)
+	if id == "" || len(id) > 128 {
+		id = uuid.NewString()
+	}
+	c.Locals("request_id", id)
+	c.Set(fiber.HeaderXRequestID, id)
+	return c.Next()
+}
+
+// recover turns a panic in a handler into a 500 for that request, logged
+// with the request id, instead of a dead server.
+func (s *Server) recover(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return c.Next()
+}
+
+// errorBody is the one shape of every error answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Field   string          `json:"field,omitempty"`
+	Details []engine.Detail `json:"details,omitempty"`
+}
+
+var statusOf = map[string]int{
+	engine.EINVALID:       fiber.StatusBadRequest,
+	engine.EUNAUTHORIZED:  fiber.StatusUnauthorized,
+	engine.EFORBIDDEN:     fiber.StatusForbidden,
+	engine.ENOTFOUND:      fiber.StatusNotFound,
+	engine.ECONFLICT:      fiber.StatusConflict,
+	engine.EINSUFFICIENT:  fiber.StatusUnprocessableEntity,
+	engine.EUNPROCESSABLE: fiber.StatusUnprocessableEntity,
+	engine.EINTERNAL:      fiber.StatusInternalServerError,
+}
+
+// handleError is the only place where errors become statuses.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		err = fiberError(fe)
+	}
+	var ee *engine.Error
+	body := errorBody{}
+	if errors.As(err, &ee) && ee.Code != engine.EINTERNAL {
+		body.Error = errorDetail{Code: ee.Code, Message: ee.Message, Field: ee.Field, Details: ee.Details}
+	} else {
+		s.log.Error("request failed", "request_id", c.Locals("request_id"), "method", c.Method(), "path", c.Path(), "err", err)
+		body.Error = errorDetail{Code: engine.EINTERNAL, Message: "internal error; see the server log for request " + fmt.Sprint(c.Locals("request_id"))}
+	}
+	return c.Status(statusOf[body.Error.Code]).JSON(body)
+}
+
+// fiberError translates errors fiber raises before a handler runs.
+func fiberError(fe *fiber.Error) error {
+	switch fe.Code {
+	case fiber.StatusRequestEntityTooLarge:
+		return engine.Errorf(engine.EINVALID, "body is larger than %d bytes", BodyLimit)
+	case fiber.StatusNotFound:
+		return engine.Errorf(engine.ENOTFOUND, "%s", fe.Message)
+	case fiber.StatusMethodNotAllowed:
+		return engine.Errorf(engine.ENOTFOUND, "%s", fe.Message)
+	case fiber.StatusBadRequest, fiber.StatusRequestHeaderFieldsTooLarge, fiber.StatusRequestTimeout:
+		return engine.Errorf(engine.EINVALID, "%s", fe.Message)
+	}
+	return fe
+}
