@@ -161,3 +161,69 @@ func (e *Engine) Ledger(ctx context.Context, memberID, cursor string, limit int)
 	})
 	return page, err
 }
+
+// debit takes points out of the given lots in order; what they cannot cover
+// becomes debt, which later credits repay. Callers that may not overdraw
+// check the available balance first.
+func (w writer) debit(m *Member, points int64, lots []*Lot) ([]LotDraw, error) {
+	left := points
+	var draws []LotDraw
+	for _, l := range lots {
+		if left == 0 {
+			break
+		}
+		take := min(l.Remaining, left)
+		if take <= 0 {
+			continue
+		}
+		l.Remaining -= take
+		left -= take
+		if err := w.tx.PutLot(l); err != nil {
+			return nil, err
+		}
+		draws = append(draws, LotDraw{LotID: l.ID, Points: take})
+	}
+	m.Debt += left
+	m.Points -= points
+	return draws, nil
+}
+
+// spendOrder returns the lots a redemption may spend, soonest expiry first:
+// matured and not expired.
+func spendOrder(lots []*Lot, now time.Time) []*Lot {
+	var out []*Lot
+	for _, l := range lots {
+		if spendable(l, now) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// takeBackOrder orders lots for points taken back without the member's say
+// (refunds, negative adjustments): first the lots of the reference itself,
+// then pending points, then spendable ones soonest expiry first, and last
+// expired ones not yet written off, so the member never loses more than the
+// points at stake.
+func takeBackOrder(lots []*Lot, ref string, now time.Time) []*Lot {
+	rank := func(l *Lot) int {
+		switch {
+		case ref != "" && l.Ref == ref:
+			return 0
+		case expired(l, now):
+			return 3
+		case l.AvailableAt.After(now):
+			return 1
+		}
+		return 2
+	}
+	out := make([]*Lot, 0, len(lots))
+	for r := 0; r <= 3; r++ {
+		for _, l := range lots {
+			if rank(l) == r {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}

@@ -134,6 +134,13 @@ type Purchase struct {
 	RefundedAmount int64
 	RefundedPoints int64
 	Refunds        []string
+	// What the refunds so far took back, so later refunds never take more
+	// than was earned: points per rule, and per rule and line for per-item
+	// rules; quantity and amount refunded per line.
+	TakenByRule     map[string]int64
+	TakenByLine     map[string][]int64
+	RefundedQty     []int64
+	RefundedLineAmt []int64
 }
 
 // Refund is a recorded refund of (part of) a purchase.

@@ -181,6 +181,9 @@ func (s *Server) patchMember(c *fiber.Ctx) error {
 	if err := decode(c, &p); err != nil {
 		return err
 	}
+	if p.Status != nil && whoIs(c).role != RoleAdmin {
+		return engine.Errorf(engine.EFORBIDDEN, "only an admin key may block or unblock a member")
+	}
 	m, err := s.cfg.Engine.UpdateMember(c.UserContext(), param(c, "id"), p)
 	if err != nil {
 		return err
@@ -294,4 +297,48 @@ func (s *Server) runJob(c *fiber.Ctx) error {
 		return fmt.Errorf("job %s failed: %s", run.Name, run.Error)
 	}
 	return c.JSON(run)
+}
+
+func (s *Server) postRefund(c *fiber.Ctx) error {
+	var req engine.RefundRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	res, replayed, err := s.cfg.Engine.Refund(c.UserContext(), param(c, "id"), req)
+	if err != nil {
+		return err
+	}
+	return created(c, res, replayed)
+}
+
+func (s *Server) postRedemption(c *fiber.Ctx) error {
+	var req engine.RedemptionRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	res, replayed, err := s.cfg.Engine.Redeem(c.UserContext(), param(c, "id"), req)
+	if err != nil {
+		return err
+	}
+	return created(c, res, replayed)
+}
+
+func (s *Server) cancelRedemption(c *fiber.Ctx) error {
+	res, err := s.cfg.Engine.CancelRedemption(c.UserContext(), param(c, "id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+func (s *Server) postAdjustment(c *fiber.Ctx) error {
+	var req engine.AdjustmentRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	res, replayed, err := s.cfg.Engine.Adjust(c.UserContext(), param(c, "id"), whoIs(c).name, req)
+	if err != nil {
+		return err
+	}
+	return created(c, res, replayed)
 }

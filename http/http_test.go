@@ -23,9 +23,15 @@ type server struct {
 	t   *testing.T
 	url string
 	e   *engine.Engine
+	key string // sent as a bearer key when set
 }
 
 func newServer(t *testing.T, testClock bool) *server {
+	t.Helper()
+	return newServerWithKeys(t, testClock, nil)
+}
+
+func newServerWithKeys(t *testing.T, testClock bool, keys *lhttp.Keys) *server {
 	t.Helper()
 	db, err := store.Open(t.TempDir()+"/loyalty.db", store.DefaultOptions())
 	if err != nil {
@@ -45,7 +51,7 @@ func newServer(t *testing.T, testClock bool) *server {
 	if _, err := e.LoadRules(prog, "file"); err != nil {
 		t.Fatal(err)
 	}
-	srv := lhttp.NewServer(lhttp.Config{Engine: e, TestClock: tc})
+	srv := lhttp.NewServer(lhttp.Config{Engine: e, TestClock: tc, Keys: keys})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +107,9 @@ func (s *server) do(method, path, body string) response {
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.key != "" {
+		req.Header.Set("Authorization", "Bearer "+s.key)
+	}
 	res, err := nethttp.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
@@ -269,5 +278,97 @@ func TestTestClock(t *testing.T) {
 	back := s.do("POST", "/v1/clock", `{"now": "2020-01-01T00:00:00Z"}`)
 	if code, _ := back.errorCode(t); back.status != 400 || code != "invalid" {
 		t.Fatalf("moving back: %d %s", back.status, back.body)
+	}
+}
+
+func TestKeysAndRoles(t *testing.T) {
+	keys, err := lhttp.NewKeys([]lhttp.Key{
+		{Name: "ops", Key: "admin-key-0123456789", Role: "admin"},
+		{Name: "till", Key: "pos-key-0123456789ab", Role: "pos"},
+		{Name: "web", Key: "reader-key-012345678", Role: "reader"},
+		{Name: "mkt", Key: "marketer-key-0123456", Role: "marketer"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServerWithKeys(t, false, keys)
+	s.key = "pos-key-0123456789ab"
+	id := s.enrol(`{"external_id": "card-000123"}`)
+	cases := []struct {
+		name, key, method, path, body string
+		status                        int
+	}{
+		{"no key", "", "GET", "/v1/members/" + id, "", 401},
+		{"unknown key", "nope-nope-nope-nope", "GET", "/v1/members/" + id, "", 401},
+		{"reader reads", "reader-key-012345678", "GET", "/v1/members/" + id + "/balance", "", 200},
+		{"reader may not buy", "reader-key-012345678", "POST", "/v1/purchases", purchase, 403},
+		{"marketer may not buy", "marketer-key-0123456", "POST", "/v1/purchases", purchase, 403},
+		{"pos buys", "pos-key-0123456789ab", "POST", "/v1/purchases", purchase, 201},
+		{"pos may not adjust", "pos-key-0123456789ab", "POST", "/v1/members/" + id + "/adjustments", `{"id": "a1", "points": 5, "reason": "x"}`, 403},
+		{"pos may not block", "pos-key-0123456789ab", "PATCH", "/v1/members/" + id, `{"status": "blocked"}`, 403},
+		{"pos may not run jobs", "pos-key-0123456789ab", "POST", "/v1/jobs/expire-points/run", "", 403},
+		{"admin adjusts", "admin-key-0123456789", "POST", "/v1/members/" + id + "/adjustments", `{"id": "a1", "points": 5, "reason": "welcome back"}`, 201},
+		{"healthz needs no key", "", "GET", "/healthz", "", 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s.key = tc.key
+			r := s.do(tc.method, tc.path, tc.body)
+			if r.status != tc.status {
+				t.Fatalf("%d %s, want %d", r.status, r.body, tc.status)
+			}
+			if tc.status >= 400 {
+				code, _ := r.errorCode(t)
+				want := map[int]string{401: "unauthorized", 403: "forbidden"}[tc.status]
+				if code != want {
+					t.Fatalf("code %s, want %s", code, want)
+				}
+			}
+		})
+	}
+	s.key = "admin-key-0123456789"
+	led := s.do("GET", "/v1/members/"+id+"/ledger", "").json(t)["entries"].([]any)
+	if adj := led[0].(map[string]any); adj["type"] != "adjust" || adj["note"] != "welcome back" {
+		t.Fatalf("ledger: %v", led)
+	}
+}
+
+func TestPointsMoveBothWays(t *testing.T) {
+	s := newServer(t, false)
+	id := s.enrol(`{"external_id": "card-000123"}`)
+	if r := s.do("POST", "/v1/purchases", purchase); r.status != 201 {
+		t.Fatalf("purchase: %d %s", r.status, r.body)
+	}
+	refund := s.do("POST", "/v1/purchases/store7-till2-000981/refunds", `{"id": "refund-77", "items": [{"sku": "LATTE-L", "quantity": 1, "amount": "4.90"}]}`)
+	if refund.status != 201 || refund.json(t)["points"].(float64) >= 0 || refund.json(t)["amount"] != "4.90" {
+		t.Fatalf("refund: %d %s", refund.status, refund.body)
+	}
+	if again := s.do("POST", "/v1/purchases/store7-till2-000981/refunds", `{"id": "refund-77", "items": [{"sku": "LATTE-L", "quantity": 1, "amount": "4.90"}]}`); again.status != 200 {
+		t.Fatalf("refund retry: %d", again.status)
+	}
+	red := s.do("POST", "/v1/members/"+id+"/redemptions", `{"id": "redeem-5", "points": 20, "reward": "free-drink"}`)
+	if red.status != 201 || red.json(t)["points"].(float64) != -20 {
+		t.Fatalf("redeem: %d %s", red.status, red.body)
+	}
+	for _, bad := range []string{`{"id": "r0", "points": 0}`, `{"id": "r0", "points": -3}`, `{"id": "r0", "points": "ten"}`} {
+		if r := s.do("POST", "/v1/members/"+id+"/redemptions", bad); r.status != 400 {
+			t.Fatalf("%s: %d %s", bad, r.status, r.body)
+		}
+	}
+	tooMuch := s.do("POST", "/v1/members/"+id+"/redemptions", `{"id": "redeem-6", "points": 100000}`)
+	if code, _ := tooMuch.errorCode(t); tooMuch.status != 422 || code != "insufficient_points" {
+		t.Fatalf("too much: %d %s", tooMuch.status, tooMuch.body)
+	}
+	cancel := s.do("POST", "/v1/redemptions/redeem-5/cancel", "")
+	if cancel.status != 200 || cancel.json(t)["cancelled"] != true {
+		t.Fatalf("cancel: %d %s", cancel.status, cancel.body)
+	}
+	noReason := s.do("POST", "/v1/members/"+id+"/adjustments", `{"id": "adj-1", "points": -30}`)
+	if code, field := noReason.errorCode(t); noReason.status != 400 || code != "invalid" || field != "reason" {
+		t.Fatalf("adjustment without reason: %d %s", noReason.status, noReason.body)
+	}
+	p := s.do("GET", "/v1/purchases/store7-till2-000981", "").json(t)
+	if refunds := p["refunds"].([]any); len(refunds) != 1 || p["refunded_amount"] != "4.90" {
+		t.Fatalf("purchase after refund: %v", p)
 	}
 }

@@ -27,6 +27,8 @@ type Config struct {
 	TestClock *engine.TestClock
 	// NextRun tells when a job runs next, if it is scheduled.
 	NextRun func(job string) (time.Time, bool)
+	// Keys are the API keys; nil leaves the API open (loopback only).
+	Keys *Keys
 }
 
 // Server is the HTTP front of an Engine.
@@ -70,26 +72,30 @@ func (s *Server) routes() {
 	app := s.app
 	app.Get("/healthz", s.healthz)
 
-	v1 := app.Group("/v1")
-	v1.Get("/clock", s.getClock)
-	v1.Post("/clock", s.setClock)
+	v1 := app.Group("/v1", s.authenticate)
+	v1.Get("/clock", anyRole, s.getClock)
+	v1.Post("/clock", adminOnly, s.setClock)
 
-	v1.Post("/members", s.createMember)
-	v1.Get("/members", s.findMembers)
-	v1.Get("/members/:id", s.getMember)
-	v1.Patch("/members/:id", s.patchMember)
-	v1.Get("/members/:id/balance", s.getBalance)
-	v1.Get("/members/:id/ledger", s.getLedger)
+	v1.Post("/members", pos, s.createMember)
+	v1.Get("/members", anyRole, s.findMembers)
+	v1.Get("/members/:id", anyRole, s.getMember)
+	v1.Patch("/members/:id", pos, s.patchMember)
+	v1.Get("/members/:id/balance", anyRole, s.getBalance)
+	v1.Get("/members/:id/ledger", anyRole, s.getLedger)
+	v1.Post("/members/:id/redemptions", pos, s.postRedemption)
+	v1.Post("/members/:id/adjustments", adminOnly, s.postAdjustment)
+	v1.Post("/redemptions/:id/cancel", pos, s.cancelRedemption)
 
-	v1.Post("/purchases", s.postPurchase)
-	v1.Get("/purchases/:id", s.getPurchase)
+	v1.Post("/purchases", pos, s.postPurchase)
+	v1.Get("/purchases/:id", anyRole, s.getPurchase)
+	v1.Post("/purchases/:id/refunds", pos, s.postRefund)
 
-	v1.Get("/rules", s.getRules)
-	v1.Get("/rules/versions", s.listRulesVersions)
-	v1.Get("/rules/versions/:n", s.getRulesVersion)
+	v1.Get("/rules", anyRole, s.getRules)
+	v1.Get("/rules/versions", anyRole, s.listRulesVersions)
+	v1.Get("/rules/versions/:n", anyRole, s.getRulesVersion)
 
-	v1.Get("/jobs", s.listJobs)
-	v1.Post("/jobs/:name/run", s.runJob)
+	v1.Get("/jobs", anyRole, s.listJobs)
+	v1.Post("/jobs/:name/run", adminOnly, s.runJob)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return engine.Errorf(engine.ENOTFOUND, "no route %s %s", c.Method(), c.Path())

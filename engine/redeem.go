@@ -1,0 +1,166 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+)
+
+// RedemptionRequest spends points on a reward.
+type RedemptionRequest struct {
+	ID     string `json:"id"`
+	Points int64  `json:"points"`
+	Reward string `json:"reward,omitempty"`
+}
+
+// Redeem spends a member's available points, soonest-expiring first. It is
+// refused above the available balance (which a debt lowers, so a negative
+// balance refuses every redemption) and for blocked members.
+func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequest) (res *RedemptionResult, replayed bool, err error) {
+	now := e.Now()
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, false, err
+	}
+	if err := checkClientID("id", req.ID); err != nil {
+		return nil, false, err
+	}
+	if req.Points <= 0 {
+		return nil, false, FieldErrorf(EINVALID, "points", "must be a whole number above zero")
+	}
+	if err := checkText("reward", req.Reward, MaxTextLen); err != nil {
+		return nil, false, err
+	}
+	hash := hashRequest(struct {
+		Member string
+		Req    RedemptionRequest
+	}{memberID, req})
+	ids := newIDs(1)
+	err = e.store.Update(func(tx Tx) error {
+		res, replayed = nil, false
+		if r, err := tx.Redemption(req.ID); err != nil {
+			return err
+		} else if r != nil {
+			if r.RequestHash != hash {
+				return FieldErrorf(ECONFLICT, "id", "redemption %q was already posted with a different body", req.ID)
+			}
+			rr := r.Result
+			res, replayed = &rr, true
+			return nil
+		}
+		m, err := getMember(tx, memberID)
+		if err != nil {
+			return err
+		}
+		if m.Status == StatusBlocked {
+			return Errorf(EUNPROCESSABLE, "member %q is blocked", m.ID)
+		}
+		bal, err := balanceSummary(tx, m, now)
+		if err != nil {
+			return err
+		}
+		if req.Points > bal.Available {
+			return &Error{Code: EINSUFFICIENT, Field: "points", Message: fmt.Sprintf("points: %d available, %d asked", max(bal.Available, 0), req.Points)}
+		}
+		lots, err := tx.OpenLots(m.ID)
+		if err != nil {
+			return err
+		}
+		w := writer{tx: tx, now: now, live: live}
+		draws, err := w.debit(m, req.Points, spendOrder(lots, now))
+		if err != nil {
+			return err
+		}
+		note := req.Reward
+		if err := w.appendEntry(m, ids[0], LedgerRedeem, -req.Points, req.ID, note); err != nil {
+			return err
+		}
+		if err := tx.PutMember(m); err != nil {
+			return err
+		}
+		bal, err = balanceSummary(tx, m, now)
+		if err != nil {
+			return err
+		}
+		res = &RedemptionResult{ID: req.ID, Points: -req.Points, Reward: req.Reward, Balance: bal}
+		return tx.PutRedemption(&Redemption{
+			ID: req.ID, MemberID: m.ID, At: now, Points: req.Points, Reward: req.Reward,
+			Draws: draws, RequestHash: hash, Result: *res,
+		})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return res, replayed, nil
+}
+
+// CancelRedemption gives a redemption's points back to the lots they came
+// from, with their original expiry; points of lots that have expired since
+// leave at the next expire-points run. A debt is repaid first. Cancelling
+// twice returns the same answer.
+func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionResult, error) {
+	now := e.Now()
+	live, err := e.mustProgram()
+	if err != nil {
+		return nil, err
+	}
+	ids := newIDs(1)
+	var res *RedemptionResult
+	err = e.store.Update(func(tx Tx) error {
+		r, err := tx.Redemption(id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return Errorf(ENOTFOUND, "redemption %q not found", id)
+		}
+		m, err := getMember(tx, r.MemberID)
+		if err != nil {
+			return err
+		}
+		if r.Cancelled {
+			bal, err := balanceSummary(tx, m, now)
+			res = &RedemptionResult{ID: r.ID, Points: r.Points, Reward: r.Reward, Cancelled: true, Balance: bal}
+			return err
+		}
+		repay := min(m.Debt, r.Points)
+		m.Debt -= repay
+		for _, d := range r.Draws {
+			back := d.Points
+			if repay > 0 {
+				used := min(repay, back)
+				repay -= used
+				back -= used
+			}
+			if back == 0 {
+				continue
+			}
+			l, err := tx.Lot(m.ID, d.LotID)
+			if err != nil {
+				return err
+			}
+			if l == nil {
+				return fmt.Errorf("redemption %s draws from missing lot %s", r.ID, d.LotID)
+			}
+			l.Remaining += back
+			if err := tx.PutLot(l); err != nil {
+				return err
+			}
+		}
+		m.Points += r.Points
+		w := writer{tx: tx, now: now, live: live}
+		if err := w.appendEntry(m, ids[0], LedgerRedeemCancel, r.Points, r.ID, "cancelled: "+r.Reward); err != nil {
+			return err
+		}
+		if err := tx.PutMember(m); err != nil {
+			return err
+		}
+		r.Cancelled, r.CancelledAt = true, now
+		if err := tx.PutRedemption(r); err != nil {
+			return err
+		}
+		bal, err := balanceSummary(tx, m, now)
+		res = &RedemptionResult{ID: r.ID, Points: r.Points, Reward: r.Reward, Cancelled: true, Balance: bal}
+		return err
+	})
+	return res, err
+}
