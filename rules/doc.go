@@ -1,0 +1,115 @@
+/*
+Package rules parses, checks and evaluates a loyalty program's rules file.
+
+The file is YAML, edited by a marketer, so Parse checks all of it before it
+goes live and reports every problem it finds, each as FILE:LINE:COL: message.
+A Program that Parse returns is immutable and safe for concurrent use.
+
+# Grammar
+
+Keys marked * are required; everything else has the default shown.
+
+	program:  TEXT                       display name
+	currency: CODE *                     ISO 4217, three capital letters
+	timezone: ZONE                       IANA name; default UTC
+	points:
+	  rounding: floor|nearest|ceil       default floor; nearest rounds half away from zero
+	  pending: DURATION                  default 0d
+	  expiry:
+	    after: DURATION                  default none (with no at: never expire)
+	    at: end_of_month|end_of_quarter|end_of_year
+	    notify_before: DURATION          default 30d
+	tiers:                               default: one level {name: member, threshold: 0}
+	  metric: spend|points|visits        default spend
+	  window: DURATION|calendar_year     default 12mo
+	  downgrade: one_step|to_qualified   default one_step
+	  grace: DURATION                    default 0d
+	  levels: *                          at least one, thresholds strictly ascending
+	    - name: TEXT *                   unique
+	      threshold: AMOUNT|COUNT *      money for spend ("500.00"), whole number otherwise; the first is 0
+	      multiplier: NUMBER             default 1
+	      KEY: VALUE                     any other key: a number, text, boolean or list, seen as tier.KEY
+	earn:                                rules in evaluation order
+	  - name: TEXT *                     unique
+	    for_each: item                   evaluate once per purchase item
+	    when: EXPR                       yields true or false; default true
+	    points: EXPR *                   yields a number
+	    active: {from: DATE, until: DATE}   YYYY-MM-DD in the program's zone, both inclusive
+	    max_per_purchase: N              N >= 1; caps the points of one purchase
+	    max_per_member: N                caps the purchases the rule earns on, ever
+	    max_per_day: N                   ... per day, month and year in the program's zone
+	    max_per_month: N
+	    max_per_year: N
+	bonuses:
+	  enrol: N
+	  referral: {referrer: N, referee: N, after: first_purchase}
+	  birthday: {points: N}
+	jobs:                                cron specs: 5 fields or a descriptor like @daily
+	  expire-points: SPEC                default "@daily"
+	  evaluate-tiers: SPEC               default "30 2 * * *"
+	  notify-expiring: SPEC              default "0 9 * * MON"
+	  birthday-bonus: SPEC               default "0 6 * * *"
+	  analytics: SPEC                    default "0 3 * * *"
+
+A DURATION is a whole number and a unit: 36h, 30d (30 × 24h), 12mo
+(calendar months) or 1y (12 calendar months). Money may be quoted or not;
+either way it is read from its text, never through a float.
+
+# Expressions
+
+EXPR is github.com/expr-lang/expr syntax over these variables:
+
+	purchase  amount, currency, store_id, terminal_id, occurred_at, weekday
+	          ("Mon".."Sun"), hour, day, month, items (list of item)
+	item      sku, category, quantity, amount (for_each rules only)
+	member    id, tier, enrolled_at, days_enrolled (calendar days), purchase_count,
+	          lifetime_spend, birthday_month, attributes (map of text),
+	          segment, lifecycle, churn_risk, clv, rfm
+	tier      name, multiplier and the level's other keys
+
+Money (amount, lifetime_spend, clv) and tier.multiplier are decimals in
+major units, and so are number literals with a fraction: arithmetic on
+them is exact, so 0.29 * 100 is 29; comparisons and "in" compare decimals
+by value. Dividing two integers gives a decimal (7 / 2 is 3.5). The numeric
+built-ins (abs, round, min, max, int, float...) take integers only, so
+passing them a decimal is an error when the file is loaded. Times and the weekday, hour, day and month are in the
+program's zone; now() is not available, so replaying a purchase always earns
+the same. Each rule's result is rounded, then capped; below zero is zero.
+
+# Errors
+
+Parse reports, among others:
+
+	unknown key "mutliplier"; did you mean "multiplier"?
+	    a key the format does not have at that place (a level may carry
+	    keys of its own, unless one looks like a typo of a known key)
+	duplicate key "currency" (first at line 2)
+	X must be a mapping / a list / a whole number / a number / text, got Y
+	    a value of the wrong kind
+	currency is required: an ISO 4217 code like USD
+	currency must be an ISO 4217 code of three capital letters like USD
+	unknown timezone "Europe/Pariss"
+	after: invalid duration "12x": expected a duration like 30d, 12mo, 1y or 36h
+	rounding must be floor, nearest or ceil, got "flor"; did you mean "floor"?
+	the first tier's threshold must be 0, got 10.00
+	threshold 400.00 is not above the previous tier gold (500.00)
+	threshold "9.999" has more than 2 decimals
+	    a spend threshold finer than the currency's minor unit
+	duplicate rule name "base" (first at line 27)
+	until 2026-11-01 is before from 2026-12-01
+	invalid schedule "61 * * * *" for analytics: ...
+	unknown name "membr"; did you mean "member"?
+	tier has no field "multiplyer"; did you mean "multiplier"?
+	item is only available in rules with "for_each: item"
+	invalid operation: > (mismatched types string and int)
+	    an expression that cannot be typed; the position is inside it
+	when must be true or false, got decimal
+	points must be a number, got string
+	found character that cannot start any token
+	    a YAML syntax error; the YAML library gives only the line, so
+	    the column is a best guess (the first tab, or the line's start)
+
+Earn returns an error, and no points, when an expression fails at run time,
+for instance on a division by zero.
+*/
+package rules

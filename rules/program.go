@@ -1,0 +1,197 @@
+package rules
+
+import (
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/shopspring/decimal"
+)
+
+// Program is a compiled, validated rules file. It is immutable once built, so
+// the engine can share one pointer between concurrent purchases and swap it
+// atomically when a new version is published.
+type Program struct {
+	Name           string
+	Currency       string // ISO 4217 code, upper case
+	CurrencyDigits int    // minor-unit exponent: 2 for USD/EUR, 0 for JPY
+	Location       *time.Location
+
+	Points Points
+	Tiers  Tiers
+	// Rules is the earn list in file order. It is not called Earn because
+	// that is the method that evaluates it.
+	Rules   []*EarnRule
+	Bonuses Bonuses
+	// Jobs has an entry for every known job, defaulted if absent, in the
+	// order expire-points, evaluate-tiers, notify-expiring, birthday-bonus,
+	// analytics, so listings do not depend on how the file is written.
+	Jobs []Job
+
+	Source []byte // the file as given
+	Hash   string // hex sha256 of Source
+
+	tier   *tierShape // the tier variable of expressions, one value per level
+	states *sync.Pool // of *evalState, so Earn does not allocate its environment
+}
+
+// Rounding says how a rule's fractional result becomes whole points.
+type Rounding string
+
+// Roundings a rules file may name.
+const (
+	RoundFloor   Rounding = "floor"
+	RoundNearest Rounding = "nearest" // half away from zero
+	RoundCeil    Rounding = "ceil"
+)
+
+// Duration is a span written as 30d, 12mo, 1y or 36h. Months and years are
+// calendar months, so they are kept apart from the fixed part.
+type Duration struct {
+	Months int
+	Fixed  time.Duration
+}
+
+// Points holds rounding, the pending period and expiry.
+type Points struct {
+	Rounding Rounding
+	Pending  Duration
+	Expiry   Expiry
+}
+
+// Expiry says when earned points expire. A zero After with an empty At means
+// points never expire.
+type Expiry struct {
+	After        Duration
+	At           string // "", "end_of_month", "end_of_quarter" or "end_of_year"
+	NotifyBefore Duration
+}
+
+// Metric is what tier qualification sums over the window.
+type Metric string
+
+// Metrics a rules file may name.
+const (
+	MetricSpend  Metric = "spend"  // purchase amounts, in minor units
+	MetricPoints Metric = "points" // points earned
+	MetricVisits Metric = "visits" // number of purchases
+)
+
+// Tiers describes levels and how members move between them.
+type Tiers struct {
+	Metric       Metric
+	Window       Duration // rolling window; zero when CalendarYear
+	CalendarYear bool
+	Downgrade    string // "one_step" or "to_qualified"
+	Grace        Duration
+	Levels       []Level // ascending thresholds; Levels[0].Threshold is 0
+}
+
+// Level is one tier. Threshold is in the metric's unit: minor units of money
+// for spend, points for points, purchases for visits.
+type Level struct {
+	Name       string
+	Threshold  int64
+	Multiplier decimal.Decimal
+	Extra      map[string]any // other keys given on the level, for expressions
+}
+
+// Bonuses are points for events other than purchases.
+type Bonuses struct {
+	Enrol    int64
+	Referral ReferralBonus
+	Birthday int64
+}
+
+// ReferralBonus pays both sides once the referee has made a first purchase.
+type ReferralBonus struct {
+	Referrer int64
+	Referee  int64
+	After    string // "first_purchase"
+}
+
+// Job is a scheduled job and its cron spec (5 fields or @daily style).
+type Job struct {
+	Name     string
+	Schedule string
+}
+
+// EarnRule is one compiled rule of the earn list.
+type EarnRule struct {
+	Name           string
+	ForEachItem    bool
+	ActiveFrom     time.Time // zero: no start; a date in the program's zone, inclusive
+	ActiveUntil    time.Time // zero: no end; inclusive of the whole day
+	MaxPerPurchase int64     // 0: no cap
+	MaxPerMember   int64     // purchases the rule may earn on, ever; 0: no cap
+	MaxPerDay      int64
+	MaxPerMonth    int64
+	MaxPerYear     int64
+
+	when   *vm.Program // nil: always
+	points *vm.Program
+}
+
+// Purchase is what earn rules see of a purchase. Money is in minor units.
+type Purchase struct {
+	Amount     int64
+	Currency   string
+	StoreID    string
+	TerminalID string
+	OccurredAt time.Time
+	Items      []Item
+}
+
+// Item is one line of a purchase.
+type Item struct {
+	SKU      string
+	Category string
+	Quantity int64
+	Amount   int64
+}
+
+// Member is what earn rules see of a member. Money is in minor units.
+type Member struct {
+	ID            string
+	Tier          string
+	EnrolledAt    time.Time
+	PurchaseCount int64
+	LifetimeSpend int64
+	BirthdayMonth int // 0 when unknown
+	Attributes    map[string]string
+	Segment       string
+	Lifecycle     string
+	ChurnRisk     bool
+	CLV           int64
+	RFM           string
+}
+
+// RuleUses counts the purchases a capped rule already earned on for one
+// member: ever, and in the day, month and year (program zone) of the purchase.
+type RuleUses struct {
+	Total, Day, Month, Year int64
+}
+
+// EarnInput is everything one evaluation needs.
+type EarnInput struct {
+	Purchase Purchase
+	Member   Member
+	// Uses returns the past uses of a rule that has a per-member cap; it may
+	// be nil when no rule has one.
+	Uses func(rule string) RuleUses
+}
+
+// RuleResult is what one rule earned on a purchase.
+type RuleResult struct {
+	Rule   string
+	Points int64
+	// ItemPoints holds, for a for_each rule, the points each item earned
+	// (indexed like Purchase.Items) after rounding and caps, summing to Points.
+	ItemPoints []int64
+}
+
+// Breakdown is the result of evaluating all rules against one purchase.
+type Breakdown struct {
+	Total int64
+	Rules []RuleResult // only rules that earned more than zero, in file order
+}
