@@ -1,0 +1,152 @@
+package store
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/rules"
+)
+
+// BenchmarkPutPurchaseBatch writes what a purchase writes, from many
+// goroutines at once as many tills would. With fsync it measures group
+// commit on this disk; without, the CPU cost of the transactions.
+func BenchmarkPutPurchaseBatch(b *testing.B) {
+	for _, noSync := range []bool{false, true} {
+		name := "fsync"
+		if noSync {
+			name = "nosync"
+		}
+		b.Run(name, func(b *testing.B) {
+			opts := DefaultOptions()
+			opts.NoSync = noSync
+			benchPurchases(b, opts)
+		})
+	}
+}
+
+func benchPurchases(b *testing.B, opts Options) {
+	db := mustOpenPath(b, b.TempDir()+"/bench.db", opts)
+	members := make([]string, 1000)
+	mustUpdate(b, db, func(tx engine.Tx) error {
+		for i := range members {
+			members[i] = newID()
+			if err := tx.PutMember(&engine.Member{ID: members[i], Email: members[i] + "@example.com", Status: engine.StatusActive, EnrolledAt: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var next atomic.Int64
+	firstTx := lastTxID(b, db)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := next.Add(1)
+			memberID, purchaseID, lotID := members[n%int64(len(members))], newID(), newID()
+			at := t0.Add(time.Duration(n) * time.Second)
+			err := db.Update(func(tx engine.Tx) error {
+				m, err := tx.Member(memberID)
+				if err != nil {
+					return err
+				}
+				m.Points += 25
+				m.LedgerSeq++
+				m.PurchaseCount++
+				m.LastPurchaseAt = at
+				p := benchPurchase(purchaseID, memberID, at)
+				if err := tx.PutPurchase(p); err != nil {
+					return err
+				}
+				if err := tx.AppendLedger(&engine.LedgerEntry{ID: newID(), MemberID: memberID, Seq: m.LedgerSeq, Type: engine.LedgerEarn, Points: 25, BalanceAfter: m.Points, At: at, Ref: purchaseID, RulesVersion: 1}); err != nil {
+					return err
+				}
+				if err := tx.PutLot(&engine.Lot{ID: lotID, MemberID: memberID, Points: 25, Remaining: 25, EarnedAt: at, AvailableAt: at, ExpiresAt: at.AddDate(1, 0, 0), Ref: purchaseID}); err != nil {
+					return err
+				}
+				if err := tx.AddMetric(memberID, engine.MetricEntry{At: at, Spend: p.Amount, Points: 25, Visits: 1}); err != nil {
+					return err
+				}
+				return tx.PutMember(m)
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/float64(lastTxID(b, db)-firstTx), "puts/commit")
+}
+
+// lastTxID is the id of the last committed write transaction.
+func lastTxID(b *testing.B, db *DB) int {
+	var id int
+	if err := db.bolt.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	return id
+}
+
+func benchPurchase(id, memberID string, at time.Time) *engine.Purchase {
+	items := []engine.PurchaseItem{
+		{SKU: "SKU-1001", Category: "grocery", Quantity: 2, Amount: 899},
+		{SKU: "SKU-2040", Category: "dairy", Quantity: 1, Amount: 349},
+		{SKU: "SKU-7781", Category: "bakery", Quantity: 3, Amount: 1252},
+	}
+	return &engine.Purchase{
+		ID: id, MemberID: memberID, StoreID: "store-12", TerminalID: "till-3",
+		OccurredAt: at, RecordedAt: at, Currency: "EUR", Amount: 2500, Items: items, Points: 25,
+		Breakdown:    []rules.RuleResult{{Rule: "base", Points: 25, ItemPoints: []int64{9, 3, 13}}},
+		RulesVersion: 1, RequestHash: "3f79bb7b435b05321651daefd374cdc681dc06faa65e374e38337b88ca046dea",
+		Result: engine.PurchaseResult{
+			ID: id, MemberID: memberID, Points: 25, Breakdown: []engine.RuleLine{{Rule: "base", Points: 25}},
+			RulesVersion: 1, Balance: engine.BalanceSummary{Available: 125}, Tier: engine.TierChange{Name: "silver"},
+		},
+	}
+}
+
+// BenchmarkOpenLots reads the open lots of a member with a year of history:
+// 200 lots of which 50 are still open, among other members' lots.
+func BenchmarkOpenLots(b *testing.B) {
+	db := MustOpenDB(b)
+	var target string
+	mustUpdate(b, db, func(tx engine.Tx) error {
+		for range 100 {
+			id := newID()
+			if target == "" {
+				target = id
+			}
+			for i := range 200 {
+				remaining := int64(0)
+				if i >= 150 {
+					remaining = 10
+				}
+				at := t0.AddDate(0, 0, i)
+				if err := tx.PutLot(&engine.Lot{ID: fmt.Sprintf("lot-%03d", i), MemberID: id, Points: 10, Remaining: remaining, EarnedAt: at, ExpiresAt: at.AddDate(1, 0, 0)}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		err := db.View(func(tx engine.Tx) error {
+			lots, err := tx.OpenLots(target)
+			if err == nil && len(lots) != 50 {
+				err = fmt.Errorf("%d open lots, want 50", len(lots))
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

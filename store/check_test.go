@@ -1,0 +1,106 @@
+package store
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+// TestCheck breaks a consistent store with raw bbolt writes, one way per
+// case, and expects Check to name the problem.
+func TestCheck(t *testing.T) {
+	a, b := newID(), newID()
+	exp := t0.AddDate(1, 0, 0)
+	spent := &engine.Lot{ID: "spent", MemberID: a, Points: 5, Remaining: 0, ExpiresAt: exp}
+	open := &engine.Lot{ID: "open", MemberID: a, Points: 5, Remaining: 5, ExpiresAt: exp}
+	purchase := &engine.Purchase{ID: "p1", MemberID: a, OccurredAt: t0}
+	seed := func(tx engine.Tx) error {
+		for _, m := range []*engine.Member{{ID: a, Email: "a@x", Phone: "1"}, {ID: b, Email: "b@x"}} {
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
+		}
+		for i, p := range []int64{10, -4, 7} {
+			if err := tx.AppendLedger(&engine.LedgerEntry{MemberID: a, Seq: uint64(i + 1), Points: p, BalanceAfter: []int64{10, 6, 13}[i]}); err != nil {
+				return err
+			}
+		}
+		if err := tx.AppendLedger(&engine.LedgerEntry{MemberID: b, Seq: 1, Points: 3, BalanceAfter: 3}); err != nil {
+			return err
+		}
+		for _, l := range []*engine.Lot{spent, open} {
+			if err := tx.PutLot(l); err != nil {
+				return err
+			}
+		}
+		return tx.PutPurchase(purchase)
+	}
+	putRecord := func(bucket, key []byte, rec any) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			v, err := encode(rec)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucket).Put(key, v)
+		}
+	}
+	put := func(bucket, key, value []byte) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put(key, value) }
+	}
+	del := func(bucket, key []byte) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete(key) }
+	}
+	tests := []struct {
+		name    string
+		corrupt func(*bolt.Tx) error
+		want    string
+	}{
+		{"dangling unique entry", put(bucketByEmail, []byte("ghost@x"), memberKey(newID())), `members_by_email: "ghost@x" points at no member`},
+		{"unique entry at the wrong member", put(bucketByEmail, []byte("a@x"), memberKey(b)), `member ` + a + `: email "a@x" does not point back`},
+		{"stale unique entry", put(bucketByPhone, []byte("2"), memberKey(a)), `members_by_phone: "2" points at member ` + a + `, whose phone is "1"`},
+		{"missing unique entry", del(bucketByPhone, []byte("1")), `member ` + a + `: phone "1" does not point back`},
+		{"dangling purchase time", put(bucketPurchaseTime, append(appendTime(nil, t0), "p2"...), nil), `points at no purchase "p2"`},
+		{"purchase time at the wrong time", func(tx *bolt.Tx) error {
+			if err := del(bucketPurchaseTime, purchaseTimeKey(purchase))(tx); err != nil {
+				return err
+			}
+			return put(bucketPurchaseTime, append(appendTime(nil, t0.Add(time.Hour)), "p1"...), nil)(tx)
+		}, "purchase p1: missing from purchases_by_time"},
+		{"dangling lots_open entry", put(bucketLotsOpen, openLotKey(&engine.Lot{ID: "ghost", MemberID: b, Remaining: 1}), nil), "lots_open: "},
+		{"spent lot in lots_open", put(bucketLotsOpen, openLotKey(&engine.Lot{ID: "spent", MemberID: a, Remaining: 1, ExpiresAt: exp}), nil), "points at no open lot with that expiry"},
+		{"open lot missing from lots_open", del(bucketLotsOpen, openLotKey(open)), "lot " + a + "/open: has 5 remaining but is missing from lots_open"},
+		{"spent lot in expiry", put(bucketExpiry, expiryKey(&engine.Lot{ID: "spent", MemberID: a, Remaining: 1, ExpiresAt: exp}), nil), "expiry: "},
+		{"open lot missing from expiry", del(bucketExpiry, expiryKey(open)), "lot " + a + "/open: expires at"},
+		{"ledger gap", del(bucketLedger, ledgerKey(a, 2)), "ledger of " + a + ": entry 3 follows entry 1"},
+		{"ledger balance chain", putRecord(bucketLedger, ledgerKey(a, 2), &engine.LedgerEntry{MemberID: a, Seq: 2, Points: -4, BalanceAfter: 5}),
+			"ledger of " + a + ": entry 2 has balance after 5, want 10 + -4 = 6"},
+		{"ledger entry under another key", putRecord(bucketLedger, ledgerKey(b, 2), &engine.LedgerEntry{MemberID: a, Seq: 4, Points: 0, BalanceAfter: 13}), "holds entry 4 of member " + a},
+		{"undecodable member", put(bucketMembers, memberKey(newID()), []byte{9, '{'}), "unknown encoding 9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := mustOpenPath(t, filepath.Join(t.TempDir(), "loyalty.db"), testOptions())
+			mustUpdate(t, db, seed)
+			mustCheck(t, db)
+			if err := db.bolt.Update(tt.corrupt); err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			n, err := db.Check(&out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("Check found %d problems:\n%s\nwant one mentioning %q", n, out.String(), tt.want)
+			}
+			if lines := strings.Count(out.String(), "\n"); lines != n {
+				t.Errorf("Check printed %d lines for %d problems", lines, n)
+			}
+		})
+	}
+}

@@ -1,0 +1,212 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+// schemaVersion is the layout described in doc.go. Open refuses files with a
+// newer one, which this program would misread.
+const schemaVersion = 1
+
+var schemaKey = []byte("schema")
+
+// initialMmapSize is mapped up front. A write that outgrows the mapping must
+// wait until no read transaction (a backup, say) is open, so growing rarely
+// keeps View from stalling writers; on 64-bit systems it costs only address
+// space, not memory or disk.
+const initialMmapSize = 1 << 30
+
+var _ engine.Store = (*DB)(nil)
+
+// Options configures Open. Zero durations and sizes take the defaults.
+type Options struct {
+	// ReadOnly opens the file with a shared lock, for verify and backup
+	// alongside other readers; writes fail.
+	ReadOnly bool
+	// Timeout bounds the wait for the file lock, so a second process gets
+	// an error instead of hanging.
+	Timeout time.Duration
+	// MaxBatchDelay is how long a write waits for others to share its commit.
+	MaxBatchDelay time.Duration
+	// MaxBatchSize is how many writes a commit takes at most.
+	MaxBatchSize int
+	// NoSync skips fsync on commit: faster, but a crash can lose or corrupt
+	// data. For tests and bulk imports only.
+	NoSync bool
+}
+
+// DefaultOptions returns the options a server should use.
+func DefaultOptions() Options {
+	return Options{
+		Timeout:       time.Second,
+		MaxBatchDelay: 2 * time.Millisecond,
+		MaxBatchSize:  1000,
+	}
+}
+
+// DB is a loyalty database in one bbolt file.
+type DB struct {
+	bolt *bolt.DB
+}
+
+// Open opens or creates the database at path and checks its schema version.
+func Open(path string, opts Options) (*DB, error) {
+	def := DefaultOptions()
+	if opts.Timeout <= 0 {
+		opts.Timeout = def.Timeout
+	}
+	if opts.MaxBatchDelay <= 0 {
+		opts.MaxBatchDelay = def.MaxBatchDelay
+	}
+	if opts.MaxBatchSize <= 0 {
+		opts.MaxBatchSize = def.MaxBatchSize
+	}
+	// The file holds personal data (emails, phones): owner only.
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.Timeout,
+		ReadOnly:        opts.ReadOnly,
+		NoSync:          opts.NoSync,
+		InitialMmapSize: initialMmapSize,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: locked by another process (waited %s): %w", path, opts.Timeout, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	b.MaxBatchDelay = opts.MaxBatchDelay
+	b.MaxBatchSize = opts.MaxBatchSize
+
+	if opts.ReadOnly {
+		err = b.View(func(tx *bolt.Tx) error { return checkSchema(tx, path) })
+	} else {
+		err = b.Update(func(tx *bolt.Tx) error { return initSchema(tx, path) })
+	}
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return &DB{bolt: b}, nil
+}
+
+// initSchema creates the buckets of a new file and checks an existing one.
+// It runs in one transaction so a refused file is left untouched.
+func initSchema(tx *bolt.Tx, path string) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return fmt.Errorf("store: create bucket meta: %w", err)
+	}
+	if meta.Get(schemaKey) == nil {
+		if err := meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
+			return fmt.Errorf("store: write schema version: %w", err)
+		}
+	}
+	if err := checkSchema(tx, path); err != nil {
+		return err
+	}
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("store: create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func checkSchema(tx *bolt.Tx, path string) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("store: %s is not a loyalty database (no schema version)", path)
+	}
+	v := meta.Get(schemaKey)
+	if len(v) != 8 {
+		return fmt.Errorf("store: %s: bad schema version record (%d bytes)", path, len(v))
+	}
+	switch n := binary.BigEndian.Uint64(v); {
+	case n > schemaVersion:
+		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d: run a newer loyalty", path, n, schemaVersion)
+	case n < schemaVersion:
+		return fmt.Errorf("store: %s has unknown schema version %d", path, n)
+	}
+	return nil
+}
+
+// Close closes the file; it waits for open transactions to finish.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Path returns the path of the file.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Size returns the size of the file in bytes, or 0 if it cannot be read.
+func (db *DB) Size() int64 {
+	fi, err := os.Stat(db.bolt.Path())
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// fnError carries an error of the caller's function through bbolt, so that
+// View and Update can tell it from bbolt's own and return it unchanged.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+func call(fn func(engine.Tx) error, btx *bolt.Tx) error {
+	if err := fn(&tx{tx: btx}); err != nil {
+		return fnError{err}
+	}
+	return nil
+}
+
+func unwrapFn(op string, err error) error {
+	var fe fnError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe):
+		return fe.err
+	default:
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(fn func(engine.Tx) error) error {
+	return unwrapFn("view", db.bolt.View(func(btx *bolt.Tx) error { return call(fn, btx) }))
+}
+
+// Update runs fn in a read-write transaction shared with concurrent calls
+// (group commit); fn may run more than once.
+func (db *DB) Update(fn func(engine.Tx) error) error {
+	return unwrapFn("update", db.bolt.Batch(func(btx *bolt.Tx) error { return call(fn, btx) }))
+}
+
+// WriteTo writes a consistent copy of the database to w without blocking
+// writers, for backups.
+func (db *DB) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("store: backup: %w", err)
+	}
+	return n, nil
+}

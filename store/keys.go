@@ -1,0 +1,218 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+// Bucket names; doc.go describes what each holds.
+var (
+	bucketMeta         = []byte("meta")
+	bucketMembers      = []byte("members")
+	bucketByExternalID = []byte("members_by_external_id")
+	bucketByEmail      = []byte("members_by_email")
+	bucketByPhone      = []byte("members_by_phone")
+	bucketPurchases    = []byte("purchases")
+	bucketPurchaseTime = []byte("purchases_by_time")
+	bucketRefunds      = []byte("refunds")
+	bucketRedemptions  = []byte("redemptions")
+	bucketAdjustments  = []byte("adjustments")
+	bucketLedger       = []byte("ledger")
+	bucketLots         = []byte("lots")
+	bucketLotsOpen     = []byte("lots_open")
+	bucketExpiry       = []byte("expiry")
+	bucketMetrics      = []byte("metrics")
+	bucketRuleUses     = []byte("rule_uses")
+	bucketMarkers      = []byte("markers")
+	bucketRules        = []byte("rules")
+	bucketJobRuns      = []byte("job_runs")
+	bucketEvents       = []byte("events")
+)
+
+var allBuckets = [][]byte{
+	bucketMeta, bucketMembers, bucketByExternalID, bucketByEmail, bucketByPhone,
+	bucketPurchases, bucketPurchaseTime, bucketRefunds, bucketRedemptions,
+	bucketAdjustments, bucketLedger, bucketLots, bucketLotsOpen, bucketExpiry,
+	bucketMetrics, bucketRuleUses, bucketMarkers, bucketRules, bucketJobRuns,
+	bucketEvents,
+}
+
+// unique describes one unique member index.
+type unique struct {
+	field  string // engine.Key* and the Field of a conflict error
+	bucket []byte
+	value  func(*engine.Member) string
+}
+
+var uniques = []unique{
+	{engine.KeyExternalID, bucketByExternalID, func(m *engine.Member) string { return m.ExternalID }},
+	{engine.KeyEmail, bucketByEmail, func(m *engine.Member) string { return m.Email }},
+	{engine.KeyPhone, bucketByPhone, func(m *engine.Member) string { return m.Phone }},
+}
+
+// uuidLen is the length of a member key made from a UUID id.
+const uuidLen = 16
+
+// neverExpires stands for a zero ExpiresAt in lots_open, after every real time.
+const neverExpires = math.MaxUint64
+
+var (
+	unixEpoch = time.Unix(0, 0)
+	lastNano  = time.Unix(0, math.MaxInt64)
+)
+
+// timeKey maps t to a sortable integer. UnixNano is undefined outside
+// 1678–2262, so times outside 1970–2262 are clamped rather than wrapped.
+func timeKey(t time.Time) uint64 {
+	switch {
+	case t.Before(unixEpoch):
+		return 0
+	case t.After(lastNano):
+		return math.MaxInt64
+	default:
+		return uint64(t.UnixNano())
+	}
+}
+
+func appendUint64(dst []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(dst, n)
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	return appendUint64(dst, timeKey(t))
+}
+
+// appendString appends s with a 2-byte length. A longer s makes a key past
+// bbolt's MaxKeySize, which Put refuses, so the truncated length is harmless.
+func appendString(dst []byte, s string) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	return append(dst, s...)
+}
+
+// appendMember appends the member key of id (see doc.go).
+func appendMember(dst []byte, id string) []byte {
+	if u, ok := parseUUID(id); ok {
+		return append(dst, u[:]...)
+	}
+	return appendString(dst, id)
+}
+
+func memberKey(id string) []byte {
+	return appendMember(make([]byte, 0, uuidLen), id)
+}
+
+// uuidHex is where each byte's two hex digits start in a canonical UUID.
+var uuidHex = [uuidLen]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// parseUUID accepts only the canonical lower-case form: a looser parse would
+// give two different id strings the same key.
+func parseUUID(s string) (u [uuidLen]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	for i, x := range uuidHex {
+		hi, ok1 := lowerHex(s[x])
+		lo, ok2 := lowerHex(s[x+1])
+		if !ok1 || !ok2 {
+			return u, false
+		}
+		u[i] = hi<<4 | lo
+	}
+	return u, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	default:
+		return 0, false
+	}
+}
+
+func idKey(id string) []byte { return []byte(id) }
+
+func purchaseTimeKey(p *engine.Purchase) []byte {
+	return append(appendTime(make([]byte, 0, 8+len(p.ID)), p.OccurredAt), p.ID...)
+}
+
+func ledgerKey(memberID string, seq uint64) []byte {
+	return appendUint64(appendMember(make([]byte, 0, uuidLen+8), memberID), seq)
+}
+
+func lotKey(memberID, lotID string) []byte {
+	return append(appendMember(make([]byte, 0, uuidLen+len(lotID)), memberID), lotID...)
+}
+
+// openLotKey is l's lots_open key, or nil if l is spent.
+func openLotKey(l *engine.Lot) []byte {
+	if l.Remaining <= 0 {
+		return nil
+	}
+	exp := uint64(neverExpires)
+	if !l.ExpiresAt.IsZero() {
+		exp = timeKey(l.ExpiresAt)
+	}
+	k := appendUint64(appendMember(make([]byte, 0, uuidLen+8+len(l.ID)), l.MemberID), exp)
+	return append(k, l.ID...)
+}
+
+// expiryKey is l's expiry key, or nil if l is spent or never expires.
+func expiryKey(l *engine.Lot) []byte {
+	if l.Remaining <= 0 || l.ExpiresAt.IsZero() {
+		return nil
+	}
+	return expiryPosition(l)
+}
+
+// expiryPosition is where l sorts in the expiry index, whether it is there
+// or not: a lot the expiry job has just spent still marks its place.
+func expiryPosition(l *engine.Lot) []byte {
+	k := appendMember(appendTime(make([]byte, 0, 8+uuidLen+len(l.ID)), l.ExpiresAt), l.MemberID)
+	return append(k, l.ID...)
+}
+
+func metricPrefix(memberID string, since time.Time) []byte {
+	return appendTime(appendMember(make([]byte, 0, uuidLen+16), memberID), since)
+}
+
+func ruleUseKey(memberID, rule, period string) []byte {
+	k := appendMember(make([]byte, 0, uuidLen+4+len(rule)+len(period)), memberID)
+	return appendString(appendString(k, rule), period)
+}
+
+func rulesKey(version int) []byte {
+	return appendUint64(nil, uint64(version))
+}
+
+func jobRunKey(name string, startedAt time.Time) []byte {
+	return appendTime(appendString(make([]byte, 0, 10+len(name)), name), startedAt)
+}
+
+// seekLast moves c to the last key <= max and returns it.
+func seekLast(c *bolt.Cursor, max []byte) ([]byte, []byte) {
+	k, v := c.Seek(max)
+	switch {
+	case k == nil:
+		return c.Last()
+	case bytes.Equal(k, max):
+		return k, v
+	default:
+		return c.Prev()
+	}
+}
+
+// has tells whether key is in b. It does not use Get, whose answer for a key
+// with an empty value is nil or not depending on where the value lives.
+func has(b *bolt.Bucket, key []byte) bool {
+	k, _ := b.Cursor().Seek(key)
+	return k != nil && bytes.Equal(k, key)
+}

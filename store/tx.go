@@ -1,0 +1,591 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+var _ engine.Tx = (*tx)(nil)
+
+// tx adapts a bbolt transaction to engine.Tx. Open made every bucket, so
+// bucket lookups never fail.
+type tx struct {
+	tx *bolt.Tx
+}
+
+func (t *tx) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+
+// get decodes the record at key, or returns nil if there is none.
+func get[T any](b *bolt.Bucket, key []byte) (*T, error) {
+	v := b.Get(key)
+	if v == nil {
+		return nil, nil
+	}
+	rec := new(T)
+	if err := decode(v, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func put(b *bolt.Bucket, key []byte, rec any) error {
+	v, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
+// list decodes records from a cursor while more(k) holds, at most limit
+// (<= 0: no limit). next steps the cursor in the direction of the scan.
+func list[T any](k, v []byte, next func() ([]byte, []byte), more func(k []byte) bool, limit int) ([]*T, error) {
+	var out []*T
+	for ; k != nil && more(k) && (limit <= 0 || len(out) < limit); k, v = next() {
+		rec := new(T)
+		if err := decode(v, rec); err != nil {
+			return nil, fmt.Errorf("key %x: %w", k, err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+func hasPrefix(p []byte) func([]byte) bool {
+	return func(k []byte) bool { return bytes.HasPrefix(k, p) }
+}
+
+func all([]byte) bool { return true }
+
+var errEmptyID = errors.New("empty id")
+
+// Member implements engine.Tx.
+func (t *tx) Member(id string) (*engine.Member, error) {
+	m, err := get[engine.Member](t.bucket(bucketMembers), memberKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: member %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// MemberByKey implements engine.Tx.
+func (t *tx) MemberByKey(key, value string) (*engine.Member, error) {
+	for _, u := range uniques {
+		if u.field != key {
+			continue
+		}
+		if value == "" {
+			return nil, nil
+		}
+		mk := t.bucket(u.bucket).Get([]byte(value))
+		if mk == nil {
+			return nil, nil
+		}
+		m, err := get[engine.Member](t.bucket(bucketMembers), mk)
+		if err != nil {
+			return nil, fmt.Errorf("store: member by %s: %w", key, err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("store: member by %q: not a unique key", key)
+}
+
+// PutMember implements engine.Tx. It checks every unique value before it
+// writes anything, so a conflict leaves the transaction as it was.
+func (t *tx) PutMember(m *engine.Member) error {
+	if m.ID == "" {
+		return fmt.Errorf("store: put member: %w", errEmptyID)
+	}
+	key := memberKey(m.ID)
+	members := t.bucket(bucketMembers)
+	old, err := get[engine.Member](members, key)
+	if err != nil {
+		return fmt.Errorf("store: put member %s: %w", m.ID, err)
+	}
+	for _, u := range uniques {
+		v := u.value(m)
+		if v == "" {
+			continue
+		}
+		if holder := t.bucket(u.bucket).Get([]byte(v)); holder != nil && !bytes.Equal(holder, key) {
+			return &engine.Error{Code: engine.ECONFLICT, Field: u.field, Message: u.field + " is already used by another member"}
+		}
+	}
+	if err := put(members, key, m); err != nil {
+		return fmt.Errorf("store: put member %s: %w", m.ID, err)
+	}
+	for _, u := range uniques {
+		now, was := u.value(m), ""
+		if old != nil {
+			was = u.value(old)
+		}
+		if now == was {
+			continue
+		}
+		idx := t.bucket(u.bucket)
+		// Only drop the old entry if it is ours: never make a broken index
+		// worse by deleting another member's entry.
+		if was != "" && bytes.Equal(idx.Get([]byte(was)), key) {
+			if err := idx.Delete([]byte(was)); err != nil {
+				return fmt.Errorf("store: put member %s: unindex %s: %w", m.ID, u.field, err)
+			}
+		}
+		if now != "" {
+			if err := idx.Put([]byte(now), key); err != nil {
+				return fmt.Errorf("store: put member %s: index %s: %w", m.ID, u.field, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Members implements engine.Tx. The order is key order, which for the
+// engine's UUID ids is id order.
+func (t *tx) Members(after string, limit int) ([]*engine.Member, error) {
+	c := t.bucket(bucketMembers).Cursor()
+	var k, v []byte
+	if after == "" {
+		k, v = c.First()
+	} else {
+		start := memberKey(after)
+		if k, v = c.Seek(start); bytes.Equal(k, start) {
+			k, v = c.Next()
+		}
+	}
+	ms, err := list[engine.Member](k, v, c.Next, all, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: members: %w", err)
+	}
+	return ms, nil
+}
+
+// Purchase implements engine.Tx.
+func (t *tx) Purchase(id string) (*engine.Purchase, error) {
+	p, err := get[engine.Purchase](t.bucket(bucketPurchases), idKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: purchase %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// PutPurchase implements engine.Tx.
+func (t *tx) PutPurchase(p *engine.Purchase) error {
+	if p.ID == "" {
+		return fmt.Errorf("store: put purchase: %w", errEmptyID)
+	}
+	purchases, byTime := t.bucket(bucketPurchases), t.bucket(bucketPurchaseTime)
+	key := idKey(p.ID)
+	old, err := get[engine.Purchase](purchases, key)
+	if err != nil {
+		return fmt.Errorf("store: put purchase %s: %w", p.ID, err)
+	}
+	if err := put(purchases, key, p); err != nil {
+		return fmt.Errorf("store: put purchase %s: %w", p.ID, err)
+	}
+	tk := purchaseTimeKey(p)
+	if old != nil {
+		oldTK := purchaseTimeKey(old)
+		if bytes.Equal(oldTK, tk) {
+			return nil
+		}
+		if err := byTime.Delete(oldTK); err != nil {
+			return fmt.Errorf("store: put purchase %s: unindex: %w", p.ID, err)
+		}
+	}
+	if err := byTime.Put(tk, nil); err != nil {
+		return fmt.Errorf("store: put purchase %s: index: %w", p.ID, err)
+	}
+	return nil
+}
+
+// PurchasesBetween implements engine.Tx.
+func (t *tx) PurchasesBetween(from, to time.Time, limit int) ([]*engine.Purchase, error) {
+	lo, hi := timeKey(from), timeKey(to)
+	purchases := t.bucket(bucketPurchases)
+	var out []*engine.Purchase
+	c := t.bucket(bucketPurchaseTime).Cursor()
+	for k, _ := c.Seek(appendUint64(nil, lo)); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Next() {
+		if binary.BigEndian.Uint64(k) >= hi {
+			break
+		}
+		p, err := get[engine.Purchase](purchases, k[8:])
+		if err != nil {
+			return nil, fmt.Errorf("store: purchases between: %w", err)
+		}
+		if p == nil {
+			return nil, fmt.Errorf("store: purchases between: index entry %x has no purchase", k)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Refund implements engine.Tx.
+func (t *tx) Refund(id string) (*engine.Refund, error) {
+	r, err := get[engine.Refund](t.bucket(bucketRefunds), idKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: refund %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// PutRefund implements engine.Tx.
+func (t *tx) PutRefund(r *engine.Refund) error {
+	return t.putByID(bucketRefunds, "refund", r.ID, r)
+}
+
+// Redemption implements engine.Tx.
+func (t *tx) Redemption(id string) (*engine.Redemption, error) {
+	r, err := get[engine.Redemption](t.bucket(bucketRedemptions), idKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: redemption %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// PutRedemption implements engine.Tx.
+func (t *tx) PutRedemption(r *engine.Redemption) error {
+	return t.putByID(bucketRedemptions, "redemption", r.ID, r)
+}
+
+// Adjustment implements engine.Tx.
+func (t *tx) Adjustment(id string) (*engine.Adjustment, error) {
+	a, err := get[engine.Adjustment](t.bucket(bucketAdjustments), idKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("store: adjustment %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// PutAdjustment implements engine.Tx.
+func (t *tx) PutAdjustment(a *engine.Adjustment) error {
+	return t.putByID(bucketAdjustments, "adjustment", a.ID, a)
+}
+
+func (t *tx) putByID(bucket []byte, what, id string, rec any) error {
+	if id == "" {
+		return fmt.Errorf("store: put %s: %w", what, errEmptyID)
+	}
+	if err := put(t.bucket(bucket), idKey(id), rec); err != nil {
+		return fmt.Errorf("store: put %s %s: %w", what, id, err)
+	}
+	return nil
+}
+
+// AppendLedger implements engine.Tx.
+func (t *tx) AppendLedger(e *engine.LedgerEntry) error {
+	if e.MemberID == "" {
+		return fmt.Errorf("store: append ledger: %w", errEmptyID)
+	}
+	b, key := t.bucket(bucketLedger), ledgerKey(e.MemberID, e.Seq)
+	if b.Get(key) != nil {
+		return fmt.Errorf("store: append ledger: member %s already has entry %d", e.MemberID, e.Seq)
+	}
+	if err := put(b, key, e); err != nil {
+		return fmt.Errorf("store: append ledger %s/%d: %w", e.MemberID, e.Seq, err)
+	}
+	return nil
+}
+
+// Ledger implements engine.Tx.
+func (t *tx) Ledger(memberID string, before uint64, limit int) ([]*engine.LedgerEntry, error) {
+	p := memberKey(memberID)
+	last := uint64(math.MaxUint64)
+	if before > 0 {
+		last = before - 1
+	}
+	c := t.bucket(bucketLedger).Cursor()
+	k, v := seekLast(c, appendUint64(p[:len(p):len(p)], last))
+	es, err := list[engine.LedgerEntry](k, v, c.Prev, hasPrefix(p), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: ledger of %s: %w", memberID, err)
+	}
+	return es, nil
+}
+
+// PutLot implements engine.Tx. The index entries are derived from the old
+// and the new lot, so any change of Remaining or ExpiresAt moves them.
+func (t *tx) PutLot(l *engine.Lot) error {
+	if l.MemberID == "" || l.ID == "" {
+		return fmt.Errorf("store: put lot: %w", errEmptyID)
+	}
+	lots := t.bucket(bucketLots)
+	key := lotKey(l.MemberID, l.ID)
+	old, err := get[engine.Lot](lots, key)
+	if err != nil {
+		return fmt.Errorf("store: put lot %s/%s: %w", l.MemberID, l.ID, err)
+	}
+	if err := put(lots, key, l); err != nil {
+		return fmt.Errorf("store: put lot %s/%s: %w", l.MemberID, l.ID, err)
+	}
+	var oldOpen, oldExp []byte
+	if old != nil {
+		oldOpen, oldExp = openLotKey(old), expiryKey(old)
+	}
+	if err := reindex(t.bucket(bucketLotsOpen), oldOpen, openLotKey(l)); err != nil {
+		return fmt.Errorf("store: put lot %s/%s: lots_open: %w", l.MemberID, l.ID, err)
+	}
+	if err := reindex(t.bucket(bucketExpiry), oldExp, expiryKey(l)); err != nil {
+		return fmt.Errorf("store: put lot %s/%s: expiry: %w", l.MemberID, l.ID, err)
+	}
+	return nil
+}
+
+// reindex replaces the entry from (nil: none) by to (nil: none).
+func reindex(b *bolt.Bucket, from, to []byte) error {
+	if bytes.Equal(from, to) {
+		return nil
+	}
+	if from != nil {
+		if err := b.Delete(from); err != nil {
+			return err
+		}
+	}
+	if to != nil {
+		return b.Put(to, nil)
+	}
+	return nil
+}
+
+// Lot implements engine.Tx.
+func (t *tx) Lot(memberID, lotID string) (*engine.Lot, error) {
+	l, err := get[engine.Lot](t.bucket(bucketLots), lotKey(memberID, lotID))
+	if err != nil {
+		return nil, fmt.Errorf("store: lot %s/%s: %w", memberID, lotID, err)
+	}
+	return l, nil
+}
+
+// OpenLots implements engine.Tx.
+func (t *tx) OpenLots(memberID string) ([]*engine.Lot, error) {
+	p := memberKey(memberID)
+	lots := t.bucket(bucketLots)
+	var out []*engine.Lot
+	c := t.bucket(bucketLotsOpen).Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		if len(k) < len(p)+8 {
+			return nil, fmt.Errorf("store: open lots of %s: malformed entry %x", memberID, k)
+		}
+		l, err := t.indexedLot(lots, append(p[:len(p):len(p)], k[len(p)+8:]...), k)
+		if err != nil {
+			return nil, fmt.Errorf("store: open lots of %s: %w", memberID, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// indexedLot returns the lot an index entry names; a missing one means a
+// broken index, which is an error rather than something to skip.
+func (t *tx) indexedLot(lots *bolt.Bucket, key, entry []byte) (*engine.Lot, error) {
+	l, err := get[engine.Lot](lots, key)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("index entry %x has no lot", entry)
+	}
+	return l, nil
+}
+
+// Lots implements engine.Tx.
+func (t *tx) Lots(memberID string) ([]*engine.Lot, error) {
+	p := memberKey(memberID)
+	c := t.bucket(bucketLots).Cursor()
+	k, v := c.Seek(p)
+	ls, err := list[engine.Lot](k, v, c.Next, hasPrefix(p), 0)
+	if err != nil {
+		return nil, fmt.Errorf("store: lots of %s: %w", memberID, err)
+	}
+	return ls, nil
+}
+
+// DueLots implements engine.Tx.
+func (t *tx) DueLots(until time.Time, after *engine.Lot, limit int) ([]*engine.Lot, error) {
+	hi := timeKey(until)
+	lots := t.bucket(bucketLots)
+	var out []*engine.Lot
+	c := t.bucket(bucketExpiry).Cursor()
+	k, _ := c.First()
+	if after != nil {
+		start := expiryPosition(after)
+		if k, _ = c.Seek(start); bytes.Equal(k, start) {
+			k, _ = c.Next()
+		}
+	}
+	for ; k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Next() {
+		if binary.BigEndian.Uint64(k) > hi {
+			break
+		}
+		l, err := t.indexedLot(lots, k[8:], k)
+		if err != nil {
+			return nil, fmt.Errorf("store: due lots: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// AddMetric implements engine.Tx.
+func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
+	if memberID == "" {
+		return fmt.Errorf("store: add metric: %w", errEmptyID)
+	}
+	b := t.bucket(bucketMetrics)
+	// The bucket sequence keeps two entries at the same instant apart.
+	n, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("store: add metric for %s: %w", memberID, err)
+	}
+	if err := put(b, appendUint64(metricPrefix(memberID, e.At), n), e); err != nil {
+		return fmt.Errorf("store: add metric for %s: %w", memberID, err)
+	}
+	return nil
+}
+
+// Metrics implements engine.Tx.
+func (t *tx) Metrics(memberID string, since time.Time) ([]engine.MetricEntry, error) {
+	p := memberKey(memberID)
+	c := t.bucket(bucketMetrics).Cursor()
+	var out []engine.MetricEntry
+	for k, v := c.Seek(metricPrefix(memberID, since)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		var e engine.MetricEntry
+		if err := decode(v, &e); err != nil {
+			return nil, fmt.Errorf("store: metrics of %s: key %x: %w", memberID, k, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// RuleUses implements engine.Tx.
+func (t *tx) RuleUses(memberID, rule, period string) (int64, error) {
+	n, err := decodeCount(t.bucket(bucketRuleUses).Get(ruleUseKey(memberID, rule, period)))
+	if err != nil {
+		return 0, fmt.Errorf("store: uses of %s by %s in %s: %w", rule, memberID, period, err)
+	}
+	return n, nil
+}
+
+// AddRuleUse implements engine.Tx.
+func (t *tx) AddRuleUse(memberID, rule, period string, delta int64) error {
+	b, key := t.bucket(bucketRuleUses), ruleUseKey(memberID, rule, period)
+	n, err := decodeCount(b.Get(key))
+	if err != nil {
+		return fmt.Errorf("store: add use of %s by %s in %s: %w", rule, memberID, period, err)
+	}
+	if err := b.Put(key, encodeCount(n+delta)); err != nil {
+		return fmt.Errorf("store: add use of %s by %s in %s: %w", rule, memberID, period, err)
+	}
+	return nil
+}
+
+// Marked implements engine.Tx.
+func (t *tx) Marked(key string) (bool, error) {
+	return has(t.bucket(bucketMarkers), []byte(key)), nil
+}
+
+// Mark implements engine.Tx.
+func (t *tx) Mark(key string) error {
+	if err := t.bucket(bucketMarkers).Put([]byte(key), nil); err != nil {
+		return fmt.Errorf("store: mark %q: %w", key, err)
+	}
+	return nil
+}
+
+// PutRules implements engine.Tx.
+func (t *tx) PutRules(v *engine.RulesVersion) error {
+	if err := put(t.bucket(bucketRules), rulesKey(v.Version), v); err != nil {
+		return fmt.Errorf("store: put rules version %d: %w", v.Version, err)
+	}
+	return nil
+}
+
+// RulesVersion implements engine.Tx.
+func (t *tx) RulesVersion(n int) (*engine.RulesVersion, error) {
+	v, err := get[engine.RulesVersion](t.bucket(bucketRules), rulesKey(n))
+	if err != nil {
+		return nil, fmt.Errorf("store: rules version %d: %w", n, err)
+	}
+	return v, nil
+}
+
+// RulesVersions implements engine.Tx.
+func (t *tx) RulesVersions() ([]*engine.RulesVersion, error) {
+	c := t.bucket(bucketRules).Cursor()
+	k, v := c.First()
+	vs, err := list[engine.RulesVersion](k, v, c.Next, all, 0)
+	if err != nil {
+		return nil, fmt.Errorf("store: rules versions: %w", err)
+	}
+	return vs, nil
+}
+
+// LatestRules implements engine.Tx.
+func (t *tx) LatestRules() (*engine.RulesVersion, error) {
+	_, v := t.bucket(bucketRules).Cursor().Last()
+	if v == nil {
+		return nil, nil
+	}
+	var r engine.RulesVersion
+	if err := decode(v, &r); err != nil {
+		return nil, fmt.Errorf("store: latest rules: %w", err)
+	}
+	return &r, nil
+}
+
+// PutJobRun implements engine.Tx.
+func (t *tx) PutJobRun(r *engine.JobRun) error {
+	if err := put(t.bucket(bucketJobRuns), jobRunKey(r.Name, r.StartedAt), r); err != nil {
+		return fmt.Errorf("store: put run of %s: %w", r.Name, err)
+	}
+	return nil
+}
+
+// JobRuns implements engine.Tx.
+func (t *tx) JobRuns(name string, limit int) ([]*engine.JobRun, error) {
+	p := appendString(nil, name)
+	c := t.bucket(bucketJobRuns).Cursor()
+	k, v := seekLast(c, appendUint64(p[:len(p):len(p)], math.MaxUint64))
+	rs, err := list[engine.JobRun](k, v, c.Prev, hasPrefix(p), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: runs of %s: %w", name, err)
+	}
+	return rs, nil
+}
+
+// AppendEvent implements engine.Tx.
+func (t *tx) AppendEvent(e *engine.Event) error {
+	b := t.bucket(bucketEvents)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("store: append event: %w", err)
+	}
+	e.Seq = seq
+	if err := put(b, appendUint64(nil, seq), e); err != nil {
+		return fmt.Errorf("store: append event %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Events implements engine.Tx.
+func (t *tx) Events(after uint64, limit int) ([]*engine.Event, error) {
+	c := t.bucket(bucketEvents).Cursor()
+	start := appendUint64(nil, after)
+	k, v := c.Seek(start)
+	if bytes.Equal(k, start) {
+		k, v = c.Next()
+	}
+	es, err := list[engine.Event](k, v, c.Next, all, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	return es, nil
+}
