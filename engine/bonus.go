@@ -141,3 +141,61 @@ func (e *Engine) lastGoodRun(name string) (*JobRun, error) {
 	})
 	return last, err
 }
+
+// referralBonus pays both sides of a referral on the referee's first
+// purchase, once: never to a member referring themselves or through a
+// referral cycle, and not to a blocked referrer. It returns the referee's
+// bonus.
+func referralBonus(w writer, m *Member, ids []string) (int64, error) {
+	ref := w.live.prog.Bonuses.Referral
+	if m.ReferrerID == "" || m.ReferrerID == m.ID || m.PurchaseCount != 1 || ref.Referrer+ref.Referee == 0 {
+		return 0, nil
+	}
+	key := "referral:" + m.ID
+	if done, err := w.tx.Marked(key); err != nil || done {
+		return 0, err
+	}
+	referrer, err := w.tx.Member(m.ReferrerID)
+	if err != nil || referrer == nil {
+		return 0, err
+	}
+	if cyclic, err := referralCycle(w.tx, referrer, m.ID); err != nil || cyclic {
+		return 0, err
+	}
+	if err := w.tx.Mark(key); err != nil {
+		return 0, err
+	}
+	if err := w.credit(m, creditSpec{
+		entryID: ids[0], lotID: ids[1], typ: LedgerBonus, points: ref.Referee,
+		at: w.now, ref: "referral:" + referrer.ID, note: "referral bonus: referred by " + referrer.ID,
+	}); err != nil {
+		return 0, err
+	}
+	if referrer.Status != StatusActive || ref.Referrer == 0 {
+		return ref.Referee, nil
+	}
+	if err := w.credit(referrer, creditSpec{
+		entryID: ids[2], lotID: ids[3], typ: LedgerBonus, points: ref.Referrer,
+		at: w.now, ref: "referral:" + m.ID, note: "referral bonus: referred " + m.ID,
+	}); err != nil {
+		return 0, err
+	}
+	return ref.Referee, w.tx.PutMember(referrer)
+}
+
+// referralCycle tells whether following referrers up from m reaches id.
+func referralCycle(tx Tx, m *Member, id string) (bool, error) {
+	seen := map[string]bool{}
+	for m != nil && m.ReferrerID != "" && !seen[m.ID] {
+		if m.ReferrerID == id {
+			return true, nil
+		}
+		seen[m.ID] = true
+		next, err := tx.Member(m.ReferrerID)
+		if err != nil {
+			return false, err
+		}
+		m = next
+	}
+	return false, nil
+}

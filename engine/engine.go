@@ -72,6 +72,8 @@ type Options struct {
 	// JobChunk bounds how many records one job transaction touches, so a
 	// job never holds the write lock long enough to stall the tills.
 	JobChunk int
+	// Hooks are told about committed changes, for metrics.
+	Hooks Hooks
 }
 
 // Engine runs the program: it validates commands, applies the rules and
@@ -81,8 +83,10 @@ type Engine struct {
 	clock    Clock
 	log      *slog.Logger
 	jobChunk int
+	hooks    Hooks
 
-	live atomic.Pointer[liveRules]
+	live  atomic.Pointer[liveRules]
+	rules rulesState
 
 	jobsMu  sync.Mutex
 	running map[string]bool
@@ -112,6 +116,7 @@ func New(store Store, opts Options) *Engine {
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		jobChunk: opts.JobChunk,
+		hooks:    opts.Hooks,
 		running:  map[string]bool{},
 	}
 }

@@ -121,6 +121,7 @@ func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
 	if err := e.store.Update(func(tx Tx) error { return tx.PutJobRun(rec) }); err != nil {
 		return nil, fmt.Errorf("record run of %s: %w", name, err)
 	}
+	e.hooks.jobRun(rec)
 	return rec.view(), nil
 }
 
@@ -134,12 +135,13 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 		}
 		ids := newIDs(e.jobChunk)
 		var n int
+		var points int64
 		err := e.store.Update(func(tx Tx) error {
 			lots, err := tx.DueLots(now, nil, e.jobChunk)
 			if err != nil {
 				return err
 			}
-			n = len(lots)
+			n, points = len(lots), 0
 			byMember := map[string][]*Lot{}
 			var order []string
 			for _, l := range lots {
@@ -147,6 +149,7 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 					order = append(order, l.MemberID)
 				}
 				byMember[l.MemberID] = append(byMember[l.MemberID], l)
+				points += l.Remaining
 			}
 			w := writer{tx: tx, now: now, live: live}
 			for i, id := range order {
@@ -159,6 +162,7 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 		if err != nil {
 			return processed, fmt.Errorf("expire lots: %w", err)
 		}
+		e.hooks.pointsExpired(points)
 		processed += int64(n)
 		if n < e.jobChunk {
 			return processed, nil

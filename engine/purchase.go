@@ -151,7 +151,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 		return nil, false, err
 	}
 	hash := hashRequest(req)
-	ids := newIDs(2)
+	ids := newIDs(6)
 	err = e.store.Update(func(tx Tx) error {
 		res, replayed = nil, false
 		if p, err := tx.Purchase(req.ID); err != nil {
@@ -197,6 +197,7 @@ func (e *Engine) purchaseMember(tx Tx, req *PurchaseRequest) (*Member, error) {
 func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purchaseData, hash string, ids []string) (*PurchaseResult, error) {
 	prog := w.live.prog
 	tx := w.tx
+	earnedAt := m.Tier
 	uses := ruleUsesReader(tx, prog, m.ID, d.occurredAt)
 	bd, err := prog.Earn(rules.EarnInput{
 		Purchase: rules.Purchase{
@@ -232,6 +233,10 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	if err := tx.AddMetric(m.ID, MetricEntry{At: d.occurredAt, Spend: d.amount, Points: bd.Total, Visits: 1}); err != nil {
 		return nil, err
 	}
+	referral, err := referralBonus(w, m, ids[2:])
+	if err != nil {
+		return nil, err
+	}
 	changed, err := promote(tx, prog, m, w.now)
 	if err != nil {
 		return nil, err
@@ -248,6 +253,9 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 		RulesVersion: w.live.version.Version, Balance: bal,
 		Tier: TierChange{Name: m.Tier, Changed: changed},
 	}
+	if referral > 0 {
+		res.Bonuses = []RuleLine{{Rule: "referral", Points: referral}}
+	}
 	for _, r := range bd.Rules {
 		res.Breakdown = append(res.Breakdown, RuleLine{Rule: r.Rule, Points: r.Points})
 	}
@@ -255,7 +263,7 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 		ID: req.ID, MemberID: m.ID, StoreID: req.StoreID, TerminalID: req.TerminalID,
 		OccurredAt: d.occurredAt, RecordedAt: w.now, Currency: req.Currency, Amount: d.amount,
 		Items: d.items, Points: bd.Total, Breakdown: bd.Rules, RulesVersion: w.live.version.Version,
-		RequestHash: hash, Result: *res,
+		EarnedAtTier: earnedAt, RequestHash: hash, Result: *res,
 	}
 	if err := tx.PutPurchase(p); err != nil {
 		return nil, err
@@ -353,11 +361,8 @@ func (u *ruleUses) get(rule string) rules.RuleUses {
 // rules are not counted, which keeps the common purchase free of writes.
 func (u *ruleUses) add(rule string) error {
 	for _, r := range u.prog.Rules {
-		if r.Name != rule {
+		if r.Name != rule || !r.Capped() {
 			continue
-		}
-		if r.MaxPerMember == 0 && r.MaxPerDay == 0 && r.MaxPerMonth == 0 && r.MaxPerYear == 0 {
-			return nil
 		}
 		for _, p := range u.periods {
 			if err := u.tx.AddRuleUse(u.member, rule, p, 1); err != nil {

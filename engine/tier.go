@@ -21,13 +21,19 @@ func loadSeries(tx Tx, prog *rules.Program, memberID string, since time.Time) (*
 	if err != nil {
 		return nil, err
 	}
+	return newSeries(prog, entries), nil
+}
+
+// newSeries builds a series from entries in any order.
+func newSeries(prog *rules.Program, entries []MetricEntry) *series {
+	entries = append([]MetricEntry(nil), entries...)
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
 	s := &series{prog: prog, at: make([]time.Time, len(entries)), cum: make([]int64, len(entries)+1)}
 	for i, e := range entries {
 		s.at[i] = e.At
 		s.cum[i+1] = s.cum[i] + metricValue(e, prog.Tiers.Metric)
 	}
-	return s, nil
+	return s
 }
 
 func metricValue(e MetricEntry, m rules.Metric) int64 {

@@ -128,6 +128,9 @@ type Purchase struct {
 	Points       int64
 	Breakdown    []rules.RuleResult
 	RulesVersion int
+	// EarnedAtTier is the tier the purchase earned at (before any promotion
+	// it caused), so a replay under other rules uses the same tier.
+	EarnedAtTier string
 	RequestHash  string
 	Result       PurchaseResult
 

@@ -145,4 +145,5 @@ var (
 	anyRole   = allow(RoleMarketer, RolePOS, RoleReader)
 	adminOnly = allow()
 	pos       = allow(RolePOS)
+	marketer  = allow(RoleMarketer)
 )

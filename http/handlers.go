@@ -231,24 +231,6 @@ func (s *Server) getPurchase(c *fiber.Ctx) error {
 	return c.JSON(p)
 }
 
-func (s *Server) getRules(c *fiber.Ctx) error {
-	prog, v := s.cfg.Engine.Program()
-	if prog == nil {
-		return engine.Errorf(engine.EINTERNAL, "no rules loaded")
-	}
-	return c.JSON(fiber.Map{"version": v.Version, "hash": v.Hash, "loaded_at": v.LoadedAt, "by": v.By, "source": v.Source})
-}
-
-// versionView is a rules version in a list: the text is left out to keep
-// the list small; GET /v1/rules/versions/{n} has it.
-type versionView struct {
-	Version  int       `json:"version"`
-	Hash     string    `json:"hash"`
-	LoadedAt time.Time `json:"loaded_at"`
-	By       string    `json:"by"`
-	Source   string    `json:"source,omitempty"`
-}
-
 func (s *Server) listRulesVersions(c *fiber.Ctx) error {
 	vs, err := s.cfg.Engine.RulesVersions()
 	if err != nil {

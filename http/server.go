@@ -6,6 +6,7 @@ package http
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -29,13 +30,22 @@ type Config struct {
 	NextRun func(job string) (time.Time, bool)
 	// Keys are the API keys; nil leaves the API open (loopback only).
 	Keys *Keys
+	// Metrics are served on /metrics; nil makes a fresh set.
+	Metrics *Metrics
+	// Backup writes a consistent copy of the database to w, for GET
+	// /v1/admin/backup; nil leaves that route answering not_found. It is a
+	// function so that this package needs no storage import.
+	Backup func(w io.Writer) (int64, error)
+	// SaveRules writes published rules text to the rules file.
+	SaveRules func(src []byte) error
 }
 
 // Server is the HTTP front of an Engine.
 type Server struct {
-	app *fiber.App
-	cfg Config
-	log *slog.Logger
+	app     *fiber.App
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
 }
 
 // NewServer builds the routes.
@@ -43,7 +53,10 @@ func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "loyalty",
 		BodyLimit:             BodyLimit,
@@ -54,7 +67,7 @@ func NewServer(cfg Config) *Server {
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 	})
-	s.app.Use(s.requestID, s.recover)
+	s.app.Use(s.requestID, s.observe, s.recover)
 	s.routes()
 	return s
 }
@@ -71,6 +84,7 @@ func (s *Server) Shutdown(timeout time.Duration) error { return s.app.ShutdownWi
 func (s *Server) routes() {
 	app := s.app
 	app.Get("/healthz", s.healthz)
+	app.Get("/metrics", s.metrics.handler())
 
 	v1 := app.Group("/v1", s.authenticate)
 	v1.Get("/clock", anyRole, s.getClock)
@@ -91,11 +105,19 @@ func (s *Server) routes() {
 	v1.Post("/purchases/:id/refunds", pos, s.postRefund)
 
 	v1.Get("/rules", anyRole, s.getRules)
+	v1.Put("/rules", marketer, s.putRules)
+	v1.Post("/rules/validate", marketer, s.validateRules)
+	v1.Post("/rules/simulate", marketer, s.simulateRules)
+	v1.Post("/rules/diff", marketer, s.diffRules)
+	v1.Get("/rules/schema", anyRole, s.rulesSchema)
 	v1.Get("/rules/versions", anyRole, s.listRulesVersions)
 	v1.Get("/rules/versions/:n", anyRole, s.getRulesVersion)
+	v1.Get("/events", anyRole, s.listEvents)
 
 	v1.Get("/jobs", anyRole, s.listJobs)
 	v1.Post("/jobs/:name/run", adminOnly, s.runJob)
+
+	v1.Get("/admin/backup", adminOnly, s.backup)
 
 	app.Use(func(c *fiber.Ctx) error {
 		return engine.Errorf(engine.ENOTFOUND, "no route %s %s", c.Method(), c.Path())

@@ -7,3 +7,9 @@ import _ "embed"
 //
 //go:embed example.yaml
 var Example []byte
+
+// Schema is the JSON Schema of the rules file, for editors: VS Code's YAML
+// extension completes and checks keys with it. Parse remains the authority.
+//
+//go:embed schema.json
+var Schema []byte

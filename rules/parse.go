@@ -21,7 +21,7 @@ import (
 
 // Keys each mapping of the file accepts.
 var (
-	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "jobs"}
+	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "jobs", "analytics"}
 	pointsKeys   = []string{"rounding", "pending", "expiry"}
 	expiryKeys   = []string{"after", "at", "notify_before"}
 	tiersKeys    = []string{"metric", "window", "downgrade", "grace", "levels"}
@@ -74,8 +74,14 @@ func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
 	p.errorAt(n.Line, n.Column, format, args...)
 }
 
+// HashOf is the hash a Program of src would carry, so a refused text can be
+// named the same way as an accepted one.
+func HashOf(src []byte) string {
+	sum := sha256.Sum256(src)
+	return hex.EncodeToString(sum[:])
+}
+
 func (p *parser) parse() *Program {
-	sum := sha256.Sum256(p.src)
 	prog := &Program{
 		Location: time.UTC,
 		Points: Points{
@@ -89,7 +95,7 @@ func (p *parser) parse() *Program {
 		},
 		Bonuses: Bonuses{Referral: ReferralBonus{After: "first_purchase"}},
 		Source:  bytes.Clone(p.src),
-		Hash:    hex.EncodeToString(sum[:]),
+		Hash:    HashOf(p.src),
 	}
 	p.prog = prog
 
@@ -119,6 +125,7 @@ func (p *parser) parse() *Program {
 	p.earn(f["earn"])
 	p.bonuses(f["bonuses"])
 	p.jobs(f["jobs"])
+	p.analytics(f["analytics"])
 	prog.states = &sync.Pool{New: func() any { return prog.newState() }}
 	return prog
 }

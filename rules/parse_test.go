@@ -218,7 +218,7 @@ func TestParseErrors(t *testing.T) {
 		want      string
 	}{
 		{"unknown top key with hint", "currency: USD\ntimezon: UTC\n", 2, 1, `unknown key "timezon"; did you mean "timezone"?`},
-		{"unknown top key", "currency: USD\nanalytics: {}\n", 2, 1, `unknown key "analytics"; expected one of program, currency`},
+		{"unknown top key", "currency: USD\nrewards: {}\n", 2, 1, `unknown key "rewards"; expected one of program, currency`},
 		{"unknown level key", "currency: USD\ntiers:\n  levels:\n    - {name: a, threshold: 0, mutliplier: 2}\n", 4, 31, `unknown key "mutliplier"; did you mean "multiplier"?`},
 		{"unknown expiry key", "currency: USD\npoints:\n  expiry:\n    aftr: 12mo\n", 4, 5, `unknown key "aftr"; did you mean "after"?`},
 		{"duplicate key", "currency: USD\ncurrency: EUR\n", 2, 1, `duplicate key "currency" (first at line 1)`},

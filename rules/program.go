@@ -27,6 +27,8 @@ type Program struct {
 	// order expire-points, evaluate-tiers, notify-expiring, birthday-bonus,
 	// analytics, so listings do not depend on how the file is written.
 	Jobs []Job
+	// Analytics parameterises the analytics job, defaulted if absent.
+	Analytics Analytics
 
 	Source []byte // the file as given
 	Hash   string // hex sha256 of Source

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +19,8 @@ const usage = `loyalty: a loyalty-program engine
 Usage:
   loyalty serve [--addr 127.0.0.1:8080] [--db loyalty.db] [--rules rules.yaml] [--test-clock]
   loyalty rules check FILE...
+  loyalty rules simulate FILE --purchase p.json [--member m.json]
+  loyalty rules diff OLD NEW (--db FILE [--last 30d] | --purchases FILE.json) [--json]
   loyalty verify --db FILE
 
 Run "loyalty COMMAND -h" for the flags of a command.
@@ -82,6 +85,8 @@ func envDefault(name, def string) string {
 	}
 	return def
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)

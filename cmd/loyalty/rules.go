@@ -12,14 +12,18 @@ import (
 
 func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: loyalty rules check FILE...")
+		fmt.Fprintln(stderr, "usage: loyalty rules check|simulate|diff …")
 		return errUsage
 	}
 	switch args[0] {
 	case "check":
 		return runRulesCheck(args[1:], stdout, stderr)
+	case "simulate":
+		return runRulesSimulate(ctx, args[1:], stdout, stderr)
+	case "diff":
+		return runRulesDiff(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "loyalty rules: unknown command %q (check)\n", args[0])
+	fmt.Fprintf(stderr, "loyalty rules: unknown command %q (check, simulate, diff)\n", args[0])
 	return errUsage
 }
 

@@ -46,10 +46,11 @@ type Main struct {
 	Scheduler *Scheduler
 	ln        net.Listener
 
-	serveErr chan error
-	jobsCtx  context.Context
-	stopJobs context.CancelFunc
-	jobsWG   sync.WaitGroup
+	serveErr  chan error
+	stopWatch func()
+	jobsCtx   context.Context
+	stopJobs  context.CancelFunc
+	jobsWG    sync.WaitGroup
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -106,7 +107,7 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 // listens. It returns once the server accepts connections.
 func (m *Main) Open() error {
 	if m.Logger == nil {
-		m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		m.Logger = discardLogger()
 	}
 	cfg := m.Config
 	var keys *lhttp.Keys
@@ -151,8 +152,17 @@ func (m *Main) Open() error {
 	if err := m.Scheduler.Start(m.jobsCtx, prog); err != nil {
 		return err
 	}
+	m.Engine.OnRulesChange(func(p *rules.Program) {
+		if err := m.Scheduler.schedule(m.jobsCtx, p); err != nil {
+			m.Logger.Error("rescheduling jobs", "err", err)
+		}
+	})
+	if m.stopWatch, err = watchRules(m.jobsCtx, cfg.RulesPath, m.Engine, m.Logger); err != nil {
+		return err
+	}
 	m.Server = lhttp.NewServer(lhttp.Config{
 		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys,
+		SaveRules: saveRules(cfg.RulesPath),
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return err
@@ -176,6 +186,12 @@ func (m *Main) Close() error {
 	}
 	if m.stopJobs != nil {
 		m.stopJobs()
+	}
+	if m.stopWatch != nil {
+		m.stopWatch()
+	}
+	if m.Engine != nil {
+		m.Engine.Wait()
 	}
 	if m.Scheduler != nil {
 		m.Scheduler.Stop()

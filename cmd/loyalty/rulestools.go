@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/rules"
+	"github.com/loyaltyhq/loyalty/store"
+)
+
+// loadProgram reads and compiles a rules file, printing its errors in the
+// FILE:LINE:COL form on failure.
+func loadProgram(path string, stdout io.Writer) (*rules.Program, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := rules.Parse(path, src)
+	if err != nil {
+		fmt.Fprintln(stdout, err)
+		return nil, exitError(1)
+	}
+	return prog, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// runRulesSimulate prints what a purchase would earn under a rules file,
+// through the engine's own purchase path on a throw-away database.
+func runRulesSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rules simulate", stderr)
+	purchasePath := fs.String("purchase", "", "JSON file with the purchase, as POST /v1/purchases takes it")
+	memberPath := fs.String("member", "", "JSON file with a hypothetical member (tier, enrolled_at, attributes, churn_risk…)")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 || *purchasePath == "" {
+		fmt.Fprintln(stderr, "usage: loyalty rules simulate FILE --purchase p.json [--member m.json]")
+		return errUsage
+	}
+	prog, err := loadProgram(files[0], stdout)
+	if err != nil {
+		return err
+	}
+	req := engine.SimulateRequest{Member: &engine.SimMember{}}
+	if err := readJSON(*purchasePath, &req.Purchase); err != nil {
+		return err
+	}
+	if *memberPath != "" {
+		if err := readJSON(*memberPath, req.Member); err != nil {
+			return err
+		}
+	}
+	dir, err := os.MkdirTemp("", "loyalty-simulate-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	db, err := store.Open(filepath.Join(dir, "simulate.db"), store.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	e := engine.New(db, engine.Options{Logger: discardLogger()})
+	if _, err := e.LoadRules(prog, "simulate"); err != nil {
+		return err
+	}
+	res, err := e.Simulate(ctx, req)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, res)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// runRulesDiff replays purchases through two versions of the rules and
+// reports what changes.
+func runRulesDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rules diff", stderr)
+	dbPath := fs.String("db", "", "database to take recent purchases and members from (a backup, or a stopped server's file)")
+	last := fs.String("last", "30d", "with --db: how far back to replay purchases")
+	purchasesPath := fs.String("purchases", "", "JSON file with a list of purchases (each may carry a \"member\") instead of --db")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 2 || (*dbPath == "") == (*purchasesPath == "") {
+		fmt.Fprintln(stderr, "usage: loyalty rules diff OLD NEW (--db FILE [--last 30d] | --purchases FILE.json) [--json]")
+		return errUsage
+	}
+	before, err := loadProgram(files[0], stdout)
+	if err != nil {
+		return err
+	}
+	after, err := loadProgram(files[1], stdout)
+	if err != nil {
+		return err
+	}
+	var rep *engine.DiffReport
+	if *purchasesPath != "" {
+		var ps []engine.DiffPurchase
+		if err := readJSON(*purchasesPath, &ps); err != nil {
+			return err
+		}
+		if rep, err = engine.DiffPurchases(before, after, ps, time.Now().UTC()); err != nil {
+			return err
+		}
+	} else {
+		d, err := rules.ParseDuration(*last)
+		if err != nil {
+			return fmt.Errorf("--last: %w", err)
+		}
+		opts := store.DefaultOptions()
+		opts.ReadOnly = true
+		db, err := store.Open(*dbPath, opts)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		e := engine.New(db, engine.Options{Logger: discardLogger()})
+		now := e.Now()
+		since := now.AddDate(0, -d.Months, 0).Add(-d.Fixed)
+		if rep, err = e.DiffRules(ctx, before, after, since); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return printJSON(stdout, rep)
+	}
+	printDiff(stdout, rep)
+	return nil
+}
+
+func printDiff(w io.Writer, rep *engine.DiffReport) {
+	fmt.Fprintf(w, "%d purchases replayed", rep.Purchases)
+	if !rep.From.IsZero() {
+		fmt.Fprintf(w, " (%s to %s)", rep.From.Format(time.DateOnly), rep.To.Format(time.DateOnly))
+	}
+	if rep.Truncated {
+		fmt.Fprintf(w, ", the first %d only", engine.MaxDiffPurchases)
+	}
+	fmt.Fprintf(w, "\npoints: %d before, %d after, change %+d\n\n", rep.Before, rep.After, rep.Change)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rule\tbefore\tafter\tchange\t")
+	for _, r := range rep.Rules {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%+d\t\n", r.Rule, r.Before, r.After, r.Change)
+	}
+	fmt.Fprintln(tw, "\t\t\t\t")
+	fmt.Fprintln(tw, "tier\tpurchases\tbefore\tafter\tchange\t")
+	for _, t := range rep.Tiers {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%+d\t\n", t.Tier, t.Purchases, t.Before, t.After, t.Change)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d members would qualify for another tier\n", rep.TierChangesTotal)
+	for _, c := range rep.TierChanges {
+		fmt.Fprintf(w, "  %s %s: %s -> %s\n", c.MemberID, c.ExternalID, c.Before, c.After)
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+// parseInterspersed parses flags that may come after the positional
+// arguments, so `rules diff OLD NEW --db FILE` works as naturally as the
+// flag package's flags-first order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+// watchRules publishes the rules file whenever it changes on disk. It
+// watches the directory rather than the file because editors that save by
+// writing a temp file and renaming it replace the file's inode, and a watch
+// on the old inode would go quiet.
+func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Logger) (stop func(), err error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch rules: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("watch rules: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Editors write in bursts (truncate, write, chmod, rename); waiting
+		// for a quiet moment reads the file once, whole.
+		const settle = 100 * time.Millisecond
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Chmod) != 0 {
+					timer.Reset(settle)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				log.Error("watching the rules file", "err", err)
+			case <-timer.C:
+				reloadRules(abs, path, e, log)
+			}
+		}
+	}()
+	return func() {
+		w.Close()
+		<-done
+	}, nil
+}
+
+// reloadRules publishes the file if it differs from the live rules.
+func reloadRules(abs, name string, e *engine.Engine, log *slog.Logger) {
+	src, err := os.ReadFile(abs)
+	if err != nil {
+		log.Error("reading the rules file", "file", name, "err", err)
+		return
+	}
+	if prog, _ := e.Program(); prog != nil && bytes.Equal(prog.Source, src) {
+		return
+	}
+	v, err := e.PublishRules(name, src, "file")
+	if err != nil {
+		return
+	}
+	log.Info("rules file reloaded", "file", name, "version", v.Version)
+}
+
+// saveRules writes published rules to the file atomically (temp file and
+// rename), so the watcher and a crash both see either the old or the new
+// text, never half.
+func saveRules(path string) func([]byte) error {
+	return func(src []byte) error {
+		tmp, err := os.CreateTemp(filepath.Dir(path), ".rules-*.yaml")
+		if err != nil {
+			return fmt.Errorf("save rules: %w", err)
+		}
+		defer os.Remove(tmp.Name())
+		if _, err := tmp.Write(src); err != nil {
+			tmp.Close()
+			return fmt.Errorf("save rules: %w", err)
+		}
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return fmt.Errorf("save rules: %w", err)
+		}
+		if err := tmp.Close(); err != nil {
+			return fmt.Errorf("save rules: %w", err)
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			return fmt.Errorf("save rules: %w", err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,139 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/rules"
+	"github.com/loyaltyhq/loyalty/store"
+)
+
+// benchMembers is how many members the purchase benchmarks spread over:
+// enough that two concurrent purchases rarely touch the same member.
+const benchMembers = 1000
+
+// benchEngine is an engine with the example rules on a real bbolt file
+// opened with opts, holding benchMembers enrolled members, each with a few
+// purchases of history so the tier window and the open lots are not empty.
+// The history is written without fsync and without waiting for batches.
+func benchEngine(b *testing.B, opts store.Options) (*engine.Engine, []string) {
+	b.Helper()
+	path := b.TempDir() + "/bench.db"
+	seed := store.DefaultOptions()
+	seed.NoSync, seed.MaxBatchDelay = true, time.Microsecond
+	e, db := openBenchEngine(b, path, seed)
+	ctx := context.Background()
+	ids := make([]string, benchMembers)
+	for i := range ids {
+		m, err := e.CreateMember(ctx, engine.MemberInput{ExternalID: fmt.Sprintf("card-%06d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = m.ID
+		for j := range 5 {
+			if _, _, err := e.Purchase(ctx, benchRequest(fmt.Sprintf("seed-%d-%d", i, j), m.ID, "")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	e, db = openBenchEngine(b, path, opts)
+	b.Cleanup(func() { db.Close() })
+	return e, ids
+}
+
+func openBenchEngine(b *testing.B, path string, opts store.Options) (*engine.Engine, *store.DB) {
+	b.Helper()
+	db, err := store.Open(path, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prog, err := rules.Parse("rules.yaml", rules.Example)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := engine.New(db, engine.Options{Clock: engine.NewTestClock(&fixedClock{t: start}), Logger: slog.New(slog.DiscardHandler)})
+	if _, err := e.LoadRules(prog, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	return e, db
+}
+
+// benchRequest is a till's purchase of three items, one of them coffee.
+func benchRequest(id, memberID, externalID string) engine.PurchaseRequest {
+	return engine.PurchaseRequest{
+		ID: id, MemberID: memberID, MemberExternalID: externalID,
+		StoreID: "store-12", TerminalID: "till-3", Currency: "USD", Amount: "28.40",
+		Items: []engine.ItemRequest{
+			{SKU: "LATTE-L", Category: "coffee", Quantity: 2, Amount: "8.00"},
+			{SKU: "BEANS-1KG", Category: "beans", Quantity: 1, Amount: "15.40"},
+			{SKU: "CROISSANT", Category: "food", Quantity: 1, Amount: "5.00"},
+		},
+	}
+}
+
+// BenchmarkPurchase runs the whole purchase command against a real bbolt
+// file: serially without fsync or batch delay for the CPU cost of one
+// purchase, and from
+// many goroutines with and without fsync for what group commit achieves.
+func BenchmarkPurchase(b *testing.B) {
+	nosync := store.DefaultOptions()
+	nosync.NoSync = true
+	b.Run("serial-nosync", func(b *testing.B) {
+		// Alone, a write would wait MaxBatchDelay for company; this measures
+		// the work, not the wait.
+		serial := nosync
+		serial.MaxBatchDelay = time.Microsecond
+		e, ids := benchEngine(b, serial)
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			if _, _, err := e.Purchase(ctx, benchRequest("p"+strconv.Itoa(i), ids[i%len(ids)], "")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, sync := range []bool{false, true} {
+		opts := store.DefaultOptions()
+		name := "parallel-fsync"
+		if !sync {
+			opts, name = nosync, "parallel-nosync"
+		}
+		b.Run(name, func(b *testing.B) {
+			e, ids := benchEngine(b, opts)
+			benchParallelPurchases(b, e, ids)
+		})
+	}
+}
+
+func benchParallelPurchases(b *testing.B, e *engine.Engine, ids []string) {
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	began := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := next.Add(1)
+			req := benchRequest("p"+strconv.FormatInt(n, 10), ids[n%int64(len(ids))], "")
+			if n%2 == 0 {
+				req.MemberID, req.MemberExternalID = "", fmt.Sprintf("card-%06d", n%int64(len(ids)))
+			}
+			if _, _, err := e.Purchase(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "purchases/s")
+}

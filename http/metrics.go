@@ -1,0 +1,146 @@
+package http
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/loyaltyhq/loyalty/engine"
+)
+
+// Metrics counts what the server and the engine do, for GET /metrics in
+// Prometheus' text format. Each Metrics has its own registry, so several
+// servers in one process (tests) do not share counts.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	purchases prometheus.Counter
+	earned    prometheus.Counter
+	redeemed  prometheus.Counter
+	refunded  prometheus.Counter
+	expired   prometheus.Counter
+	jobRuns   *prometheus.CounterVec
+	jobTime   *prometheus.HistogramVec
+}
+
+// NewMetrics registers the metrics; dbSize, when set, is read at every
+// scrape for loyalty_db_size_bytes.
+func NewMetrics(dbSize func() int64) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyalty_http_requests_total",
+			Help: "HTTP requests by method, route pattern and status. Requests refused before reaching a route carry the prefix that refused them (/v1 for a bad key, / for no such route).",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loyalty_http_request_duration_seconds",
+			Help:    "Time from reading a request to having its answer ready, by method and route pattern.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+		purchases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loyalty_purchases_total",
+			Help: "Purchases recorded (retries answered from the first answer are not counted).",
+		}),
+		earned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loyalty_points_earned_total",
+			Help: "Points credited by recorded purchases, bonuses they triggered included.",
+		}),
+		redeemed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loyalty_points_redeemed_total",
+			Help: "Points spent by redemptions, before any cancellation.",
+		}),
+		refunded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loyalty_points_refunded_total",
+			Help: "Points taken back by refunds.",
+		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loyalty_points_expired_total",
+			Help: "Points written off by the expire-points job.",
+		}),
+		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyalty_job_runs_total",
+			Help: "Job runs by job and result (ok or error).",
+		}, []string{"job", "result"}),
+		jobTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "loyalty_job_duration_seconds",
+			Help:    "How long job runs took, by job.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"job"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.refunded, m.expired, m.jobRuns, m.jobTime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if dbSize != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "loyalty_db_size_bytes",
+			Help: "Size of the database file.",
+		}, func() float64 { return float64(dbSize()) }))
+	}
+	return m
+}
+
+// Hooks returns engine hooks that feed the job and expiry metrics, which
+// happen outside any request.
+func (m *Metrics) Hooks() engine.Hooks {
+	return engine.Hooks{
+		JobRun: func(r engine.JobRun) {
+			result := "ok"
+			if r.Error != "" {
+				result = "error"
+			}
+			m.jobRuns.WithLabelValues(r.Name, result).Inc()
+			m.jobTime.WithLabelValues(r.Name).Observe(r.FinishedAt.Sub(r.StartedAt).Seconds())
+		},
+		PointsExpired: func(points int64) { m.expired.Add(float64(points)) },
+	}
+}
+
+func (m *Metrics) purchased(res *engine.PurchaseResult) {
+	m.purchases.Inc()
+	points := res.Points
+	for _, b := range res.Bonuses {
+		points += b.Points
+	}
+	m.earned.Add(float64(max(points, 0)))
+}
+
+func (m *Metrics) refundedPoints(res *engine.RefundResult) {
+	m.refunded.Add(float64(max(-res.Points, 0)))
+}
+
+func (m *Metrics) redeemedPoints(res *engine.RedemptionResult) {
+	m.redeemed.Add(float64(max(-res.Points, 0)))
+}
+
+// handler serves the registry; it needs no key, like /healthz, so a
+// scraper needs no secret.
+func (m *Metrics) handler() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+}
+
+// observe answers errors itself, so the status is known here, then counts
+// the request and writes its one access log line. The route is the pattern
+// (/v1/members/:id), never the raw path, so metrics stay bounded and logs
+// carry no member ids in the route field; headers are never logged.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			return fmt.Errorf("answer error %v: %w", err, herr)
+		}
+	}
+	took := time.Since(start)
+	method, route := c.Method(), c.Route().Path
+	status := c.Response().StatusCode()
+	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	s.metrics.latency.WithLabelValues(method, route).Observe(took.Seconds())
+	s.log.Info("request", "method", method, "route", route, "status", status, "duration", took, "request_id", c.Locals("request_id"))
+	return nil
+}

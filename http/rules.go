@@ -1,0 +1,144 @@
+package http
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/rules"
+)
+
+// rulesBody returns the rules text of a request: the body itself, as a
+// marketer's tool or curl --data-binary @rules.yaml sends it.
+func rulesBody(c *fiber.Ctx) ([]byte, error) {
+	src := append([]byte(nil), c.Body()...)
+	if len(src) == 0 {
+		return nil, engine.Errorf(engine.EINVALID, "send the rules file as the body")
+	}
+	return src, nil
+}
+
+func (s *Server) getRules(c *fiber.Ctx) error {
+	prog, v := s.cfg.Engine.Program()
+	if prog == nil {
+		return engine.Errorf(engine.EINTERNAL, "no rules loaded")
+	}
+	return c.JSON(fiber.Map{
+		"version": v.Version, "hash": v.Hash, "loaded_at": v.LoadedAt, "by": v.By, "source": v.Source,
+		"last_error": s.cfg.Engine.LastRulesError(),
+	})
+}
+
+// putRules publishes new rules and writes them to the rules file, so the
+// file on disk always holds what is live.
+func (s *Server) putRules(c *fiber.Ctx) error {
+	src, err := rulesBody(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.cfg.Engine.PublishRules("rules", src, whoIs(c).name)
+	if err != nil {
+		return err
+	}
+	if s.cfg.SaveRules != nil {
+		if err := s.cfg.SaveRules(src); err != nil {
+			return err
+		}
+	}
+	return c.JSON(versionView{Version: v.Version, Hash: v.Hash, LoadedAt: v.LoadedAt, By: v.By})
+}
+
+func (s *Server) validateRules(c *fiber.Ctx) error {
+	src, err := rulesBody(c)
+	if err != nil {
+		return err
+	}
+	if _, err := engine.CompileRules("rules", src); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"ok": true})
+}
+
+func (s *Server) simulateRules(c *fiber.Ctx) error {
+	var req engine.SimulateRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	res, err := s.cfg.Engine.Simulate(c.UserContext(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+// diffRequest compares the live rules (or old) with new over the purchases
+// of the last period.
+type diffRequest struct {
+	Old  string `json:"old"`
+	New  string `json:"new"`
+	Last string `json:"last"`
+}
+
+func (s *Server) diffRules(c *fiber.Ctx) error {
+	var req diffRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.New == "" {
+		return engine.FieldErrorf(engine.EINVALID, "new", "is required: the rules text to compare")
+	}
+	before, _ := s.cfg.Engine.Program()
+	if req.Old != "" {
+		var err error
+		if before, err = engine.CompileRules("old", []byte(req.Old)); err != nil {
+			return err
+		}
+	}
+	after, err := engine.CompileRules("new", []byte(req.New))
+	if err != nil {
+		return err
+	}
+	last := req.Last
+	if last == "" {
+		last = "30d"
+	}
+	d, err := rules.ParseDuration(last)
+	if err != nil {
+		return engine.FieldErrorf(engine.EINVALID, "last", "must be a duration like 30d or 3mo")
+	}
+	now := s.cfg.Engine.Now()
+	since := now.AddDate(0, -d.Months, 0).Add(-d.Fixed)
+	rep, err := s.cfg.Engine.DiffRules(c.UserContext(), before, after, since)
+	if err != nil {
+		return err
+	}
+	return c.JSON(rep)
+}
+
+func (s *Server) rulesSchema(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "application/schema+json")
+	return c.Send(rules.Schema)
+}
+
+func (s *Server) listEvents(c *fiber.Ctx) error {
+	n, err := limit(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Engine.Events(c.UserContext(), query(c, "after"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
+}
+
+// versionView is a rules version in a list: the text is left out to keep
+// the list small; GET /v1/rules/versions/{n} has it.
+type versionView struct {
+	Version  int       `json:"version"`
+	Hash     string    `json:"hash"`
+	LoadedAt time.Time `json:"loaded_at"`
+	By       string    `json:"by"`
+	Source   string    `json:"source,omitempty"`
+}
