@@ -1,6 +1,7 @@
 package http
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -80,10 +81,16 @@ type diffRequest struct {
 	Last string `json:"last"`
 }
 
+// diffRules takes either JSON ({"old", "new", "last"}) or, for curl
+// --data-binary @new.yaml, the new rules text as the body with ?last=.
 func (s *Server) diffRules(c *fiber.Ctx) error {
 	var req diffRequest
-	if err := decode(c, &req); err != nil {
-		return err
+	if strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationJSON) {
+		if err := decode(c, &req); err != nil {
+			return err
+		}
+	} else {
+		req.New, req.Last = string(c.Body()), query(c, "last")
 	}
 	if req.New == "" {
 		return engine.FieldErrorf(engine.EINVALID, "new", "is required: the rules text to compare")
