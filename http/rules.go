@@ -25,10 +25,21 @@ func (s *Server) getRules(c *fiber.Ctx) error {
 	if prog == nil {
 		return engine.Errorf(engine.EINTERNAL, "no rules loaded")
 	}
-	return c.JSON(fiber.Map{
-		"version": v.Version, "hash": v.Hash, "loaded_at": v.LoadedAt, "by": v.By, "source": v.Source,
-		"last_error": s.cfg.Engine.LastRulesError(),
+	return c.JSON(liveRulesView{
+		Version: v.Version, Hash: v.Hash, LoadedAt: v.LoadedAt, By: v.By,
+		LastError: s.cfg.Engine.LastRulesError(), Source: v.Source,
 	})
+}
+
+// liveRulesView is GET /v1/rules: the source comes last so the short fields
+// stay readable in a terminal.
+type liveRulesView struct {
+	Version   int                `json:"version"`
+	Hash      string             `json:"hash"`
+	LoadedAt  time.Time          `json:"loaded_at"`
+	By        string             `json:"by"`
+	LastError *engine.RulesError `json:"last_error"`
+	Source    string             `json:"source"`
 }
 
 // putRules publishes new rules and writes them to the rules file, so the
