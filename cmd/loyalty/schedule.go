@@ -88,7 +88,11 @@ func (s *Scheduler) catchUp(ctx context.Context, prog *rules.Program) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Info("catching up on a missed run", "job", j.Name)
+		if last == nil {
+			s.log.Info("first run of a job on this database", "job", j.Name)
+		} else {
+			s.log.Info("catching up on a missed run", "job", j.Name, "last_run", last.StartedAt)
+		}
 		s.run(ctx, j.Name)
 	}
 }
