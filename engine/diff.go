@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/loyaltyhq/loyalty/rules"
 )
 
@@ -42,13 +44,18 @@ type MemberTierChange struct {
 
 // DiffReport compares two versions of the rules over the same purchases.
 type DiffReport struct {
-	From        time.Time          `json:"from"`
-	To          time.Time          `json:"to"`
-	Purchases   int                `json:"purchases"`
-	Truncated   bool               `json:"truncated,omitempty"`
-	Before      int64              `json:"points_before"`
-	After       int64              `json:"points_after"`
-	Change      int64              `json:"points_change"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Purchases int       `json:"purchases"`
+	Truncated bool      `json:"truncated,omitempty"`
+	Before    int64     `json:"points_before"`
+	After     int64     `json:"points_after"`
+	Change    int64     `json:"points_change"`
+	// The points valued at each program's analytics.point_cost: what the
+	// change costs the business.
+	CostBefore  string             `json:"cost_before"`
+	CostAfter   string             `json:"cost_after"`
+	CostChange  string             `json:"cost_change"`
 	Rules       []RuleDiff         `json:"rules"`
 	Tiers       []TierDiff         `json:"tiers"`
 	TierChanges []MemberTierChange `json:"tier_changes"`
@@ -100,9 +107,14 @@ func (a *diffAcc) rule(name string) *RuleDiff {
 	return r
 }
 
-func (a *diffAcc) finish() *DiffReport {
+func (a *diffAcc) finish(before, after *rules.Program) *DiffReport {
 	rep := a.rep
 	rep.Change = rep.After - rep.Before
+	digits := int32(after.CurrencyDigits)
+	cb := before.Analytics.PointCost.Mul(decimal.NewFromInt(rep.Before)).Round(digits)
+	ca := after.Analytics.PointCost.Mul(decimal.NewFromInt(rep.After)).Round(digits)
+	rep.CostBefore, rep.CostAfter = cb.StringFixed(digits), ca.StringFixed(digits)
+	rep.CostChange = ca.Sub(cb).StringFixed(digits)
 	rep.Rules, rep.Tiers = []RuleDiff{}, []TierDiff{}
 	for _, r := range a.rules {
 		r.Change = r.After - r.Before
@@ -169,7 +181,7 @@ func (e *Engine) DiffRules(ctx context.Context, before, after *rules.Program, si
 	if err != nil {
 		return nil, err
 	}
-	return acc.finish(), nil
+	return acc.finish(before, after), nil
 }
 
 func (a *diffAcc) replay(before, after *rules.Program, in rules.EarnInput, tier string) error {
@@ -217,7 +229,7 @@ func DiffPurchases(before, after *rules.Program, purchases []DiffPurchase, now t
 			return nil, err
 		}
 	}
-	return acc.finish(), nil
+	return acc.finish(before, after), nil
 }
 
 // tierChanges lists members whose metric qualifies them for a different

@@ -131,7 +131,7 @@ func TestDiffRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Purchases != 1 || rep.Before != 17 || rep.After != 25 || rep.Change != 8 {
+	if rep.Purchases != 1 || rep.Before != 17 || rep.After != 25 || rep.Change != 8 || rep.CostChange != "0.08" {
 		t.Fatalf("last 30 days: %+v", rep)
 	}
 	rep, err = h.e.DiffRules(h.ctx, before, after, h.e.Now().AddDate(0, 0, -60))

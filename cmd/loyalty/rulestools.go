@@ -163,7 +163,8 @@ func printDiff(w io.Writer, rep *engine.DiffReport) {
 	if rep.Truncated {
 		fmt.Fprintf(w, ", the first %d only", engine.MaxDiffPurchases)
 	}
-	fmt.Fprintf(w, "\npoints: %d before, %d after, change %+d\n\n", rep.Before, rep.After, rep.Change)
+	fmt.Fprintf(w, "\npoints: %d before, %d after, change %+d\n", rep.Before, rep.After, rep.Change)
+	fmt.Fprintf(w, "cost at analytics.point_cost: %s before, %s after, change %s\n\n", rep.CostBefore, rep.CostAfter, rep.CostChange)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rule\tbefore\tafter\tchange\t")
 	for _, r := range rep.Rules {
