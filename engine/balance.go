@@ -37,14 +37,11 @@ func (e *Engine) Balance(ctx context.Context, memberID string) (*Balance, error)
 		if err != nil {
 			return err
 		}
-		sum, err := balanceSummary(tx, m, now)
+		lots, err := openLotBalances(tx, m.ID)
 		if err != nil {
 			return err
 		}
-		expiring, err := expiringLots(tx, live, m, now)
-		if err != nil {
-			return err
-		}
+		sum, expiring := summarize(lots, m.Debt, now), expiringLots(lots, live, now)
 		ts, err := tierStatus(tx, live.prog, m, now)
 		if err != nil {
 			return err
@@ -58,16 +55,12 @@ func (e *Engine) Balance(ctx context.Context, memberID string) (*Balance, error)
 	return b, err
 }
 
-// expiringLots groups the member's live lots by the last day they can be
-// spent, soonest first.
-func expiringLots(tx Tx, live *liveRules, m *Member, now time.Time) ([]Expiring, error) {
-	lots, err := tx.OpenLots(m.ID)
-	if err != nil {
-		return nil, err
-	}
+// expiringLots groups the member's live open lots by the last day they can
+// be spent, soonest first.
+func expiringLots(lots []LotBalance, live *liveRules, now time.Time) []Expiring {
 	out := []Expiring{}
 	for _, l := range lots {
-		if l.ExpiresAt.IsZero() || expired(l, now) {
+		if l.ExpiresAt.IsZero() || !now.Before(l.ExpiresAt) {
 			continue
 		}
 		on := l.ExpiresAt.Add(-time.Nanosecond).In(live.prog.Location).Format(dateLayout)
@@ -80,5 +73,5 @@ func expiringLots(tx Tx, live *liveRules, m *Member, now time.Time) ([]Expiring,
 		}
 		out = append(out, Expiring{Points: l.Remaining, On: on})
 	}
-	return out, nil
+	return out
 }

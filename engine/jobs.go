@@ -88,6 +88,7 @@ func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
 		JobEvaluateTiers:  e.evaluateTiers,
 		JobNotifyExpiring: e.notifyExpiring,
 		JobBirthdayBonus:  e.birthdayBonus,
+		JobAnalytics:      e.analytics,
 	}[name]
 	if !ok {
 		return nil, Errorf(ENOTFOUND, "no job named %q", name)

@@ -71,22 +71,11 @@ func expired(l *Lot, now time.Time) bool {
 
 // balanceSummary computes available and pending points from the open lots.
 func balanceSummary(tx Tx, m *Member, now time.Time) (BalanceSummary, error) {
-	lots, err := tx.OpenLots(m.ID)
+	lots, err := openLotBalances(tx, m.ID)
 	if err != nil {
 		return BalanceSummary{}, err
 	}
-	var b BalanceSummary
-	for _, l := range lots {
-		switch {
-		case expired(l, now):
-		case l.AvailableAt.After(now):
-			b.Pending += l.Remaining
-		default:
-			b.Available += l.Remaining
-		}
-	}
-	b.Available -= m.Debt
-	return b, nil
+	return summarize(lots, m.Debt, now), nil
 }
 
 // LedgerView is one ledger entry as the API shows it.

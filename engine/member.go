@@ -53,14 +53,28 @@ type TierRef struct {
 	Since time.Time `json:"since"`
 }
 
-// AnalyticsView is the analytics part of a member.
+// AnalyticsView is the analytics part of a member, as of the last run of
+// the analytics job; docs/ANALYTICS.md defines each figure.
 type AnalyticsView struct {
 	ComputedAt time.Time `json:"computed_at"`
 	Segment    string    `json:"segment"`
 	Lifecycle  string    `json:"lifecycle"`
 	ChurnRisk  bool      `json:"churn_risk"`
-	CLV        string    `json:"clv"`
-	RFM        string    `json:"rfm"`
+	// RecencyDays is null for a member who never purchased.
+	RecencyDays *int64 `json:"recency_days"`
+	Frequency   int64  `json:"frequency"`
+	Monetary    string `json:"monetary"`
+	RScore      int    `json:"r_score"`
+	FScore      int    `json:"f_score"`
+	MScore      int    `json:"m_score"`
+	RFM         string `json:"rfm"`
+	// UsualIntervalDays is null with fewer than two purchases in the window.
+	UsualIntervalDays *float64 `json:"usual_interval_days"`
+	CLV               string   `json:"clv"`
+	RealisedValue     string   `json:"realised_value"`
+	PotentialValue    string   `json:"potential_value"`
+	Referrals         int64    `json:"referrals"`
+	ReferredSpend     string   `json:"referred_spend"`
 }
 
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -360,12 +374,7 @@ func memberView(tx Tx, live *liveRules, m *Member, now time.Time) (*MemberView, 
 		Balance:    bal,
 		Attributes: m.Attributes,
 	}
-	if a := m.Analytics; a != nil {
-		v.Analytics = &AnalyticsView{
-			ComputedAt: a.ComputedAt, Segment: a.Segment, Lifecycle: a.Lifecycle,
-			ChurnRisk: a.ChurnRisk, CLV: live.prog.FormatMoney(a.CLV), RFM: a.RFM,
-		}
-	}
+	v.Analytics = analyticsView(live.prog, m.Analytics)
 	return v, nil
 }
 

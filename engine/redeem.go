@@ -70,6 +70,7 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		if err != nil {
 			return err
 		}
+		m.PointsRedeemed += req.Points
 		note := req.Reward
 		if err := w.appendEntry(m, ids[0], LedgerRedeem, -req.Points, req.ID, note); err != nil {
 			return err
@@ -147,6 +148,7 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 			}
 		}
 		m.Points += r.Points
+		m.PointsRedeemed -= r.Points
 		w := writer{tx: tx, now: now, live: live}
 		if err := w.appendEntry(m, ids[0], LedgerRedeemCancel, r.Points, r.ID, "cancelled: "+r.Reward); err != nil {
 			return err

@@ -252,6 +252,7 @@ func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundR
 		}
 	}
 	m.LifetimeSpend -= plan.amount
+	m.RefundedSpend += plan.amount
 	visits := int64(0)
 	if !wasFull && p.RefundedAmount == p.Amount {
 		visits = -1

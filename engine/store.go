@@ -91,6 +91,11 @@ type Tx interface {
 	RulesVersions() ([]*RulesVersion, error)
 	LatestRules() (*RulesVersion, error)
 
+	// PutAnalyticsSummary stores the summary of an analytics run under its
+	// ComputedAt; LatestAnalyticsSummary returns the newest, or nil.
+	PutAnalyticsSummary(s *AnalyticsSummary) error
+	LatestAnalyticsSummary() (*AnalyticsSummary, error)
+
 	PutJobRun(r *JobRun) error
 	// JobRuns lists a job's runs newest first, at most limit.
 	JobRuns(name string, limit int) ([]*JobRun, error)

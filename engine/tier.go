@@ -103,11 +103,18 @@ func (s *series) lastAtOrAbove(threshold int64, from, to time.Time) (time.Time, 
 // promote moves m up to the highest tier its metric qualifies for now. Tiers
 // only go up here; going down is the evaluate-tiers job's, after grace.
 func promote(tx Tx, prog *rules.Program, m *Member, now time.Time) (bool, error) {
-	s, err := loadSeries(tx, prog, m.ID, prog.WindowStart(now))
+	v, ok, err := windowMetric(tx, prog, m.ID, now)
 	if err != nil {
 		return false, err
 	}
-	q := prog.Tiers.Qualified(s.value(now))
+	if !ok {
+		s, err := loadSeries(tx, prog, m.ID, prog.WindowStart(now))
+		if err != nil {
+			return false, err
+		}
+		v = s.value(now)
+	}
+	q := prog.Tiers.Qualified(v)
 	cur := prog.Tiers.Index(m.Tier)
 	if q <= cur {
 		return false, nil

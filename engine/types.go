@@ -44,19 +44,51 @@ type Member struct {
 	LastPurchaseAt time.Time
 	// LedgerSeq is the sequence number of the member's newest ledger entry.
 	LedgerSeq uint64
+	// PointsRedeemed (net of cancellations) and RefundedSpend let the
+	// analytics job weigh what a member costs without reading the ledger.
+	PointsRedeemed int64
+	RefundedSpend  int64
 
 	Analytics *Analytics
 }
 
-// Analytics is the customer-value picture of a member, computed by the
-// analytics job.
+// Segments and lifecycle stages of Analytics; docs/ANALYTICS.md defines them.
+const (
+	SegmentMVC     = "mvc" // most valuable: top share by realised value
+	SegmentMGC     = "mgc" // most growable: top share by potential value
+	SegmentBZC     = "bzc" // below zero: costs more than their margin
+	SegmentRegular = "regular"
+
+	LifecycleNew       = "new"
+	LifecycleGrowing   = "growing"
+	LifecycleMature    = "mature"
+	LifecycleDeclining = "declining"
+	LifecycleChurned   = "churned"
+)
+
+// Analytics is the customer-value picture of a member as of ComputedAt,
+// computed by the analytics job. Money is in minor units.
 type Analytics struct {
 	ComputedAt time.Time
 	Segment    string
 	Lifecycle  string
 	ChurnRisk  bool
 	CLV        int64
-	RFM        string
+	RFM        string // R, F and M scores as "545"; empty when not active
+	// RecencyDays is whole days since the last purchase; -1 for never.
+	RecencyDays int64
+	Frequency   int64 // purchases in the window
+	Monetary    int64 // spend in the window, net of refunds
+	// RScore, FScore and MScore are quintiles 1–5 among active members; 0
+	// for a member with no purchase in the window.
+	RScore, FScore, MScore int
+	// UsualInterval is the mean time between purchases in the window; zero
+	// when there are fewer than two.
+	UsualInterval  time.Duration
+	RealisedValue  int64
+	PotentialValue int64
+	Referrals      int64 // members who name this one as referrer
+	ReferredSpend  int64 // their lifetime spend, net of refunds
 }
 
 // Ledger entry types.

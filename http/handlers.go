@@ -220,6 +220,9 @@ func (s *Server) postPurchase(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if !replayed {
+		s.metrics.purchased(res)
+	}
 	return created(c, res, replayed)
 }
 
@@ -290,6 +293,9 @@ func (s *Server) postRefund(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if !replayed {
+		s.metrics.refundedPoints(res)
+	}
 	return created(c, res, replayed)
 }
 
@@ -301,6 +307,9 @@ func (s *Server) postRedemption(c *fiber.Ctx) error {
 	res, replayed, err := s.cfg.Engine.Redeem(c.UserContext(), param(c, "id"), req)
 	if err != nil {
 		return err
+	}
+	if !replayed {
+		s.metrics.redeemedPoints(res)
 	}
 	return created(c, res, replayed)
 }

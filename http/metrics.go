@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -137,7 +138,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		}
 	}
 	took := time.Since(start)
-	method, route := c.Method(), c.Route().Path
+	// The method is a view of fasthttp's reusable buffer; the registry
+	// keeps label values, so it gets a copy.
+	method, route := utils.CopyString(c.Method()), c.Route().Path
 	status := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(method, route).Observe(took.Seconds())

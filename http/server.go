@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -117,6 +118,9 @@ func (s *Server) routes() {
 	v1.Get("/jobs", anyRole, s.listJobs)
 	v1.Post("/jobs/:name/run", adminOnly, s.runJob)
 
+	v1.Get("/analytics/summary", marketer, s.analyticsSummary)
+	v1.Get("/analytics/members", marketer, s.analyticsMembers)
+
 	v1.Get("/admin/backup", adminOnly, s.backup)
 
 	app.Use(func(c *fiber.Ctx) error {
@@ -141,7 +145,7 @@ func (s *Server) requestID(c *fiber.Ctx) error {
 func (s *Server) recover(c *fiber.Ctx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
 	return c.Next()

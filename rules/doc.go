@@ -50,6 +50,18 @@ Keys marked * are required; everything else has the default shown.
 	  notify-expiring: SPEC              default "0 9 * * MON"
 	  birthday-bonus: SPEC               default "0 6 * * *"
 	  analytics: SPEC                    default "0 3 * * *"
+	analytics:                           parameters of the analytics job; docs/ANALYTICS.md
+	  window: DURATION                   default 12mo; must be longer than zero
+	  margin: NUMBER                     default 0.3; share of spend that is profit, 0 to 1
+	  point_cost: AMOUNT                 default "0.01"; may be finer than the currency
+	  horizon: NUMBER                    default 3; expected remaining years, 0 to 100
+	  top_share: NUMBER                  default 0.2; above 0, at most 1
+	  new_within: DURATION               default 90d
+	  growth: NUMBER                     default 1.5; at least 1
+	  decline: NUMBER                    default 0.5; 0 to 1
+	  churn_multiple: NUMBER             default 3; above 0
+	  churn_after: DURATION              default 180d; must be longer than zero
+	  risk_multiple: NUMBER              default 2; above 0
 
 A DURATION is a whole number and a unit: 36h, 30d (30 × 24h), 12mo
 (calendar months) or 1y (12 calendar months). Money may be quoted or not;

@@ -59,6 +59,15 @@ func (d Duration) AddTo(t time.Time) time.Time {
 	return t.Add(d.Fixed)
 }
 
+// SubtractFrom returns t minus d: calendar months first, then the fixed
+// part, so it undoes AddTo except at month ends.
+func (d Duration) SubtractFrom(t time.Time) time.Time {
+	if d.Months != 0 {
+		t = t.AddDate(0, -d.Months, 0)
+	}
+	return t.Add(-d.Fixed)
+}
+
 // String writes d back in the rules file's syntax ("12mo", "30d", "36h").
 func (d Duration) String() string {
 	if d.IsZero() {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -59,7 +58,7 @@ func (c *checker) problemf(format string, args ...any) {
 }
 
 func (c *checker) indexes(btx *bolt.Tx) error {
-	for _, check := range []func(*bolt.Tx) error{c.members, c.purchases, c.lots, c.ledger} {
+	for _, check := range []func(*bolt.Tx) error{c.members, c.purchases, c.memberData, c.expiry} {
 		if err := check(btx); err != nil {
 			return err
 		}
@@ -149,105 +148,6 @@ func (c *checker) purchases(btx *bolt.Tx) error {
 		if c.decodeAt(bucketPurchases, k[8:], v, &p) && !bytes.Equal(purchaseTimeKey(&p), k) {
 			c.problemf("%s: %x: purchase %s occurred at %s", bucketPurchaseTime, k, p.ID, p.OccurredAt)
 		}
-		return c.err
-	})
-}
-
-func (c *checker) lots(btx *bolt.Tx) error {
-	lots, open, expiry := btx.Bucket(bucketLots), btx.Bucket(bucketLotsOpen), btx.Bucket(bucketExpiry)
-	err := lots.ForEach(func(k, v []byte) error {
-		var l engine.Lot
-		if !c.decodeAt(bucketLots, k, v, &l) {
-			return c.err
-		}
-		if !bytes.Equal(k, lotKey(l.MemberID, l.ID)) {
-			c.problemf("lots: key %x holds lot %s/%s", k, l.MemberID, l.ID)
-		}
-		if ok := openLotKey(&l); ok != nil && !has(open, ok) {
-			c.problemf("lot %s/%s: has %d remaining but is missing from %s", l.MemberID, l.ID, l.Remaining, bucketLotsOpen)
-		}
-		if ek := expiryKey(&l); ek != nil && !has(expiry, ek) {
-			c.problemf("lot %s/%s: expires at %s but is missing from %s", l.MemberID, l.ID, l.ExpiresAt, bucketExpiry)
-		}
-		return c.err
-	})
-	if err != nil {
-		return err
-	}
-	err = open.ForEach(func(k, _ []byte) error {
-		if !indexedLotMatches(lots, k, openLotKey, openLotCandidates(k)...) {
-			c.problemf("%s: %x points at no open lot with that expiry", bucketLotsOpen, k)
-		}
-		return c.err
-	})
-	if err != nil {
-		return err
-	}
-	return expiry.ForEach(func(k, _ []byte) error {
-		if len(k) <= 8 || !indexedLotMatches(lots, k, expiryKey, k[8:]) {
-			c.problemf("%s: %x points at no open lot expiring then", bucketExpiry, k)
-		}
-		return c.err
-	})
-}
-
-// openLotCandidates returns the lot keys a lots_open entry may stand for.
-// The entry does not say which member-key form it starts with, so both are
-// tried; indexedLotMatches then accepts only a lot that re-encodes to it.
-func openLotCandidates(k []byte) [][]byte {
-	var keys [][]byte
-	lens := []int{uuidLen}
-	if len(k) >= 2 {
-		lens = append(lens, 2+int(binary.BigEndian.Uint16(k)))
-	}
-	for _, n := range lens {
-		if len(k) > n+8 {
-			keys = append(keys, append(k[:n:n], k[n+8:]...))
-		}
-	}
-	return keys
-}
-
-// indexedLotMatches tells whether one of the lots at keys has entry as its
-// index key, as computed by indexKey.
-func indexedLotMatches(lots *bolt.Bucket, entry []byte, indexKey func(*engine.Lot) []byte, keys ...[]byte) bool {
-	for _, key := range keys {
-		v := lots.Get(key)
-		if v == nil {
-			continue
-		}
-		var l engine.Lot
-		if decode(v, &l) == nil && bytes.Equal(indexKey(&l), entry) {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *checker) ledger(btx *bolt.Tx) error {
-	var (
-		member  string
-		prevSeq uint64
-		prevBal int64
-	)
-	return btx.Bucket(bucketLedger).ForEach(func(k, v []byte) error {
-		var e engine.LedgerEntry
-		if !c.decodeAt(bucketLedger, k, v, &e) {
-			return c.err
-		}
-		if !bytes.Equal(k, ledgerKey(e.MemberID, e.Seq)) {
-			c.problemf("ledger: key %x holds entry %d of member %s", k, e.Seq, e.MemberID)
-		}
-		if e.MemberID != member {
-			member, prevSeq, prevBal = e.MemberID, 0, 0
-		}
-		if e.Seq != prevSeq+1 {
-			c.problemf("ledger of %s: entry %d follows entry %d", e.MemberID, e.Seq, prevSeq)
-		}
-		if want := prevBal + e.Points; e.BalanceAfter != want {
-			c.problemf("ledger of %s: entry %d has balance after %d, want %d + %d = %d", e.MemberID, e.Seq, e.BalanceAfter, prevBal, e.Points, want)
-		}
-		prevSeq, prevBal = e.Seq, e.BalanceAfter
 		return c.err
 	})
 }

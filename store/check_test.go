@@ -71,15 +71,15 @@ func TestCheck(t *testing.T) {
 			}
 			return put(bucketPurchaseTime, append(appendTime(nil, t0.Add(time.Hour)), "p1"...), nil)(tx)
 		}, "purchase p1: missing from purchases_by_time"},
-		{"dangling lots_open entry", put(bucketLotsOpen, openLotKey(&engine.Lot{ID: "ghost", MemberID: b, Remaining: 1}), nil), "lots_open: "},
-		{"spent lot in lots_open", put(bucketLotsOpen, openLotKey(&engine.Lot{ID: "spent", MemberID: a, Remaining: 1, ExpiresAt: exp}), nil), "points at no open lot with that expiry"},
-		{"open lot missing from lots_open", del(bucketLotsOpen, openLotKey(open)), "lot " + a + "/open: has 5 remaining but is missing from lots_open"},
+		{"dangling lots_open entry", put(bucketMemberData, openLotKey(&engine.Lot{ID: "ghost", MemberID: b, Remaining: 1}), nil), "lots_open: "},
+		{"spent lot in lots_open", put(bucketMemberData, openLotKey(&engine.Lot{ID: "spent", MemberID: a, Remaining: 1, ExpiresAt: exp}), nil), "points at no open lot with that expiry"},
+		{"open lot missing from lots_open", del(bucketMemberData, openLotKey(open)), "lot " + a + "/open: has 5 remaining but is missing from lots_open"},
 		{"spent lot in expiry", put(bucketExpiry, expiryKey(&engine.Lot{ID: "spent", MemberID: a, Remaining: 1, ExpiresAt: exp}), nil), "expiry: "},
 		{"open lot missing from expiry", del(bucketExpiry, expiryKey(open)), "lot " + a + "/open: expires at"},
-		{"ledger gap", del(bucketLedger, ledgerKey(a, 2)), "ledger of " + a + ": entry 3 follows entry 1"},
-		{"ledger balance chain", putRecord(bucketLedger, ledgerKey(a, 2), &engine.LedgerEntry{MemberID: a, Seq: 2, Points: -4, BalanceAfter: 5}),
+		{"ledger gap", del(bucketMemberData, ledgerKey(a, 2)), "ledger of " + a + ": entry 3 follows entry 1"},
+		{"ledger balance chain", putRecord(bucketMemberData, ledgerKey(a, 2), &engine.LedgerEntry{MemberID: a, Seq: 2, Points: -4, BalanceAfter: 5}),
 			"ledger of " + a + ": entry 2 has balance after 5, want 10 + -4 = 6"},
-		{"ledger entry under another key", putRecord(bucketLedger, ledgerKey(b, 2), &engine.LedgerEntry{MemberID: a, Seq: 4, Points: 0, BalanceAfter: 13}), "holds entry 4 of member " + a},
+		{"ledger entry under another key", putRecord(bucketMemberData, ledgerKey(b, 2), &engine.LedgerEntry{MemberID: a, Seq: 4, Points: 0, BalanceAfter: 13}), "holds entry 4 of member " + a},
 		{"undecodable member", put(bucketMembers, memberKey(newID()), []byte{9, '{'}), "unknown encoding 9"},
 	}
 	for _, tt := range tests {

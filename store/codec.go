@@ -7,12 +7,16 @@ import (
 	"fmt"
 )
 
-// jsonV1 marks a value as JSON. A faster encoding can take the next number
-// and be read alongside old values, so a file never needs a bulk rewrite.
+// jsonV1 marks a value as JSON, the first encoding. Values written since
+// are binary (binV2, codec_bin.go) unless their type has no binary plan;
+// both are read, so a file never needs a bulk rewrite.
 const jsonV1 = 1
 
 // encode returns a new slice holding rec, which bbolt may keep until commit.
 func encode(rec any) ([]byte, error) {
+	if v := encodeBinary(rec); v != nil {
+		return v, nil
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", rec, err)
@@ -29,11 +33,17 @@ func decode(v []byte, rec any) error {
 	if len(v) == 0 {
 		return errors.New("decode: empty value")
 	}
-	if v[0] != jsonV1 {
+	switch v[0] {
+	case jsonV1:
+		if err := json.Unmarshal(v[1:], rec); err != nil {
+			return fmt.Errorf("decode %T: %w", rec, err)
+		}
+	case binV2:
+		if err := decodeBinary(v[1:], rec); err != nil {
+			return fmt.Errorf("decode %T: %w", rec, err)
+		}
+	default:
 		return fmt.Errorf("decode %T: unknown encoding %d", rec, v[0])
-	}
-	if err := json.Unmarshal(v[1:], rec); err != nil {
-		return fmt.Errorf("decode %T: %w", rec, err)
 	}
 	return nil
 }

@@ -15,8 +15,10 @@ import (
 )
 
 // schemaVersion is the layout described in doc.go. Open refuses files with a
-// newer one, which this program would misread.
-const schemaVersion = 1
+// newer one, which this program would misread. Version 2 gathered each
+// member's ledger, lots and metrics into member_data; a writable Open moves
+// a version-1 file to it (migrate.go).
+const schemaVersion = 2
 
 var schemaKey = []byte("schema")
 
@@ -92,6 +94,12 @@ func Open(path string, opts Options) (*DB, error) {
 	} else {
 		err = b.Update(func(tx *bolt.Tx) error { return initSchema(tx, path) })
 	}
+	if err == nil && !opts.ReadOnly {
+		var n uint64
+		if n, err = schemaOf(b); err == nil && n == 1 {
+			err = migrateV1(b)
+		}
+	}
 	if err != nil {
 		_ = b.Close()
 		return nil, err
@@ -134,10 +142,22 @@ func checkSchema(tx *bolt.Tx, path string) error {
 	switch n := binary.BigEndian.Uint64(v); {
 	case n > schemaVersion:
 		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d: run a newer loyalty", path, n, schemaVersion)
-	case n < schemaVersion:
+	case n == 1 && !tx.Writable():
+		return fmt.Errorf("store: %s has schema version 1: open it once for writing (loyalty serve) to move it to version %d", path, schemaVersion)
+	case n < 1:
 		return fmt.Errorf("store: %s has unknown schema version %d", path, n)
 	}
 	return nil
+}
+
+// schemaOf reads the schema version of an open file.
+func schemaOf(b *bolt.DB) (uint64, error) {
+	var n uint64
+	err := b.View(func(tx *bolt.Tx) error {
+		n = binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(schemaKey))
+		return nil
+	})
+	return n, err
 }
 
 // Close closes the file; it waits for open transactions to finish.

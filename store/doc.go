@@ -16,17 +16,22 @@
 //	refunds                 id → Refund
 //	redemptions             id → Redemption
 //	adjustments             id → Adjustment
-//	ledger                  member|seq → LedgerEntry
-//	lots                    member|lotID → Lot
-//	lots_open               member|expiresAt|lotID → nil, while Remaining > 0
-//	expiry                  expiresAt|member|lotID → nil, while Remaining > 0
-//	                        and ExpiresAt is set
-//	metrics                 member|at|n → MetricEntry
+//	member_data             a member's ledger, lots and metrics, side by side:
+//	  ledger section        member|'e'|seq → LedgerEntry
+//	  lots section          member|'l'|lotID → Lot
+//	  metrics section       member|'m' → running sum of the member's entries
+//	                        member|'m'|at|n → MetricEntry
+//	  lots_open section     member|'o'|expiresAt|lotID → remaining,
+//	                        availableAt, expiresAt, while Remaining > 0
+//	expiry                  expiresAt|member|'l'|lotID → nil, while
+//	                        Remaining > 0 and ExpiresAt is set; after the
+//	                        time comes the lot's key in member_data
 //	rule_uses               member|rule|period → count (8 bytes)
 //	markers                 key → nil
 //	rules                   version → RulesVersion
 //	job_runs                name|startedAt → JobRun
 //	events                  seq → Event
+//	analytics_summaries     computedAt → AnalyticsSummary
 //
 // # Key parts
 //
@@ -36,10 +41,10 @@
 //     keeps such keys from being prefixes of each other. The two forms can
 //     only be confused by an id crafted to spell another member's UUID bytes,
 //     which ids made by the engine never are.
-//   - times (occurredAt, expiresAt, at, startedAt): unix nanoseconds as a
-//     big-endian uint64; times before 1970 count as 0 and times past 2262 as
-//     the largest int64. In lots_open a lot that never expires has the
-//     largest uint64, so it sorts after every lot that does.
+//   - times (occurredAt, expiresAt, at, startedAt, computedAt): unix
+//     nanoseconds as a big-endian uint64; times before 1970 count as 0 and
+//     times past 2262 as the largest int64. In lots_open a lot that never
+//     expires has the largest uint64, so it sorts after every lot that does.
 //   - seq, n, version: big-endian uint64; event seqs and metric n come from
 //     the bucket's sequence.
 //   - rule, period, name: a 2-byte big-endian length and the bytes, so that a
@@ -51,8 +56,27 @@
 //
 // # Values
 //
-// Records are encoded by codec.go: a version byte, then the record's JSON.
+// Records are encoded by codec.go: a version byte, then the record in the
+// tagged binary form of codec_bin.go (version 2) or, as written before it
+// and for types it cannot express, JSON (version 1); both are read.
 // Counters and the schema version are plain 8-byte big-endian integers.
+//
+// # Locality
+//
+// A purchase writes a ledger entry, a lot, its lots_open entry and a metric
+// entry of one member. In member_data these sit next to each other, usually
+// in one page, so a commit of many purchases writes about one page per
+// purchase there instead of one in each of four buckets; bbolt's cost per
+// commit grows with the pages it writes. Two derived values keep the
+// purchase path from reading every lot and metric entry of the member
+// (fastpath.go), and Check verifies both: a lots_open value holds the lot's
+// remaining points and its available and expiry instants, and the record
+// under member|'m' holds the sum of the member's metric entries from a time
+// key on, moved forward as the tier window moves.
+//
+// Schema 1 kept ledger, lots, lots_open and metrics in buckets of their
+// own, with JSON values and no derived values; a writable Open moves such a
+// file to schema 2 in chunks (migrate.go), and a read-only Open refuses it.
 //
 // # Transactions
 //

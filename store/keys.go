@@ -23,24 +23,38 @@ var (
 	bucketRefunds      = []byte("refunds")
 	bucketRedemptions  = []byte("redemptions")
 	bucketAdjustments  = []byte("adjustments")
-	bucketLedger       = []byte("ledger")
-	bucketLots         = []byte("lots")
-	bucketLotsOpen     = []byte("lots_open")
+	bucketMemberData   = []byte("member_data")
 	bucketExpiry       = []byte("expiry")
-	bucketMetrics      = []byte("metrics")
 	bucketRuleUses     = []byte("rule_uses")
 	bucketMarkers      = []byte("markers")
 	bucketRules        = []byte("rules")
 	bucketJobRuns      = []byte("job_runs")
 	bucketEvents       = []byte("events")
+	bucketAnalytics    = []byte("analytics_summaries")
 )
 
 var allBuckets = [][]byte{
 	bucketMeta, bucketMembers, bucketByExternalID, bucketByEmail, bucketByPhone,
 	bucketPurchases, bucketPurchaseTime, bucketRefunds, bucketRedemptions,
-	bucketAdjustments, bucketLedger, bucketLots, bucketLotsOpen, bucketExpiry,
-	bucketMetrics, bucketRuleUses, bucketMarkers, bucketRules, bucketJobRuns,
-	bucketEvents,
+	bucketAdjustments, bucketMemberData, bucketExpiry, bucketRuleUses,
+	bucketMarkers, bucketRules, bucketJobRuns, bucketEvents, bucketAnalytics,
+}
+
+// Sections of a member's data in member_data: the member key, then one of
+// these bytes, then the rest of the record's key. A purchase writes to
+// every section but the ledger's entries, the lots and the metrics of one
+// member sit side by side, mostly in one page, so it dirties that page
+// rather than one page in each of four buckets.
+const (
+	sectionLedger  = 'e'
+	sectionLots    = 'l'
+	sectionMetrics = 'm'
+	sectionOpen    = 'o'
+)
+
+// memberSection is the prefix of a member's records of one section.
+func memberSection(memberID string, section byte, room int) []byte {
+	return append(appendMember(make([]byte, 0, uuidLen+1+room), memberID), section)
 }
 
 // unique describes one unique member index.
@@ -145,11 +159,11 @@ func purchaseTimeKey(p *engine.Purchase) []byte {
 }
 
 func ledgerKey(memberID string, seq uint64) []byte {
-	return appendUint64(appendMember(make([]byte, 0, uuidLen+8), memberID), seq)
+	return appendUint64(memberSection(memberID, sectionLedger, 8), seq)
 }
 
 func lotKey(memberID, lotID string) []byte {
-	return append(appendMember(make([]byte, 0, uuidLen+len(lotID)), memberID), lotID...)
+	return append(memberSection(memberID, sectionLots, len(lotID)), lotID...)
 }
 
 // openLotKey is l's lots_open key, or nil if l is spent.
@@ -161,7 +175,7 @@ func openLotKey(l *engine.Lot) []byte {
 	if !l.ExpiresAt.IsZero() {
 		exp = timeKey(l.ExpiresAt)
 	}
-	k := appendUint64(appendMember(make([]byte, 0, uuidLen+8+len(l.ID)), l.MemberID), exp)
+	k := appendUint64(memberSection(l.MemberID, sectionOpen, 8+len(l.ID)), exp)
 	return append(k, l.ID...)
 }
 
@@ -174,14 +188,14 @@ func expiryKey(l *engine.Lot) []byte {
 }
 
 // expiryPosition is where l sorts in the expiry index, whether it is there
-// or not: a lot the expiry job has just spent still marks its place.
+// or not: a lot the expiry job has just spent still marks its place. After
+// the time comes l's key in member_data, so the entry leads to it.
 func expiryPosition(l *engine.Lot) []byte {
-	k := appendMember(appendTime(make([]byte, 0, 8+uuidLen+len(l.ID)), l.ExpiresAt), l.MemberID)
-	return append(k, l.ID...)
+	return append(appendTime(make([]byte, 0, 8+uuidLen+1+len(l.ID)), l.ExpiresAt), lotKey(l.MemberID, l.ID)...)
 }
 
 func metricPrefix(memberID string, since time.Time) []byte {
-	return appendTime(appendMember(make([]byte, 0, uuidLen+16), memberID), since)
+	return appendTime(memberSection(memberID, sectionMetrics, 16), since)
 }
 
 func ruleUseKey(memberID, rule, period string) []byte {

@@ -284,7 +284,7 @@ func (t *tx) AppendLedger(e *engine.LedgerEntry) error {
 	if e.MemberID == "" {
 		return fmt.Errorf("store: append ledger: %w", errEmptyID)
 	}
-	b, key := t.bucket(bucketLedger), ledgerKey(e.MemberID, e.Seq)
+	b, key := t.bucket(bucketMemberData), ledgerKey(e.MemberID, e.Seq)
 	if b.Get(key) != nil {
 		return fmt.Errorf("store: append ledger: member %s already has entry %d", e.MemberID, e.Seq)
 	}
@@ -296,12 +296,12 @@ func (t *tx) AppendLedger(e *engine.LedgerEntry) error {
 
 // Ledger implements engine.Tx.
 func (t *tx) Ledger(memberID string, before uint64, limit int) ([]*engine.LedgerEntry, error) {
-	p := memberKey(memberID)
+	p := memberSection(memberID, sectionLedger, 0)
 	last := uint64(math.MaxUint64)
 	if before > 0 {
 		last = before - 1
 	}
-	c := t.bucket(bucketLedger).Cursor()
+	c := t.bucket(bucketMemberData).Cursor()
 	k, v := seekLast(c, appendUint64(p[:len(p):len(p)], last))
 	es, err := list[engine.LedgerEntry](k, v, c.Prev, hasPrefix(p), limit)
 	if err != nil {
@@ -316,7 +316,7 @@ func (t *tx) PutLot(l *engine.Lot) error {
 	if l.MemberID == "" || l.ID == "" {
 		return fmt.Errorf("store: put lot: %w", errEmptyID)
 	}
-	lots := t.bucket(bucketLots)
+	lots := t.bucket(bucketMemberData)
 	key := lotKey(l.MemberID, l.ID)
 	old, err := get[engine.Lot](lots, key)
 	if err != nil {
@@ -325,11 +325,11 @@ func (t *tx) PutLot(l *engine.Lot) error {
 	if err := put(lots, key, l); err != nil {
 		return fmt.Errorf("store: put lot %s/%s: %w", l.MemberID, l.ID, err)
 	}
-	var oldOpen, oldExp []byte
+	var oldExp []byte
 	if old != nil {
-		oldOpen, oldExp = openLotKey(old), expiryKey(old)
+		oldExp = expiryKey(old)
 	}
-	if err := reindex(t.bucket(bucketLotsOpen), oldOpen, openLotKey(l)); err != nil {
+	if err := reindexOpen(lots, old, l); err != nil {
 		return fmt.Errorf("store: put lot %s/%s: lots_open: %w", l.MemberID, l.ID, err)
 	}
 	if err := reindex(t.bucket(bucketExpiry), oldExp, expiryKey(l)); err != nil {
@@ -356,7 +356,7 @@ func reindex(b *bolt.Bucket, from, to []byte) error {
 
 // Lot implements engine.Tx.
 func (t *tx) Lot(memberID, lotID string) (*engine.Lot, error) {
-	l, err := get[engine.Lot](t.bucket(bucketLots), lotKey(memberID, lotID))
+	l, err := get[engine.Lot](t.bucket(bucketMemberData), lotKey(memberID, lotID))
 	if err != nil {
 		return nil, fmt.Errorf("store: lot %s/%s: %w", memberID, lotID, err)
 	}
@@ -365,15 +365,15 @@ func (t *tx) Lot(memberID, lotID string) (*engine.Lot, error) {
 
 // OpenLots implements engine.Tx.
 func (t *tx) OpenLots(memberID string) ([]*engine.Lot, error) {
-	p := memberKey(memberID)
-	lots := t.bucket(bucketLots)
+	p, lp := memberSection(memberID, sectionOpen, 0), memberSection(memberID, sectionLots, 0)
+	data := t.bucket(bucketMemberData)
 	var out []*engine.Lot
-	c := t.bucket(bucketLotsOpen).Cursor()
+	c := data.Cursor()
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		if len(k) < len(p)+8 {
 			return nil, fmt.Errorf("store: open lots of %s: malformed entry %x", memberID, k)
 		}
-		l, err := t.indexedLot(lots, append(p[:len(p):len(p)], k[len(p)+8:]...), k)
+		l, err := t.indexedLot(data, append(lp[:len(lp):len(lp)], k[len(p)+8:]...), k)
 		if err != nil {
 			return nil, fmt.Errorf("store: open lots of %s: %w", memberID, err)
 		}
@@ -397,8 +397,8 @@ func (t *tx) indexedLot(lots *bolt.Bucket, key, entry []byte) (*engine.Lot, erro
 
 // Lots implements engine.Tx.
 func (t *tx) Lots(memberID string) ([]*engine.Lot, error) {
-	p := memberKey(memberID)
-	c := t.bucket(bucketLots).Cursor()
+	p := memberSection(memberID, sectionLots, 0)
+	c := t.bucket(bucketMemberData).Cursor()
 	k, v := c.Seek(p)
 	ls, err := list[engine.Lot](k, v, c.Next, hasPrefix(p), 0)
 	if err != nil {
@@ -410,7 +410,7 @@ func (t *tx) Lots(memberID string) ([]*engine.Lot, error) {
 // DueLots implements engine.Tx.
 func (t *tx) DueLots(until time.Time, after *engine.Lot, limit int) ([]*engine.Lot, error) {
 	hi := timeKey(until)
-	lots := t.bucket(bucketLots)
+	lots := t.bucket(bucketMemberData)
 	var out []*engine.Lot
 	c := t.bucket(bucketExpiry).Cursor()
 	k, _ := c.First()
@@ -438,7 +438,7 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 	if memberID == "" {
 		return fmt.Errorf("store: add metric: %w", errEmptyID)
 	}
-	b := t.bucket(bucketMetrics)
+	b := t.bucket(bucketMemberData)
 	// The bucket sequence keeps two entries at the same instant apart.
 	n, err := b.NextSequence()
 	if err != nil {
@@ -447,13 +447,16 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 	if err := put(b, appendUint64(metricPrefix(memberID, e.At), n), e); err != nil {
 		return fmt.Errorf("store: add metric for %s: %w", memberID, err)
 	}
+	if err := t.countMetric(b, memberID, e); err != nil {
+		return fmt.Errorf("store: add metric for %s: %w", memberID, err)
+	}
 	return nil
 }
 
 // Metrics implements engine.Tx.
 func (t *tx) Metrics(memberID string, since time.Time) ([]engine.MetricEntry, error) {
-	p := memberKey(memberID)
-	c := t.bucket(bucketMetrics).Cursor()
+	p := memberSection(memberID, sectionMetrics, 0)
+	c := t.bucket(bucketMemberData).Cursor()
 	var out []engine.MetricEntry
 	for k, v := c.Seek(metricPrefix(memberID, since)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		var e engine.MetricEntry

@@ -22,6 +22,7 @@ Usage:
   loyalty rules simulate FILE --purchase p.json [--member m.json]
   loyalty rules diff OLD NEW (--db FILE [--last 30d] | --purchases FILE.json) [--json]
   loyalty verify --db FILE
+  loyalty backup (--url URL [--key KEY] | --db FILE) --to FILE
 
 Run "loyalty COMMAND -h" for the flags of a command.
 `
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runRules(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = runVerify(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

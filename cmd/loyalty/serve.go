@@ -30,6 +30,10 @@ type Config struct {
 	KeysPath       string
 	TestClock      bool
 	LogFormat      string
+	// BatchDelay and BatchSize tune group commit (store.Options
+	// MaxBatchDelay and MaxBatchSize); zero takes the store's defaults.
+	BatchDelay time.Duration
+	BatchSize  int
 }
 
 // Main is a running server: the database, the engine, the scheduler and
@@ -63,6 +67,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	testClock := envDefault("LOYALTY_TEST_CLOCK", "false")
 	fs.BoolVar(&cfg.TestClock, "test-clock", testClock == "1" || testClock == "true", "allow POST /v1/clock to move time (env LOYALTY_TEST_CLOCK)")
 	fs.StringVar(&cfg.LogFormat, "log-format", envDefault("LOYALTY_LOG_FORMAT", "text"), "log format: text or json (env LOYALTY_LOG_FORMAT)")
+	fs.DurationVar(&cfg.BatchDelay, "batch-delay", 0, "how long a write waits for others to share its commit (default 2ms; env LOYALTY_BATCH_DELAY)")
+	fs.IntVar(&cfg.BatchSize, "batch-size", 0, "most writes one commit takes (default 1000; env LOYALTY_BATCH_SIZE)")
+	if err := envFlags(fs, map[string]string{"batch-delay": "LOYALTY_BATCH_DELAY", "batch-size": "LOYALTY_BATCH_SIZE"}); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -130,7 +139,14 @@ func (m *Main) Open() error {
 	if err != nil {
 		return fmt.Errorf("rules are not valid:\n%w", err)
 	}
-	if m.DB, err = store.Open(cfg.DBPath, store.DefaultOptions()); err != nil {
+	dbOpts := store.DefaultOptions()
+	if cfg.BatchDelay > 0 {
+		dbOpts.MaxBatchDelay = cfg.BatchDelay
+	}
+	if cfg.BatchSize > 0 {
+		dbOpts.MaxBatchSize = cfg.BatchSize
+	}
+	if m.DB, err = store.Open(cfg.DBPath, dbOpts); err != nil {
 		return err
 	}
 	clock := m.Clock
@@ -143,7 +159,8 @@ func (m *Main) Open() error {
 		clock = tc
 		m.Logger.Warn("test clock enabled: POST /v1/clock can move the engine's time")
 	}
-	m.Engine = engine.New(m.DB, engine.Options{Clock: clock, Logger: m.Logger})
+	metrics := lhttp.NewMetrics(m.DB.Size)
+	m.Engine = engine.New(m.DB, engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()})
 	if _, err := m.Engine.LoadRules(prog, "file"); err != nil {
 		return err
 	}
@@ -163,6 +180,7 @@ func (m *Main) Open() error {
 	m.Server = lhttp.NewServer(lhttp.Config{
 		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys,
 		SaveRules: saveRules(cfg.RulesPath),
+		Metrics:   metrics, Backup: m.DB.WriteTo,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return err

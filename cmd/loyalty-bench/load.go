@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// client sends the bench's requests over keep-alive connections. fasthttp
+// keeps the load generator's own CPU cost low: it shares the machine with
+// the server.
+type client struct {
+	hc      *fasthttp.HostClient
+	members []memberRef
+	run     string // makes purchase ids unique across runs on one database
+	seq     atomic.Int64
+	// pid is the server's process, when known, to measure its CPU time.
+	pid int
+}
+
+func newClient(addr string, members []memberRef, run string) *client {
+	return &client{
+		hc: &fasthttp.HostClient{
+			Addr: addr, MaxConns: 4096, ReadTimeout: 2 * time.Minute, WriteTimeout: time.Minute,
+			MaxIdemponentCallAttempts: 1,
+		},
+		members: members, run: run,
+	}
+}
+
+// item is a line a till can ring up.
+type item struct {
+	sku, category string
+	cents         int64
+	maxQty        int
+}
+
+var catalog = []item{
+	{"LATTE-M", "coffee", 420, 3}, {"CAPPUCCINO-L", "coffee", 460, 3}, {"ESPRESSO", "coffee", 280, 2},
+	{"FILTER-M", "coffee", 310, 2}, {"BEANS-250G", "beans", 1250, 2}, {"BEANS-1KG", "beans", 3800, 1},
+	{"CROISSANT", "food", 320, 3}, {"MUFFIN", "food", 350, 2}, {"BAGEL", "food", 290, 2},
+	{"SANDWICH", "food", 780, 1}, {"MUG", "merch", 1400, 1}, {"TUMBLER", "merch", 2200, 1},
+}
+
+// worker is one simulated till or app: its own request buffers and random
+// source, so workers share nothing but the connection pool.
+type worker struct {
+	c    *client
+	rnd  *rand.Rand
+	req  *fasthttp.Request
+	resp *fasthttp.Response
+	body []byte
+}
+
+func (c *client) newWorker(seed uint64) *worker {
+	return &worker{c: c, rnd: rand.New(rand.NewPCG(seed, 0x10ca1)), req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+}
+
+func (w *worker) release() {
+	fasthttp.ReleaseRequest(w.req)
+	fasthttp.ReleaseResponse(w.resp)
+}
+
+func appendMoney(b []byte, cents int64) []byte {
+	b = strconv.AppendInt(b, cents/100, 10)
+	b = append(b, '.', byte('0'+cents%100/10), byte('0'+cents%10))
+	return b
+}
+
+// purchaseBody builds a till's purchase: 1–5 lines from the catalog, the
+// member named by id or, half the time, by card number (external id).
+func (w *worker) purchaseBody() []byte {
+	c := w.c
+	m := c.members[w.rnd.IntN(len(c.members))]
+	b := append(w.body[:0], `{"id":"`...)
+	b = append(b, c.run...)
+	b = strconv.AppendInt(append(b, '-'), c.seq.Add(1), 10)
+	if w.rnd.IntN(2) == 0 {
+		b = append(append(append(b, `","member_id":"`...), m.id...), '"')
+	} else {
+		b = append(append(append(b, `","member_external_id":"`...), m.externalID...), '"')
+	}
+	b = strconv.AppendInt(append(b, `,"store_id":"store-`...), int64(w.rnd.IntN(40)), 10)
+	b = strconv.AppendInt(append(b, `","terminal_id":"till-`...), int64(w.rnd.IntN(6)), 10)
+	b = append(b, `","currency":"USD","items":[`...)
+	var total int64
+	for i := range 1 + w.rnd.IntN(5) {
+		it := catalog[w.rnd.IntN(len(catalog))]
+		q := 1 + w.rnd.IntN(it.maxQty)
+		amount := it.cents * int64(q)
+		total += amount
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, `{"sku":"`...), it.sku...), `","category":"`...)
+		b = append(append(b, it.category...), `","quantity":`...)
+		b = strconv.AppendInt(b, int64(q), 10)
+		b = appendMoney(append(b, `,"amount":"`...), amount)
+		b = append(b, `"}`...)
+	}
+	b = appendMoney(append(b, `],"amount":"`...), total)
+	b = append(b, `"}`...)
+	w.body = b
+	return b
+}
+
+// errStatus is an answer the bench did not expect.
+type errStatus struct {
+	code int
+	body string
+}
+
+func (e errStatus) Error() string { return fmt.Sprintf("status %d: %s", e.code, e.body) }
+
+func (w *worker) do(method, uri string, body []byte, want int) error {
+	w.req.Reset()
+	w.resp.Reset()
+	w.req.Header.SetMethod(method)
+	w.req.SetRequestURI(uri)
+	w.req.SetHost(w.c.hc.Addr)
+	if body != nil {
+		w.req.Header.SetContentType("application/json")
+		w.req.SetBodyRaw(body)
+	}
+	if err := w.c.hc.Do(w.req, w.resp); err != nil {
+		return err
+	}
+	if code := w.resp.StatusCode(); code != want {
+		return errStatus{code, string(w.resp.Body())}
+	}
+	return nil
+}
+
+func (w *worker) purchase() error {
+	return w.do(fasthttp.MethodPost, "/v1/purchases", w.purchaseBody(), fasthttp.StatusCreated)
+}
+
+func (w *worker) balance() error {
+	m := w.c.members[w.rnd.IntN(len(w.c.members))]
+	return w.do(fasthttp.MethodGet, "/v1/members/"+m.id+"/balance", nil, fasthttp.StatusOK)
+}
+
+// latencies is the outcome of one load: every request's latency, and the
+// failures.
+type latencies struct {
+	took     []time.Duration
+	errors   int
+	firstErr error
+	elapsed  time.Duration
+	// cpu is the server's CPU time over the measured part, when known.
+	cpu time.Duration
+}
+
+func (l *latencies) merge(o *latencies) {
+	l.took = append(l.took, o.took...)
+	l.errors += o.errors
+	if l.firstErr == nil {
+		l.firstErr = o.firstErr
+	}
+}
+
+// stats summarises a load for the table and the JSON.
+type stats struct {
+	Concurrency int     `json:"concurrency"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	PerSec      float64 `json:"per_sec"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	P999ms      float64 `json:"p999_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	// ServerCores is the server's CPU time over the wall time: how many of
+	// the machine's cores it kept busy (the load generator uses the rest).
+	ServerCores float64 `json:"server_cores,omitempty"`
+	// ServerCPUus is the server's CPU time per request of this load; for
+	// loads that run side by side it covers all of them.
+	ServerCPUus float64 `json:"server_cpu_us_per_request,omitempty"`
+}
+
+func (l *latencies) stats(conc int) stats {
+	slices.Sort(l.took)
+	q := func(p float64) float64 {
+		if len(l.took) == 0 {
+			return 0
+		}
+		return ms(l.took[int(p*float64(len(l.took)-1))])
+	}
+	s := stats{Concurrency: conc, Requests: len(l.took), Errors: l.errors, P50ms: q(0.5), P99ms: q(0.99), P999ms: q(0.999), MaxMs: q(1)}
+	if l.elapsed > 0 {
+		s.PerSec = float64(len(l.took)) / l.elapsed.Seconds()
+		s.ServerCores = l.cpu.Seconds() / l.elapsed.Seconds()
+	}
+	if len(l.took) > 0 {
+		s.ServerCPUus = float64(l.cpu.Microseconds()) / float64(len(l.took))
+	}
+	return s
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// load runs conc workers calling op until stop is closed, recording only
+// requests that start after warm is closed (a nil warm: all of them).
+func (c *client) load(conc int, op func(*worker) error, warm, stop <-chan struct{}) *latencies {
+	parts := make([]latencies, conc)
+	var wg sync.WaitGroup
+	var began time.Time
+	var once sync.Once
+	for i := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := c.newWorker(uint64(i)*7919 + uint64(time.Now().UnixNano()))
+			defer w.release()
+			l := &parts[i]
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				counting := closed(warm)
+				if counting {
+					once.Do(func() { began = time.Now() })
+				}
+				t := time.Now()
+				err := op(w)
+				d := time.Since(t)
+				if !counting {
+					continue
+				}
+				if err != nil {
+					l.errors++
+					if l.firstErr == nil {
+						l.firstErr = err
+					}
+					continue
+				}
+				l.took = append(l.took, d)
+			}
+		}()
+	}
+	cpu0 := make(chan time.Duration, 1)
+	if c.pid > 0 {
+		go func() {
+			if warm != nil {
+				<-warm
+			}
+			t, _ := cpuTime(c.pid)
+			cpu0 <- t
+		}()
+	}
+	wg.Wait()
+	out := &latencies{}
+	for i := range parts {
+		out.merge(&parts[i])
+	}
+	if !began.IsZero() {
+		out.elapsed = time.Since(began)
+	}
+	if c.pid > 0 {
+		start := <-cpu0
+		if cpu1, err := cpuTime(c.pid); err == nil && start > 0 {
+			out.cpu = cpu1 - start
+		}
+	}
+	return out
+}
+
+func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return true
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// timed runs a load for warmup then measures it for d.
+func (c *client) timed(ctx context.Context, conc int, op func(*worker) error, warmup, d time.Duration) (*latencies, error) {
+	warm, stop := make(chan struct{}), make(chan struct{})
+	go func() {
+		select {
+		case <-time.After(warmup):
+			close(warm)
+		case <-ctx.Done():
+			close(warm)
+			close(stop)
+			return
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+		close(stop)
+	}()
+	l := c.load(conc, op, warm, stop)
+	return l, ctx.Err()
+}
+
+// seedOverHTTP enrols n members through POST /v1/members, for a server the
+// bench did not start.
+func (c *client) seedOverHTTP(ctx context.Context, n, conc int, prefix string) ([]memberRef, error) {
+	out := make([]memberRef, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := c.newWorker(uint64(time.Now().UnixNano()))
+			defer w.release()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				ext := fmt.Sprintf("%s%07d", prefix, i)
+				err := w.do(fasthttp.MethodPost, "/v1/members", []byte(`{"external_id":"`+ext+`"}`), fasthttp.StatusCreated)
+				var id string
+				if err == nil {
+					id, err = jsonString(w.resp.Body(), "id")
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("enrol %s: %w", ext, err)
+					}
+					mu.Unlock()
+					return
+				}
+				out[i] = memberRef{id: id, externalID: ext}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, ctx.Err()
+}

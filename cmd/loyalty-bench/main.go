@@ -1,0 +1,545 @@
+// Command loyalty-bench measures the loyalty server on this machine and
+// prints a table: the raw bbolt group-commit ceiling of the disk, purchases
+// over HTTP at several concurrencies, balance reads while purchases run, the
+// expire-points job over a million lots while purchases run, and the
+// server's database size and peak memory. With --json it writes the same
+// figures for comparing commits.
+//
+// By default it builds cmd/loyalty, seeds a temp database (members through
+// the engine, lots through the store, both before the server opens the
+// file), and runs `loyalty serve` on it as a child process on 127.0.0.1:0.
+// With --url it drives a running server instead, seeding members over HTTP.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/loyaltyhq/loyalty/rules"
+)
+
+// config is the command line.
+type config struct {
+	url         string
+	pid         int
+	dbPath      string
+	serverBin   string
+	serverArgs  []string
+	dir         string
+	keep        bool
+	members     int
+	lots        int
+	concurrency []int
+	duration    time.Duration
+	warmup      time.Duration
+	ceilingDur  time.Duration
+	readConc    int
+	mixedConc   int
+	expireConc  int
+	batchDelay  time.Duration
+	batchSize   int
+	jsonPath    string
+	verify      bool
+	bigMembers  int
+	bigEntries  int
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := parseArgs(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		os.Exit(2)
+	}
+	if err := run(ctx, cfg, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "loyalty-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseArgs(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("loyalty-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	var conc, serverArgs string
+	fs.StringVar(&cfg.url, "url", "", "drive this running server (http://host:port) instead of starting one; members are then seeded over HTTP and the expiry run is skipped")
+	fs.IntVar(&cfg.pid, "pid", 0, "with --url: the server's process id, to report its peak RSS")
+	fs.StringVar(&cfg.dbPath, "db", "", "with --url: the server's database file, to report its size")
+	fs.StringVar(&cfg.serverBin, "server-bin", "", "loyalty binary to run (default: build ./cmd/loyalty)")
+	fs.StringVar(&serverArgs, "server-args", "", "extra arguments for `loyalty serve`, space-separated")
+	fs.StringVar(&cfg.dir, "dir", "", "directory for the temp databases (default: a new one under $TMPDIR); it is the disk being measured")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp directory")
+	fs.IntVar(&cfg.members, "members", 100_000, "members to seed")
+	fs.IntVar(&cfg.lots, "lots", 1_000_000, "due lots for the expiry run (0: skip it); spread evenly over the members")
+	fs.StringVar(&conc, "concurrency", "1,16,64,256", "purchase concurrencies, comma-separated")
+	fs.DurationVar(&cfg.duration, "duration", 8*time.Second, "measured time of each load")
+	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each load")
+	fs.DurationVar(&cfg.ceilingDur, "ceiling-duration", 3*time.Second, "time of each raw ceiling run")
+	fs.IntVar(&cfg.readConc, "read-concurrency", 64, "balance readers during the mixed load")
+	fs.IntVar(&cfg.mixedConc, "mixed-concurrency", 64, "purchase concurrency during the balance reads")
+	fs.IntVar(&cfg.expireConc, "expire-concurrency", 64, "purchase concurrency during the expiry run")
+	fs.DurationVar(&cfg.batchDelay, "batch-delay", 0, "the server's and the ceiling's bbolt MaxBatchDelay (0: the store's default)")
+	fs.IntVar(&cfg.batchSize, "batch-size", 0, "the server's and the ceiling's bbolt MaxBatchSize (0: the store's default)")
+	fs.StringVar(&cfg.jsonPath, "json", "", "also write the figures as JSON to this file")
+	fs.BoolVar(&cfg.verify, "verify", false, "run `loyalty verify` on the database after the run")
+	fs.IntVar(&cfg.bigMembers, "startup-members", 0, "also build a database of this many members through the store and measure the server's start-up and memory on it (0: skip)")
+	fs.IntVar(&cfg.bigEntries, "startup-entries", 10, "ledger entries per member of the start-up database")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loyalty-bench: unexpected argument %q\n", fs.Arg(0))
+		return cfg, errors.New("usage")
+	}
+	for _, f := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "loyalty-bench: --concurrency: %q is not a positive number\n", f)
+			return cfg, errors.New("usage")
+		}
+		cfg.concurrency = append(cfg.concurrency, n)
+	}
+	cfg.serverArgs = strings.Fields(serverArgs)
+	if cfg.members < 1 {
+		fmt.Fprintln(stderr, "loyalty-bench: --members must be at least 1")
+		return cfg, errors.New("usage")
+	}
+	return cfg, nil
+}
+
+// Results is everything the bench measured; the JSON file holds it as is.
+type Results struct {
+	StartedAt time.Time       `json:"started_at"`
+	Machine   machine         `json:"machine"`
+	Settings  settings        `json:"settings"`
+	Seed      seedTimes       `json:"seed"`
+	Ceiling   []ceilingResult `json:"ceiling"`
+	Purchases []stats         `json:"purchases"`
+	Mixed     *mixedResult    `json:"mixed,omitempty"`
+	Expire    *expireResult   `json:"expire,omitempty"`
+	Server    serverResult    `json:"server"`
+	Startup   *startupResult  `json:"startup,omitempty"`
+}
+
+type machine struct {
+	CPUs       int    `json:"cpus"`
+	MemTotalMB int64  `json:"mem_total_mb"`
+	GoVersion  string `json:"go_version"`
+	Dir        string `json:"dir"`
+	LoadAvg    string `json:"load_avg"`
+}
+
+type settings struct {
+	Members     int     `json:"members"`
+	Lots        int     `json:"lots"`
+	DurationSec float64 `json:"duration_seconds"`
+	BatchDelay  string  `json:"batch_delay"`
+	BatchSize   int     `json:"batch_size"`
+	ServerArgs  string  `json:"server_args"`
+	URL         string  `json:"url,omitempty"`
+}
+
+type seedTimes struct {
+	MembersSec float64 `json:"members_seconds"`
+	MembersHow string  `json:"members_how"`
+	LotsSec    float64 `json:"lots_seconds"`
+	LotsHow    string  `json:"lots_how"`
+}
+
+type mixedResult struct {
+	Reads     stats `json:"balance_reads"`
+	Purchases stats `json:"purchases"`
+}
+
+type expireResult struct {
+	Lots      int64   `json:"lots_expired"`
+	Seconds   float64 `json:"seconds"`
+	Purchases stats   `json:"purchases_during"`
+}
+
+type serverResult struct {
+	StartupSec float64   `json:"startup_seconds"`
+	DBBytes    int64     `json:"db_bytes"`
+	Mem        memStatus `json:"mem"`
+	Verified   string    `json:"verified,omitempty"`
+}
+
+type startupResult struct {
+	Members    int       `json:"members"`
+	Entries    int       `json:"entries_per_member"`
+	BuildSec   float64   `json:"build_seconds"`
+	DBBytes    int64     `json:"db_bytes"`
+	StartupSec float64   `json:"startup_seconds"`
+	MemStarted memStatus `json:"mem_after_start"`
+	MemLoaded  memStatus `json:"mem_after_load"`
+	LoadReads  stats     `json:"balance_reads"`
+}
+
+// expireAhead is how far the seeded lots' expiry lies ahead of the seeding:
+// past the notice period, so no job touches them until the test clock
+// moves past it.
+const expireAhead = 60 * 24 * time.Hour
+
+func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
+	res := &Results{StartedAt: time.Now().UTC(), Machine: describeMachine()}
+	dir := cfg.dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "loyalty-bench-"); err != nil {
+			return err
+		}
+		if !cfg.keep {
+			defer os.RemoveAll(dir)
+		}
+	}
+	res.Machine.Dir = dir
+	if cfg.batchDelay > 0 {
+		cfg.serverArgs = append(cfg.serverArgs, "--batch-delay", cfg.batchDelay.String())
+	}
+	if cfg.batchSize > 0 {
+		cfg.serverArgs = append(cfg.serverArgs, "--batch-size", strconv.Itoa(cfg.batchSize))
+	}
+	delay, size := cfg.batchDelay, cfg.batchSize
+	if delay == 0 {
+		delay = 2 * time.Millisecond
+	}
+	if size == 0 {
+		size = 1000
+	}
+	res.Settings = settings{
+		Members: cfg.members, Lots: cfg.lots, DurationSec: cfg.duration.Seconds(),
+		BatchDelay: delay.String(), BatchSize: size, ServerArgs: strings.Join(cfg.serverArgs, " "), URL: cfg.url,
+	}
+	if cfg.url != "" {
+		res.Settings.Lots = 0
+	}
+
+	bin := cfg.serverBin
+	if cfg.url == "" && bin == "" {
+		logf("building cmd/loyalty")
+		var err error
+		if bin, err = buildServer(ctx, dir); err != nil {
+			return err
+		}
+	}
+
+	for _, c := range cfg.concurrency {
+		logf("raw ceiling at concurrency %d", c)
+		r, err := rawCeiling(dir, c, cfg.ceilingDur, delay, size)
+		if err != nil {
+			return fmt.Errorf("raw ceiling: %w", err)
+		}
+		res.Ceiling = append(res.Ceiling, r)
+	}
+
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var srv *server
+	var cl *client
+	dbPath := cfg.dbPath
+	if cfg.url == "" {
+		dbPath = filepath.Join(dir, "loyalty.db")
+		rulesPath := filepath.Join(dir, "rules.yaml")
+		if err := os.WriteFile(rulesPath, rules.Example, 0o644); err != nil {
+			return err
+		}
+		logf("seeding %d members through the engine", cfg.members)
+		t := time.Now()
+		members, err := seedMembers(ctx, dbPath, cfg.members, 128, "card-")
+		if err != nil {
+			return err
+		}
+		res.Seed.MembersSec = time.Since(t).Seconds()
+		res.Seed.MembersHow = "engine.CreateMember from 128 goroutines on the file, no fsync, before the server starts"
+		if cfg.lots > 0 {
+			per := (cfg.lots + cfg.members - 1) / cfg.members
+			logf("seeding %d lots (%d per member) through the store", per*cfg.members, per)
+			t = time.Now()
+			if err := seedLots(ctx, dbPath, members, per, time.Now().Add(expireAhead)); err != nil {
+				return err
+			}
+			res.Seed.LotsSec = time.Since(t).Seconds()
+			res.Seed.LotsHow = "lot + earn ledger entry + member balance per lot through store.Tx (PutLot, AppendLedger, PutMember), no fsync, before the server starts; they fall due when the test clock moves 61 days"
+			res.Settings.Lots = per * cfg.members
+		}
+		logf("starting the server")
+		srv, err = startServer(bin, dbPath, rulesPath, filepath.Join(dir, "server.log"), cfg.serverArgs)
+		if err != nil {
+			return err
+		}
+		defer srv.kill()
+		res.Server.StartupSec = srv.started.Seconds()
+		cl = newClient(srv.addr, members, run)
+		cl.pid = srv.pid()
+	} else {
+		addr := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(cfg.url, "http://"), "https://"), "/")
+		if err := waitHealthy(addr, 10*time.Second); err != nil {
+			return err
+		}
+		cl = newClient(addr, nil, run)
+		cl.pid = cfg.pid
+		logf("seeding %d members over HTTP", cfg.members)
+		t := time.Now()
+		members, err := cl.seedOverHTTP(ctx, cfg.members, 64, "bench-"+run+"-")
+		if err != nil {
+			return err
+		}
+		cl.members = members
+		res.Seed.MembersSec = time.Since(t).Seconds()
+		res.Seed.MembersHow = "POST /v1/members from 64 connections"
+	}
+
+	for _, c := range cfg.concurrency {
+		logf("purchases at concurrency %d", c)
+		l, err := cl.timed(ctx, c, (*worker).purchase, cfg.warmup, cfg.duration)
+		if err != nil {
+			return err
+		}
+		reportErrors(logf, "purchases", l)
+		res.Purchases = append(res.Purchases, l.stats(c))
+	}
+
+	logf("balance reads at concurrency %d with purchases at %d", cfg.readConc, cfg.mixedConc)
+	mixed, err := mixedLoad(ctx, cl, cfg)
+	if err != nil {
+		return err
+	}
+	res.Mixed = mixed
+
+	if srv != nil && cfg.lots > 0 {
+		logf("expire-points over %d lots with purchases at %d", res.Settings.Lots, cfg.expireConc)
+		if res.Expire, err = expireLoad(ctx, cl, cfg); err != nil {
+			return err
+		}
+	}
+
+	pid := cfg.pid
+	if srv != nil {
+		pid = srv.pid()
+	}
+	if pid > 0 {
+		if res.Server.Mem, err = readMem(pid); err != nil {
+			return err
+		}
+	}
+	if srv != nil {
+		if err := srv.stop(); err != nil {
+			return err
+		}
+	}
+	if fi, err := os.Stat(dbPath); err == nil && dbPath != "" {
+		res.Server.DBBytes = fi.Size()
+	}
+	if srv != nil && cfg.verify {
+		logf("verifying the database")
+		res.Server.Verified, err = verifyDB(ctx, bin, dbPath)
+		if err != nil {
+			return err
+		}
+	}
+
+	if cfg.bigMembers > 0 && bin != "" {
+		if res.Startup, err = startupRun(ctx, cfg, bin, dir, logf); err != nil {
+			return err
+		}
+	}
+
+	printTable(stdout, res)
+	if cfg.jsonPath != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func reportErrors(logf func(string, ...any), what string, l *latencies) {
+	if l.errors > 0 {
+		logf("%d %s failed; the first: %v", l.errors, what, l.firstErr)
+	}
+}
+
+// mixedLoad runs balance reads and purchases side by side.
+func mixedLoad(ctx context.Context, cl *client, cfg config) (*mixedResult, error) {
+	type out struct {
+		l   *latencies
+		err error
+	}
+	pc := make(chan out, 1)
+	go func() {
+		l, err := cl.timed(ctx, cfg.mixedConc, (*worker).purchase, cfg.warmup, cfg.duration)
+		pc <- out{l, err}
+	}()
+	reads, err := cl.timed(ctx, cfg.readConc, (*worker).balance, cfg.warmup, cfg.duration)
+	p := <-pc
+	if err == nil {
+		err = p.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+	reportErrors(logf, "balance reads", reads)
+	reportErrors(logf, "purchases", p.l)
+	r := &mixedResult{Reads: reads.stats(cfg.readConc), Purchases: p.l.stats(cfg.mixedConc)}
+	// Both loads saw the same server CPU time: share it over all requests.
+	if n := len(reads.took) + len(p.l.took); n > 0 {
+		cpu := float64(reads.cpu.Microseconds()) / float64(n)
+		r.Reads.ServerCPUus, r.Purchases.ServerCPUus = cpu, cpu
+		r.Purchases.ServerCores = r.Reads.ServerCores
+	}
+	return r, nil
+}
+
+// expireLoad moves the test clock past the seeded lots' expiry and runs
+// expire-points through the API while purchases keep coming; the purchase
+// figures cover the job's run only.
+func expireLoad(ctx context.Context, cl *client, cfg config) (*expireResult, error) {
+	w := cl.newWorker(1)
+	defer w.release()
+	advance := fmt.Sprintf(`{"advance":"%s"}`, expireAhead+24*time.Hour)
+	if err := w.do(fasthttp.MethodPost, "/v1/clock", []byte(advance), fasthttp.StatusOK); err != nil {
+		return nil, fmt.Errorf("move the test clock: %w", err)
+	}
+	warm, stop := make(chan struct{}), make(chan struct{})
+	done := make(chan *latencies, 1)
+	go func() { done <- cl.load(cfg.expireConc, (*worker).purchase, warm, stop) }()
+	select {
+	case <-time.After(cfg.warmup):
+	case <-ctx.Done():
+	}
+	close(warm)
+	t := time.Now()
+	err := w.do(fasthttp.MethodPost, "/v1/jobs/"+"expire-points"+"/run", nil, fasthttp.StatusOK)
+	took := time.Since(t)
+	close(stop)
+	l := <-done
+	// The purchases were counted from the job's start; what ran after it
+	// ended is not part of the figure.
+	l.elapsed = took
+	if err != nil {
+		return nil, fmt.Errorf("run expire-points: %w", err)
+	}
+	processed, err := jsonInt(w.resp.Body(), "processed")
+	if err != nil {
+		return nil, err
+	}
+	reportErrors(func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }, "purchases", l)
+	return &expireResult{Lots: processed, Seconds: took.Seconds(), Purchases: l.stats(cfg.expireConc)}, nil
+}
+
+// verifyDB runs `loyalty verify` on the stopped server's file.
+func verifyDB(ctx context.Context, bin, dbPath string) (string, error) {
+	out, err := execOutput(ctx, bin, "verify", "--db", dbPath)
+	if err != nil {
+		return "", fmt.Errorf("verify: %w\n%s", err, out)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// startupRun builds the big database and measures the server's start-up
+// and memory on it, idle and after a burst of balance reads and purchases.
+func startupRun(ctx context.Context, cfg config, bin, dir string, logf func(string, ...any)) (*startupResult, error) {
+	r := &startupResult{Members: cfg.bigMembers, Entries: cfg.bigEntries}
+	path := filepath.Join(dir, "startup.db")
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	logf("building a database of %d members with %d ledger entries each", cfg.bigMembers, cfg.bigEntries)
+	t := time.Now()
+	last := time.Now()
+	members, err := buildBigDB(ctx, path, cfg.bigMembers, cfg.bigEntries, 10_000, func(done int) {
+		if time.Since(last) > 10*time.Second {
+			logf("  %d members written", done)
+			last = time.Now()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.BuildSec = time.Since(t).Seconds()
+	if fi, err := os.Stat(path); err == nil {
+		r.DBBytes = fi.Size()
+	}
+	logf("starting the server on it")
+	srv, err := startServer(bin, path, rulesPath, filepath.Join(dir, "startup-server.log"), cfg.serverArgs)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.kill()
+	r.StartupSec = srv.started.Seconds()
+	if r.MemStarted, err = readMem(srv.pid()); err != nil {
+		return nil, err
+	}
+	cl := newClient(srv.addr, members, "startup")
+	cl.pid = srv.pid()
+	l, err := cl.timed(ctx, cfg.readConc, (*worker).balance, 0, cfg.duration)
+	if err != nil {
+		return nil, err
+	}
+	reportErrors(logf, "balance reads", l)
+	r.LoadReads = l.stats(cfg.readConc)
+	if r.MemLoaded, err = readMem(srv.pid()); err != nil {
+		return nil, err
+	}
+	return r, srv.stop()
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				m.MemTotalMB = kb >> 10
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return m
+}
+
+func jsonString(body []byte, field string) (string, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return "", err
+	}
+	s, ok := m[field].(string)
+	if !ok {
+		return "", fmt.Errorf("no string %q in %s", field, body)
+	}
+	return s, nil
+}
+
+func jsonInt(body []byte, field string) (int64, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return 0, err
+	}
+	f, ok := m[field].(float64)
+	if !ok {
+		return 0, fmt.Errorf("no number %q in %s", field, body)
+	}
+	return int64(f), nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+)
+
+func execOutput(ctx context.Context, bin string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+// printTable writes the figures for people; the JSON holds the same.
+func printTable(w io.Writer, r *Results) {
+	m, s := r.Machine, r.Settings
+	fmt.Fprintf(w, "loyalty-bench: %d CPUs, %d MiB RAM, %s, load %s, files in %s\n", m.CPUs, m.MemTotalMB, m.GoVersion, m.LoadAvg, m.Dir)
+	fmt.Fprintf(w, "%d members, %d lots, %s per load, batch delay %s, batch size %d", s.Members, s.Lots, fmtSec(s.DurationSec), s.BatchDelay, s.BatchSize)
+	if s.ServerArgs != "" {
+		fmt.Fprintf(w, ", serve %s", s.ServerArgs)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "seeding: members %.1fs (%s)", r.Seed.MembersSec, r.Seed.MembersHow)
+	if r.Seed.LotsHow != "" {
+		fmt.Fprintf(w, "; lots %.1fs", r.Seed.LotsSec)
+	}
+	fmt.Fprintln(w)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "\n(1) raw ceiling: durable bbolt db.Batch appends of 200-byte records, same disk")
+	fmt.Fprintln(tw, "concurrency\tappends/s\tcommits/s\tappends/commit\t")
+	ceiling := map[int]float64{}
+	for _, c := range r.Ceiling {
+		ceiling[c.Concurrency] = c.AppendsPerSec
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.1f\t\n", c.Concurrency, c.AppendsPerSec, c.CommitsPerSec, c.AppendsPerTx)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\n(2) POST /v1/purchases over HTTP (1–5 items, half by member_external_id)")
+	fmt.Fprintln(tw, "concurrency\tpurchases/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\t% of ceiling\tserver cores\tserver CPU µs/purchase\t")
+	for _, p := range r.Purchases {
+		pct := "-"
+		if c := ceiling[p.Concurrency]; c > 0 {
+			pct = fmt.Sprintf("%.0f%%", 100*p.PerSec/c)
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.2f\t%.0f\t\n", p.Concurrency, p.PerSec, p.P50ms, p.P99ms, p.P999ms, p.MaxMs, p.Errors, pct, p.ServerCores, p.ServerCPUus)
+	}
+	tw.Flush()
+
+	if x := r.Mixed; x != nil {
+		fmt.Fprintln(w, "\n(3) GET /v1/members/{id}/balance while purchases run")
+		fmt.Fprintf(w, "server: %.2f cores, %.0f µs CPU per request\n", x.Reads.ServerCores, x.Reads.ServerCPUus)
+		fmt.Fprintln(tw, "load\tconcurrency\tper second\tp50 ms\tp99 ms\tp99.9 ms\terrors\t")
+		for _, row := range []struct {
+			name string
+			s    stats
+		}{{"balance reads", x.Reads}, {"purchases", x.Purchases}} {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t\n", row.name, row.s.Concurrency, row.s.PerSec, row.s.P50ms, row.s.P99ms, row.s.P999ms, row.s.Errors)
+		}
+		tw.Flush()
+	}
+
+	if x := r.Expire; x != nil {
+		fmt.Fprintln(w, "\n(4) expire-points job while purchases run")
+		fmt.Fprintln(tw, "lots expired\tseconds\tlots/s\tpurchases/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\t")
+		p := x.Purchases
+		fmt.Fprintf(tw, "%d\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t\n", x.Lots, x.Seconds, float64(x.Lots)/x.Seconds, p.PerSec, p.P50ms, p.P99ms, p.P999ms, p.Errors)
+		tw.Flush()
+	}
+
+	fmt.Fprintln(w, "\n(5) server")
+	sv := r.Server
+	fmt.Fprintln(tw, "start-up s\tdatabase\tpeak RSS\tRSS anon\tRSS file\t")
+	fmt.Fprintf(tw, "%.2f\t%s\t%s\t%s\t%s\t\n", sv.StartupSec, mib(sv.DBBytes), mib(sv.Mem.PeakRSS), mib(sv.Mem.Anon), mib(sv.Mem.File))
+	tw.Flush()
+	if sv.Verified != "" {
+		fmt.Fprintf(w, "verify: %s\n", strings.ReplaceAll(sv.Verified, "\n", "; "))
+	}
+
+	if x := r.Startup; x != nil {
+		fmt.Fprintf(w, "\nstart-up database: %d members × %d ledger entries, built in %.0fs through the store\n", x.Members, x.Entries, x.BuildSec)
+		fmt.Fprintln(tw, "database\tstart-up s\tRSS started\tpeak RSS after reads\tRSS anon\tRSS file\treads/s\tp99 ms\t")
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t\n", mib(x.DBBytes), x.StartupSec, mib(x.MemStarted.RSS), mib(x.MemLoaded.PeakRSS),
+			mib(x.MemLoaded.Anon), mib(x.MemLoaded.File), x.LoadReads.PerSec, x.LoadReads.P99ms)
+		tw.Flush()
+	}
+}
+
+func fmtSec(s float64) string { return fmt.Sprintf("%gs", s) }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/loyaltyhq/loyalty/store"
+)
+
+// runBackup copies a database, from a running server (--url, without
+// stopping it) or from a file no server has open (--db). The copy is
+// written next to its destination, checked like verify does, and only then
+// renamed into place, so FILE is either the old file or a good copy.
+// Restoring is starting serve on the copy.
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backup", stderr)
+	url := fs.String("url", "", "address of a running server, like http://127.0.0.1:8080")
+	key := fs.String("key", envDefault("LOYALTY_KEY", ""), "admin API key for --url (env LOYALTY_KEY)")
+	dbPath := fs.String("db", "", "database file no server has open")
+	to := fs.String("to", "", "file to write the copy to")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || *to == "" || (*url == "") == (*dbPath == "") {
+		fmt.Fprintln(stderr, "usage: loyalty backup (--url URL [--key KEY] | --db FILE) --to FILE")
+		return errUsage
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(*to), filepath.Base(*to)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	var n int64
+	if *url != "" {
+		n, err = backupFromServer(ctx, *url, *key, tmp)
+	} else {
+		n, err = backupFromFile(*dbPath, tmp)
+	}
+	if err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := verifyCopy(ctx, tmp.Name(), stdout); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), *to); err != nil {
+		return err
+	}
+	keep = true
+	syncDir(filepath.Dir(*to))
+	fmt.Fprintf(stdout, "backed up %d bytes to %s; the copy verifies\n", n, *to)
+	return nil
+}
+
+func backupFromServer(ctx context.Context, url, key string, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/admin/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+		if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
+			return 0, fmt.Errorf("backup: server answered %s: %s: %s", res.Status, body.Error.Code, body.Error.Message)
+		}
+		return 0, fmt.Errorf("backup: server answered %s", res.Status)
+	}
+	n, err := io.Copy(w, res.Body)
+	if err != nil {
+		return n, fmt.Errorf("backup: the copy was cut after %d bytes: %w", n, err)
+	}
+	return n, nil
+}
+
+func backupFromFile(path string, w io.Writer) (int64, error) {
+	opts := store.DefaultOptions()
+	opts.ReadOnly = true
+	db, err := store.Open(path, opts)
+	if err != nil {
+		return 0, fmt.Errorf("%w (a running server's database is backed up with --url)", err)
+	}
+	defer db.Close()
+	return db.WriteTo(w)
+}
+
+// verifyCopy opens the copy read-only and runs every check verify runs.
+func verifyCopy(ctx context.Context, path string, stdout io.Writer) error {
+	opts := store.DefaultOptions()
+	opts.ReadOnly = true
+	db, err := store.Open(path, opts)
+	if err != nil {
+		return fmt.Errorf("backup: the copy does not open: %w", err)
+	}
+	defer db.Close()
+	n, err := verifyDB(ctx, db, stdout)
+	if err != nil {
+		return fmt.Errorf("backup: verify the copy: %w", err)
+	}
+	if n > 0 {
+		return errors.New("backup: the copy has problems; it was not kept")
+	}
+	return nil
+}
+
+// syncDir makes the rename durable; a failure only weakens that, so it is
+// not reported.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,15 @@
+// Package crashtest proves that the loyalty server loses nothing and doubles
+// nothing. Its tests build the real binary, run it as a process over a temp
+// database, drive it with concurrent simulated tills that retry with the
+// same ids and bodies, kill it with SIGKILL at random moments or stop it
+// with SIGTERM under load, and compare the database with a model computed
+// from the acknowledged requests alone.
+//
+// The short form runs with go test ./...; the long form runs 20 runs:
+//
+//	go test ./crashtest -run Crash -crash.long -v
+//
+// Every run logs its seed; -crash.seed=N replays the schedule of a run
+// (which requests, which kills when), though not the exact interleaving,
+// which is the operating system's.
+package crashtest
