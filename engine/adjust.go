@@ -39,15 +39,12 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 	ids := newIDs(2)
 	err = e.store.Update(func(tx Tx) error {
 		res, replayed = nil, false
-		if a, err := tx.Adjustment(req.ID); err != nil {
-			return err
-		} else if a != nil {
-			if a.RequestHash != hash {
-				return FieldErrorf(ECONFLICT, "id", "adjustment %q was already posted with a different body", req.ID)
+		if a, err := tx.Adjustment(req.ID); err != nil || a != nil {
+			if err == nil {
+				res, err = replay("adjustment", req.ID, hash, a.RequestHash, a.Result)
+				replayed = err == nil
 			}
-			ar := a.Result
-			res, replayed = &ar, true
-			return nil
+			return err
 		}
 		m, err := getMember(tx, memberID)
 		if err != nil {

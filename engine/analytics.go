@@ -370,40 +370,25 @@ func (e *Engine) analytics(ctx context.Context, live *liveRules, now time.Time) 
 func (e *Engine) readFigures(ctx context.Context, an *analyser, sum *AnalyticsSummary) ([]figures, map[string]referrals, error) {
 	var figs []figures
 	refs := map[string]referrals{}
-	after := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		var n int
-		err := e.store.View(func(tx Tx) error {
-			members, err := tx.Members(after, e.jobChunk)
+	_, err := e.sweepMembers(ctx, func(tx Tx, members []*Member) error {
+		for _, m := range members {
+			entries, err := tx.Metrics(m.ID, an.windowStart)
 			if err != nil {
 				return err
 			}
-			n = len(members)
-			for _, m := range members {
-				after = m.ID
-				entries, err := tx.Metrics(m.ID, an.windowStart)
-				if err != nil {
-					return err
-				}
-				figs = append(figs, an.measure(m, entries))
-				if m.ReferrerID != "" {
-					r := refs[m.ReferrerID]
-					refs[m.ReferrerID] = referrals{count: r.count + 1, spend: r.spend + m.LifetimeSpend}
-				}
-				sum.PointsOutstanding += max(m.Points, 0)
+			figs = append(figs, an.measure(m, entries))
+			if m.ReferrerID != "" {
+				r := refs[m.ReferrerID]
+				refs[m.ReferrerID] = referrals{count: r.count + 1, spend: r.spend + m.LifetimeSpend}
 			}
-			return nil
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("analytics: read members: %w", err)
+			sum.PointsOutstanding += max(m.Points, 0)
 		}
-		if n < e.jobChunk {
-			return figs, refs, nil
-		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("analytics: read members: %w", err)
 	}
+	return figs, refs, nil
 }
 
 // writeAnalytics is the second pass: it settles each member's analytics,

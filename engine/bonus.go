@@ -43,82 +43,71 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 			from = d
 		}
 	}
-	var processed int64
-	after := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return processed, err
-		}
-		type grant struct {
-			member string
-			year   int
-		}
-		var grants []grant
-		var n int
-		err := e.store.View(func(tx Tx) error {
-			members, err := tx.Members(after, e.jobChunk)
-			if err != nil {
-				return err
+	type grant struct {
+		member string
+		year   int
+	}
+	var grants []grant
+	var granted int64
+	_, err = e.sweepMembers(ctx, func(tx Tx, members []*Member) error {
+		grants = grants[:0]
+		for _, m := range members {
+			if m.Birthday == "" || m.Status != StatusActive {
+				continue
 			}
-			n = len(members)
-			for _, m := range members {
-				after = m.ID
-				if m.Birthday == "" || m.Status != StatusActive {
+			for y := from.Year(); y <= today.Year(); y++ {
+				day, ok := birthdayIn(m.Birthday, y, loc)
+				if ok && !day.Before(from) && !day.After(today) && !day.Before(startOfDay(m.EnrolledAt, loc)) {
+					grants = append(grants, grant{m.ID, y})
+				}
+			}
+		}
+		return nil
+	}, func() error {
+		if len(grants) == 0 {
+			return nil
+		}
+		ids := newIDs(2 * len(grants))
+		var n int64
+		err := e.store.Update(func(tx Tx) error {
+			n = 0
+			w := writer{tx: tx, now: now, live: live}
+			for i, g := range grants {
+				key := fmt.Sprintf("birthday:%s:%d", g.member, g.year)
+				done, err := tx.Marked(key)
+				if err != nil {
+					return err
+				}
+				if done {
 					continue
 				}
-				for y := from.Year(); y <= today.Year(); y++ {
-					day, ok := birthdayIn(m.Birthday, y, loc)
-					if ok && !day.Before(from) && !day.After(today) && !day.Before(startOfDay(m.EnrolledAt, loc)) {
-						grants = append(grants, grant{m.ID, y})
-					}
+				m, err := getMember(tx, g.member)
+				if err != nil {
+					return err
 				}
+				if err := w.credit(m, creditSpec{
+					entryID: ids[2*i], lotID: ids[2*i+1], typ: LedgerBonus, points: points,
+					at: now, ref: fmt.Sprintf("birthday:%d", g.year), note: "birthday bonus",
+				}); err != nil {
+					return err
+				}
+				if err := tx.PutMember(m); err != nil {
+					return err
+				}
+				if err := tx.Mark(key); err != nil {
+					return err
+				}
+				n++
 			}
 			return nil
 		})
-		if err != nil {
-			return processed, fmt.Errorf("find birthdays: %w", err)
-		}
-		if len(grants) > 0 {
-			ids := newIDs(2 * len(grants))
-			err = e.store.Update(func(tx Tx) error {
-				w := writer{tx: tx, now: now, live: live}
-				for i, g := range grants {
-					key := fmt.Sprintf("birthday:%s:%d", g.member, g.year)
-					done, err := tx.Marked(key)
-					if err != nil {
-						return err
-					}
-					if done {
-						continue
-					}
-					m, err := getMember(tx, g.member)
-					if err != nil {
-						return err
-					}
-					if err := w.credit(m, creditSpec{
-						entryID: ids[2*i], lotID: ids[2*i+1], typ: LedgerBonus, points: points,
-						at: now, ref: fmt.Sprintf("birthday:%d", g.year), note: "birthday bonus",
-					}); err != nil {
-						return err
-					}
-					if err := tx.PutMember(m); err != nil {
-						return err
-					}
-					if err := tx.Mark(key); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return processed, fmt.Errorf("grant birthday bonuses: %w", err)
-			}
-		}
-		processed += int64(len(grants))
-		if n < e.jobChunk {
-			return processed, nil
-		}
+		granted += n
+		return err
+	})
+	if err != nil {
+		return granted, fmt.Errorf("birthday bonuses: %w", err)
 	}
+	return granted, nil
 }
 
 func startOfDay(t time.Time, loc *time.Location) time.Time {

@@ -196,71 +196,13 @@ func expireLots(w writer, memberID string, lots []*Lot, entryID string) error {
 }
 
 // evaluateTiers applies the tier policy to every member: demotion after
-// grace, and promotion of anyone the rules now qualify. Members are read in
-// read transactions and only changed ones are written, each decision taken
-// again inside the write so a purchase in between cannot be overruled.
+// grace, and promotion of anyone the rules now qualify.
 func (e *Engine) evaluateTiers(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
-	prog := live.prog
-	var processed int64
-	after := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return processed, err
-		}
-		var changed []string
-		var n int
-		err := e.store.View(func(tx Tx) error {
-			members, err := tx.Members(after, e.jobChunk)
-			if err != nil {
-				return err
-			}
-			n = len(members)
-			for _, m := range members {
-				after = m.ID
-				d, err := decideTier(tx, prog, m, now)
-				if err != nil {
-					return err
-				}
-				if d.target != prog.Tiers.Index(m.Tier) {
-					changed = append(changed, m.ID)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return processed, fmt.Errorf("evaluate tiers: %w", err)
-		}
-		if len(changed) > 0 {
-			err = e.store.Update(func(tx Tx) error {
-				for _, id := range changed {
-					m, err := getMember(tx, id)
-					if err != nil {
-						return err
-					}
-					d, err := decideTier(tx, prog, m, now)
-					if err != nil {
-						return err
-					}
-					cur := prog.Tiers.Index(m.Tier)
-					if d.target == cur {
-						continue
-					}
-					m.Tier, m.TierSince, m.TierByPromotion = prog.Tiers.Levels[d.target].Name, now, d.target > cur
-					if err := tx.PutMember(m); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return processed, fmt.Errorf("move tiers: %w", err)
-			}
-		}
-		processed += int64(n)
-		if n < e.jobChunk {
-			return processed, nil
-		}
+	seen, _, err := e.moveTiers(ctx, live.prog, now, false)
+	if err != nil {
+		return seen, fmt.Errorf("evaluate tiers: %w", err)
 	}
+	return seen, nil
 }
 
 // notifyExpiring records one event per member and expiry date for points

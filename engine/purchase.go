@@ -155,15 +155,12 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 	plan := e.planEarn(live, &req, d, now)
 	err = e.store.Update(func(tx Tx) error {
 		res, replayed = nil, false
-		if p, err := tx.Purchase(req.ID); err != nil {
-			return err
-		} else if p != nil {
-			if p.RequestHash != hash {
-				return FieldErrorf(ECONFLICT, "id", "purchase %q was already posted with a different body", req.ID)
+		if p, err := tx.Purchase(req.ID); err != nil || p != nil {
+			if err == nil {
+				res, err = replay("purchase", req.ID, hash, p.RequestHash, p.Result)
+				replayed = err == nil
 			}
-			r := p.Result
-			res, replayed = &r, true
-			return nil
+			return err
 		}
 		m, err := e.purchaseMember(tx, &req)
 		if err != nil {

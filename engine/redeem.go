@@ -37,15 +37,12 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 	ids := newIDs(1)
 	err = e.store.Update(func(tx Tx) error {
 		res, replayed = nil, false
-		if r, err := tx.Redemption(req.ID); err != nil {
-			return err
-		} else if r != nil {
-			if r.RequestHash != hash {
-				return FieldErrorf(ECONFLICT, "id", "redemption %q was already posted with a different body", req.ID)
+		if r, err := tx.Redemption(req.ID); err != nil || r != nil {
+			if err == nil {
+				res, err = replay("redemption", req.ID, hash, r.RequestHash, r.Result)
+				replayed = err == nil
 			}
-			rr := r.Result
-			res, replayed = &rr, true
-			return nil
+			return err
 		}
 		m, err := getMember(tx, memberID)
 		if err != nil {

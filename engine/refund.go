@@ -64,15 +64,12 @@ func (e *Engine) Refund(ctx context.Context, purchaseID string, req RefundReques
 	ids := newIDs(1)
 	err = e.store.Update(func(tx Tx) error {
 		res, replayed = nil, false
-		if r, err := tx.Refund(req.ID); err != nil {
-			return err
-		} else if r != nil {
-			if r.RequestHash != hash {
-				return FieldErrorf(ECONFLICT, "id", "refund %q was already posted with a different body", req.ID)
+		if r, err := tx.Refund(req.ID); err != nil || r != nil {
+			if err == nil {
+				res, err = replay("refund", req.ID, hash, r.RequestHash, r.Result)
+				replayed = err == nil
 			}
-			rr := r.Result
-			res, replayed = &rr, true
-			return nil
+			return err
 		}
 		p, err := tx.Purchase(purchaseID)
 		if err != nil {

@@ -131,65 +131,9 @@ func (e *Engine) promoteAll(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	prog := live.prog
-	var moved int64
-	after := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return moved, err
-		}
-		now := e.Now()
-		var ids []string
-		var n int
-		err := e.store.View(func(tx Tx) error {
-			members, err := tx.Members(after, e.jobChunk)
-			if err != nil {
-				return err
-			}
-			n = len(members)
-			for _, m := range members {
-				after = m.ID
-				d, err := decideTier(tx, prog, m, now)
-				if err != nil {
-					return err
-				}
-				if cur := prog.Tiers.Index(m.Tier); d.target > cur {
-					ids = append(ids, m.ID)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return moved, err
-		}
-		if len(ids) > 0 {
-			err = e.store.Update(func(tx Tx) error {
-				for _, id := range ids {
-					m, err := getMember(tx, id)
-					if err != nil {
-						return err
-					}
-					d, err := decideTier(tx, prog, m, now)
-					if err != nil {
-						return err
-					}
-					if d.target <= prog.Tiers.Index(m.Tier) {
-						continue
-					}
-					m.Tier, m.TierSince, m.TierByPromotion = prog.Tiers.Levels[d.target].Name, now, true
-					if err := tx.PutMember(m); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return moved, fmt.Errorf("promote: %w", err)
-			}
-			moved += int64(len(ids))
-		}
-		if n < e.jobChunk {
-			return moved, nil
-		}
+	_, moved, err := e.moveTiers(ctx, live.prog, e.Now(), true)
+	if err != nil {
+		return moved, fmt.Errorf("promote: %w", err)
 	}
+	return moved, nil
 }

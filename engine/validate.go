@@ -72,3 +72,13 @@ func hashRequest(req any) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// replay answers an idempotent write whose client id is already recorded:
+// the stored answer when the request is the same, a conflict when the id
+// was used for another request.
+func replay[R any](kind, id, hash, storedHash string, stored R) (*R, error) {
+	if storedHash != hash {
+		return nil, FieldErrorf(ECONFLICT, "id", "%s %q was already posted with a different body", kind, id)
+	}
+	return &stored, nil
+}

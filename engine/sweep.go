@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/loyaltyhq/loyalty/rules"
+)
+
+// sweepMembers walks every member in id order, a chunk at a time: read sees
+// each chunk in its own read transaction, then write (if not nil) runs after
+// that transaction has closed, so a job never holds a transaction across
+// the whole database and its writes never wait on its own reads.
+func (e *Engine) sweepMembers(ctx context.Context, read func(tx Tx, members []*Member) error, write func() error) (int64, error) {
+	var seen int64
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return seen, err
+		}
+		var n int
+		err := e.store.View(func(tx Tx) error {
+			members, err := tx.Members(after, e.jobChunk)
+			if err != nil {
+				return err
+			}
+			if n = len(members); n > 0 {
+				after = members[n-1].ID
+			}
+			return read(tx, members)
+		})
+		if err != nil {
+			return seen, err
+		}
+		if write != nil {
+			if err := write(); err != nil {
+				return seen, err
+			}
+		}
+		seen += int64(n)
+		if n < e.jobChunk {
+			return seen, nil
+		}
+	}
+}
+
+// moveTiers applies the tier policy to every member; with promoteOnly it
+// only moves members up (and off tiers the rules no longer have). Members
+// are chosen in read transactions and only those that move are written, the
+// decision taken again inside the write so a purchase in between cannot be
+// overruled.
+func (e *Engine) moveTiers(ctx context.Context, prog *rules.Program, now time.Time, promoteOnly bool) (seen, moved int64, err error) {
+	moves := func(tx Tx, m *Member) (tierDecision, bool, error) {
+		d, err := decideTier(tx, prog, m, now)
+		if err != nil {
+			return d, false, err
+		}
+		cur := prog.Tiers.Index(m.Tier)
+		return d, d.target > cur || !promoteOnly && d.target != cur, nil
+	}
+	var ids []string
+	seen, err = e.sweepMembers(ctx, func(tx Tx, members []*Member) error {
+		ids = ids[:0]
+		for _, m := range members {
+			_, ok, err := moves(tx, m)
+			if err != nil {
+				return err
+			}
+			if ok {
+				ids = append(ids, m.ID)
+			}
+		}
+		return nil
+	}, func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		var n int64
+		err := e.store.Update(func(tx Tx) error {
+			n = 0
+			for _, id := range ids {
+				m, err := getMember(tx, id)
+				if err != nil {
+					return err
+				}
+				d, ok, err := moves(tx, m)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				up := d.target > prog.Tiers.Index(m.Tier)
+				m.Tier, m.TierSince, m.TierByPromotion = prog.Tiers.Levels[d.target].Name, now, up
+				if err := tx.PutMember(m); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		moved += n
+		return err
+	})
+	return seen, moved, err
+}
