@@ -150,3 +150,62 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkBalance reads balances from many goroutines, as a member app
+// polling would: each a read transaction on its own.
+func BenchmarkBalance(b *testing.B) {
+	opts := store.DefaultOptions()
+	opts.NoSync = true
+	e, ids := benchEngine(b, opts)
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := e.Balance(ctx, ids[next.Add(1)%int64(len(ids))]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// BenchmarkExpirePoints runs the expire-points job over lots that are all
+// due, ten per member, on a file with fsync, and reports lots per second.
+func BenchmarkExpirePoints(b *testing.B) {
+	const perMember = 10
+	e, ids := benchEngine(b, store.DefaultOptions())
+	ctx := context.Background()
+	clock := e.Clock().(*engine.TestClock)
+	b.ReportAllocs()
+	var lots int64
+	var took time.Duration
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		// Purchases now give each member perMember lots due in a year.
+		for j := range perMember {
+			n := 0
+			for _, id := range ids {
+				n++
+				if _, _, err := e.Purchase(ctx, benchRequest(fmt.Sprintf("e%d-%d-%d", i, j, n), id, "")); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := clock.Advance(400 * 24 * time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t := time.Now()
+		run, err := e.RunJob(ctx, engine.JobExpirePoints)
+		took += time.Since(t)
+		if err != nil || run.Error != "" {
+			b.Fatal(err, run.Error)
+		}
+		lots += run.Processed
+	}
+	b.ReportMetric(float64(lots)/took.Seconds(), "lots/s")
+}

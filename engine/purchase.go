@@ -152,7 +152,6 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 	}
 	hash := hashRequest(req)
 	ids := newIDs(6)
-	plan := e.planEarn(live, &req, d, now)
 	err = e.store.Update(func(tx Tx) error {
 		res, replayed = nil, false
 		if p, err := tx.Purchase(req.ID); err != nil || p != nil {
@@ -169,7 +168,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 		if m.Status == StatusBlocked {
 			return Errorf(EUNPROCESSABLE, "member %q is blocked", m.ID)
 		}
-		res, err = e.applyPlannedPurchase(writer{tx: tx, now: now, live: live}, m, &req, d, hash, ids, plan)
+		res, err = e.applyPurchase(writer{tx: tx, now: now, live: live}, m, &req, d, hash, ids)
 		return err
 	})
 	if err != nil {
@@ -193,25 +192,20 @@ func (e *Engine) purchaseMember(tx Tx, req *PurchaseRequest) (*Member, error) {
 }
 
 func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purchaseData, hash string, ids []string) (*PurchaseResult, error) {
-	return e.applyPlannedPurchase(w, m, req, d, hash, ids, nil)
-}
-
-// applyPlannedPurchase is applyPurchase with the rules evaluated in advance
-// by plan, when it still holds.
-func (e *Engine) applyPlannedPurchase(w writer, m *Member, req *PurchaseRequest, d purchaseData, hash string, ids []string, plan *earnPlan) (*PurchaseResult, error) {
 	prog := w.live.prog
 	tx := w.tx
 	earnedAt := m.Tier
 	uses := ruleUsesReader(tx, prog, m.ID, d.occurredAt)
-	in := earnInput(prog, m, req, d, w.now)
-	bd := plan.breakdown(in.Member, uses)
-	if bd == nil {
-		in.Uses = uses.get
-		b, err := prog.Earn(in)
-		if err != nil {
-			return nil, fmt.Errorf("evaluate rules for purchase %q: %w", req.ID, err)
-		}
-		bd = &b
+	bd, err := prog.Earn(rules.EarnInput{
+		Purchase: rules.Purchase{
+			Amount: d.amount, Currency: req.Currency, StoreID: req.StoreID, TerminalID: req.TerminalID,
+			OccurredAt: d.occurredAt, Items: ruleItems(d.items),
+		},
+		Member: ruleMember(m, prog, w.now),
+		Uses:   uses.get,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate rules for purchase %q: %w", req.ID, err)
 	}
 	if uses.err != nil {
 		return nil, uses.err

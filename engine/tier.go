@@ -215,7 +215,17 @@ func formatMetric(prog *rules.Program, v int64) string {
 }
 
 func tierStatus(tx Tx, prog *rules.Program, m *Member, now time.Time) (TierStatus, error) {
-	d, err := decideTier(tx, prog, m, now)
+	// In the lowest tier there is nothing to keep, so the balance needs
+	// only the metric, which a running sum gives without the series.
+	var d tierDecision
+	summed := false
+	var err error
+	if prog.Tiers.Index(m.Tier) <= 0 {
+		d.value, summed, err = windowMetric(tx, prog, m.ID, now)
+	}
+	if err == nil && !summed {
+		d, err = decideTier(tx, prog, m, now)
+	}
 	if err != nil {
 		return TierStatus{}, err
 	}

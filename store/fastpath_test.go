@@ -223,3 +223,63 @@ func TestCheckFastPaths(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkOpenLotBalances reads what a balance needs of the open lots of
+// the member of BenchmarkOpenLots, from the index alone.
+func BenchmarkOpenLotBalances(b *testing.B) {
+	db := MustOpenDB(b)
+	target := seedLotHistory(b, db)
+	b.ReportAllocs()
+	for b.Loop() {
+		err := db.View(func(tx engine.Tx) error {
+			lots, err := tx.(engine.LotBalancer).OpenLotBalances(target)
+			if err == nil && len(lots) != 50 {
+				err = fmt.Errorf("%d open lots, want 50", len(lots))
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMetricSum is promote's read on a purchase: the metric over a
+// year's window of a member with a purchase a day for two years, in write
+// transactions that move the window an hour each time; "entries" reads and
+// adds up every entry of the window instead, as promote did before.
+func BenchmarkMetricSum(b *testing.B) {
+	opts := testOptions()
+	// A lone Update would wait MaxBatchDelay for company.
+	opts.MaxBatchDelay = time.Microsecond
+	db := mustOpenPath(b, filepath.Join(b.TempDir(), "loyalty.db"), opts)
+	m := newID()
+	mustUpdate(b, db, func(tx engine.Tx) error {
+		for i := range 730 {
+			if err := tx.AddMetric(m, engine.MetricEntry{At: t0.AddDate(0, 0, i), Spend: 1000, Points: 10, Visits: 1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, mode := range []string{"sum", "entries"} {
+		b.Run(mode, func(b *testing.B) {
+			now := t0.AddDate(1, 0, 0)
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Hour)
+				err := db.Update(func(tx engine.Tx) error {
+					if mode == "sum" {
+						_, err := tx.(engine.MetricSummer).MetricSum(m, now.AddDate(-1, 0, 0), now)
+						return err
+					}
+					_, err := tx.Metrics(m, now.AddDate(-1, 0, 0))
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -97,4 +100,64 @@ func txID(db *bolt.DB) int {
 	var id int
 	_ = db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
 	return id
+}
+
+// diskResult is what the disk does with the writes bbolt makes: a commit
+// is its dirty pages written where the freelist puts them, then fdatasync.
+type diskResult struct {
+	// FsyncMs is one 4 KiB page written and synced.
+	FsyncMs float64 `json:"fsync_ms"`
+	// PagesPerSec is 4 KiB pages at random offsets written and synced 256
+	// at a time: the rate a write-heavy bbolt commit can reach.
+	PagesPerSec float64 `json:"random_pages_per_sec"`
+}
+
+// diskPages measures the disk under dir for about d.
+func diskPages(dir string, d time.Duration) (diskResult, error) {
+	const fileSize = 256 << 20
+	f, err := os.CreateTemp(dir, "pages-*")
+	if err != nil {
+		return diskResult{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	// Write the file out first, so the test rewrites blocks as bbolt does
+	// rather than allocating them.
+	chunk := make([]byte, 1<<20)
+	for off := int64(0); off < fileSize; off += int64(len(chunk)) {
+		if _, err := f.WriteAt(chunk, off); err != nil {
+			return diskResult{}, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return diskResult{}, err
+	}
+	page := make([]byte, 4096)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	commit := func(pages int) error {
+		for range pages {
+			if _, err := f.WriteAt(page, rnd.Int64N(fileSize/4096)*4096); err != nil {
+				return err
+			}
+		}
+		return syscall.Fdatasync(int(f.Fd()))
+	}
+	var r diskResult
+	for i, pages := range []int{1, 256} {
+		var n int
+		var took time.Duration
+		for began := time.Now(); time.Since(began) < d/2 || n == 0; n++ {
+			t := time.Now()
+			if err := commit(pages); err != nil {
+				return r, err
+			}
+			took += time.Since(t)
+		}
+		if i == 0 {
+			r.FsyncMs = ms(took / time.Duration(n))
+		} else {
+			r.PagesPerSec = float64(n*pages) / took.Seconds()
+		}
+	}
+	return r, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -20,7 +21,7 @@ type client struct {
 	hc      *fasthttp.HostClient
 	members []memberRef
 	run     string // makes purchase ids unique across runs on one database
-	seq     atomic.Int64
+	tills   atomic.Int64
 	// pid is the server's process, when known, to measure its CPU time.
 	pid int
 }
@@ -57,10 +58,18 @@ type worker struct {
 	req  *fasthttp.Request
 	resp *fasthttp.Response
 	body []byte
+	// A worker is one till of one store; it numbers its purchases as tills
+	// do, so ids from many tills interleave in the store's id order.
+	store, till int64
+	receipt     int64
 }
 
 func (c *client) newWorker(seed uint64) *worker {
-	return &worker{c: c, rnd: rand.New(rand.NewPCG(seed, 0x10ca1)), req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+	n := c.tills.Add(1)
+	return &worker{
+		c: c, rnd: rand.New(rand.NewPCG(seed, 0x10ca1)), req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(),
+		store: n % 97, till: n / 97,
+	}
 }
 
 func (w *worker) release() {
@@ -74,21 +83,22 @@ func appendMoney(b []byte, cents int64) []byte {
 	return b
 }
 
-// purchaseBody builds a till's purchase: 1–5 lines from the catalog, the
-// member named by id or, half the time, by card number (external id).
+// purchaseBody builds a till's next purchase: 1–5 lines from the catalog,
+// the member named by id or, half the time, by card number (external id).
 func (w *worker) purchaseBody() []byte {
 	c := w.c
 	m := c.members[w.rnd.IntN(len(c.members))]
-	b := append(w.body[:0], `{"id":"`...)
-	b = append(b, c.run...)
-	b = strconv.AppendInt(append(b, '-'), c.seq.Add(1), 10)
+	w.receipt++
+	b := strconv.AppendInt(append(w.body[:0], `{"id":"s`...), w.store, 10)
+	b = strconv.AppendInt(append(b, "-t"...), w.till, 10)
+	b = strconv.AppendInt(append(append(append(b, '-'), c.run...), '-'), w.receipt, 10)
 	if w.rnd.IntN(2) == 0 {
 		b = append(append(append(b, `","member_id":"`...), m.id...), '"')
 	} else {
 		b = append(append(append(b, `","member_external_id":"`...), m.externalID...), '"')
 	}
-	b = strconv.AppendInt(append(b, `,"store_id":"store-`...), int64(w.rnd.IntN(40)), 10)
-	b = strconv.AppendInt(append(b, `","terminal_id":"till-`...), int64(w.rnd.IntN(6)), 10)
+	b = strconv.AppendInt(append(b, `,"store_id":"store-`...), w.store, 10)
+	b = strconv.AppendInt(append(b, `","terminal_id":"till-`...), w.till, 10)
 	b = append(b, `","currency":"USD","items":[`...)
 	var total int64
 	for i := range 1 + w.rnd.IntN(5) {
@@ -154,8 +164,10 @@ type latencies struct {
 	errors   int
 	firstErr error
 	elapsed  time.Duration
-	// cpu is the server's CPU time over the measured part, when known.
-	cpu time.Duration
+	// server is what the server used over the measured part, when known,
+	// and self the bench's own CPU time, which competes with it.
+	server procSample
+	self   time.Duration
 }
 
 func (l *latencies) merge(o *latencies) {
@@ -182,6 +194,11 @@ type stats struct {
 	// ServerCPUus is the server's CPU time per request of this load; for
 	// loads that run side by side it covers all of them.
 	ServerCPUus float64 `json:"server_cpu_us_per_request,omitempty"`
+	// BenchCPUus is the load generator's own CPU time per request (for
+	// loads side by side, of all of them).
+	BenchCPUus float64 `json:"bench_cpu_us_per_request,omitempty"`
+	// ServerWriteKiB is what the server wrote to storage per request.
+	ServerWriteKiB float64 `json:"server_write_kib_per_request,omitempty"`
 }
 
 func (l *latencies) stats(conc int) stats {
@@ -195,12 +212,24 @@ func (l *latencies) stats(conc int) stats {
 	s := stats{Concurrency: conc, Requests: len(l.took), Errors: l.errors, P50ms: q(0.5), P99ms: q(0.99), P999ms: q(0.999), MaxMs: q(1)}
 	if l.elapsed > 0 {
 		s.PerSec = float64(len(l.took)) / l.elapsed.Seconds()
-		s.ServerCores = l.cpu.Seconds() / l.elapsed.Seconds()
+		s.ServerCores = l.server.cpu.Seconds() / l.elapsed.Seconds()
 	}
 	if len(l.took) > 0 {
-		s.ServerCPUus = float64(l.cpu.Microseconds()) / float64(len(l.took))
+		n := float64(len(l.took))
+		s.ServerCPUus = float64(l.server.cpu.Microseconds()) / n
+		s.BenchCPUus = float64(l.self.Microseconds()) / n
+		s.ServerWriteKiB = float64(l.server.written) / 1024 / n
 	}
 	return s
+}
+
+// selfCPU is the CPU time the bench process has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -246,16 +275,18 @@ func (c *client) load(conc int, op func(*worker) error, warm, stop <-chan struct
 			}
 		}()
 	}
-	cpu0 := make(chan time.Duration, 1)
-	if c.pid > 0 {
-		go func() {
-			if warm != nil {
-				<-warm
-			}
-			t, _ := cpuTime(c.pid)
-			cpu0 <- t
-		}()
-	}
+	server0, self0 := make(chan procSample, 1), make(chan time.Duration, 1)
+	go func() {
+		if warm != nil {
+			<-warm
+		}
+		self0 <- selfCPU()
+		var s procSample
+		if c.pid > 0 {
+			s, _ = sampleProc(c.pid)
+		}
+		server0 <- s
+	}()
 	wg.Wait()
 	out := &latencies{}
 	for i := range parts {
@@ -264,10 +295,10 @@ func (c *client) load(conc int, op func(*worker) error, warm, stop <-chan struct
 	if !began.IsZero() {
 		out.elapsed = time.Since(began)
 	}
-	if c.pid > 0 {
-		start := <-cpu0
-		if cpu1, err := cpuTime(c.pid); err == nil && start > 0 {
-			out.cpu = cpu1 - start
+	out.self = selfCPU() - <-self0
+	if start := <-server0; c.pid > 0 && start.cpu > 0 {
+		if end, err := sampleProc(c.pid); err == nil {
+			out.server = procSample{cpu: end.cpu - start.cpu, written: end.written - start.written}
 		}
 	}
 	return out

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -30,6 +31,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/loyaltyhq/loyalty/rules"
+	"github.com/loyaltyhq/loyalty/store"
 )
 
 // config is the command line.
@@ -54,6 +56,7 @@ type config struct {
 	batchSize   int
 	jsonPath    string
 	verify      bool
+	startupOnly bool
 	bigMembers  int
 	bigEntries  int
 }
@@ -101,6 +104,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.verify, "verify", false, "run `loyalty verify` on the database after the run")
 	fs.IntVar(&cfg.bigMembers, "startup-members", 0, "also build a database of this many members through the store and measure the server's start-up and memory on it (0: skip)")
 	fs.IntVar(&cfg.bigEntries, "startup-entries", 10, "ledger entries per member of the start-up database")
+	fs.BoolVar(&cfg.startupOnly, "startup-only", false, "only the start-up measurement (with --startup-members)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -130,6 +134,7 @@ type Results struct {
 	Machine   machine         `json:"machine"`
 	Settings  settings        `json:"settings"`
 	Seed      seedTimes       `json:"seed"`
+	Disk      diskResult      `json:"disk"`
 	Ceiling   []ceilingResult `json:"ceiling"`
 	Purchases []stats         `json:"purchases"`
 	Mixed     *mixedResult    `json:"mixed,omitempty"`
@@ -217,13 +222,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.batchSize > 0 {
 		cfg.serverArgs = append(cfg.serverArgs, "--batch-size", strconv.Itoa(cfg.batchSize))
 	}
-	delay, size := cfg.batchDelay, cfg.batchSize
-	if delay == 0 {
-		delay = 2 * time.Millisecond
-	}
-	if size == 0 {
-		size = 1000
-	}
+	delay, size := batchSettings(cfg)
 	res.Settings = settings{
 		Members: cfg.members, Lots: cfg.lots, DurationSec: cfg.duration.Seconds(),
 		BatchDelay: delay.String(), BatchSize: size, ServerArgs: strings.Join(cfg.serverArgs, " "), URL: cfg.url,
@@ -232,6 +231,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		res.Settings.Lots = 0
 	}
 
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), rules.Example, 0o644); err != nil {
+		return err
+	}
 	bin := cfg.serverBin
 	if cfg.url == "" && bin == "" {
 		logf("building cmd/loyalty")
@@ -241,6 +243,54 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if !cfg.startupOnly {
+		if err := mainRun(ctx, cfg, bin, dir, res, logf); err != nil {
+			return err
+		}
+	}
+	if cfg.bigMembers > 0 && bin != "" {
+		var err error
+		if res.Startup, err = startupRun(ctx, cfg, bin, dir, logf); err != nil {
+			return err
+		}
+	}
+
+	printTable(stdout, res)
+	if cfg.jsonPath != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batchSettings are the group-commit settings of the run: the flags, or
+// the store's defaults.
+func batchSettings(cfg config) (time.Duration, int) {
+	def := store.DefaultOptions()
+	delay, size := cfg.batchDelay, cfg.batchSize
+	if delay == 0 {
+		delay = def.MaxBatchDelay
+	}
+	if size == 0 {
+		size = def.MaxBatchSize
+	}
+	return delay, size
+}
+
+// mainRun measures the ceiling, the loads and the server on the seeded
+// database, into res.
+func mainRun(ctx context.Context, cfg config, bin, dir string, res *Results, logf func(string, ...any)) error {
+	delay, size := batchSettings(cfg)
+	logf("disk: fdatasync and random page writes")
+	var err error
+	if res.Disk, err = diskPages(dir, 2*cfg.ceilingDur); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
 	for _, c := range cfg.concurrency {
 		logf("raw ceiling at concurrency %d", c)
 		r, err := rawCeiling(dir, c, cfg.ceilingDur, delay, size)
@@ -257,9 +307,6 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.url == "" {
 		dbPath = filepath.Join(dir, "loyalty.db")
 		rulesPath := filepath.Join(dir, "rules.yaml")
-		if err := os.WriteFile(rulesPath, rules.Example, 0o644); err != nil {
-			return err
-		}
 		logf("seeding %d members through the engine", cfg.members)
 		t := time.Now()
 		members, err := seedMembers(ctx, dbPath, cfg.members, 128, "card-")
@@ -317,7 +364,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 
 	logf("balance reads at concurrency %d with purchases at %d", cfg.readConc, cfg.mixedConc)
-	mixed, err := mixedLoad(ctx, cl, cfg)
+	mixed, err := mixedLoad(ctx, cl, cfg, logf)
 	if err != nil {
 		return err
 	}
@@ -325,7 +372,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	if srv != nil && cfg.lots > 0 {
 		logf("expire-points over %d lots with purchases at %d", res.Settings.Lots, cfg.expireConc)
-		if res.Expire, err = expireLoad(ctx, cl, cfg); err != nil {
+		if res.Expire, err = expireLoad(ctx, cl, cfg, logf); err != nil {
 			return err
 		}
 	}
@@ -354,23 +401,6 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-
-	if cfg.bigMembers > 0 && bin != "" {
-		if res.Startup, err = startupRun(ctx, cfg, bin, dir, logf); err != nil {
-			return err
-		}
-	}
-
-	printTable(stdout, res)
-	if cfg.jsonPath != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(cfg.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -381,7 +411,7 @@ func reportErrors(logf func(string, ...any), what string, l *latencies) {
 }
 
 // mixedLoad runs balance reads and purchases side by side.
-func mixedLoad(ctx context.Context, cl *client, cfg config) (*mixedResult, error) {
+func mixedLoad(ctx context.Context, cl *client, cfg config, logf func(string, ...any)) (*mixedResult, error) {
 	type out struct {
 		l   *latencies
 		err error
@@ -399,15 +429,20 @@ func mixedLoad(ctx context.Context, cl *client, cfg config) (*mixedResult, error
 	if err != nil {
 		return nil, err
 	}
-	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 	reportErrors(logf, "balance reads", reads)
 	reportErrors(logf, "purchases", p.l)
 	r := &mixedResult{Reads: reads.stats(cfg.readConc), Purchases: p.l.stats(cfg.mixedConc)}
 	// Both loads saw the same server CPU time: share it over all requests.
 	if n := len(reads.took) + len(p.l.took); n > 0 {
-		cpu := float64(reads.cpu.Microseconds()) / float64(n)
+		cpu, self := float64(reads.server.cpu.Microseconds())/float64(n), float64(reads.self.Microseconds())/float64(n)
 		r.Reads.ServerCPUus, r.Purchases.ServerCPUus = cpu, cpu
+		r.Reads.BenchCPUus, r.Purchases.BenchCPUus = self, self
 		r.Purchases.ServerCores = r.Reads.ServerCores
+		// Reads write nothing: what was written was the purchases'.
+		r.Reads.ServerWriteKiB, r.Purchases.ServerWriteKiB = 0, 0
+		if len(p.l.took) > 0 {
+			r.Purchases.ServerWriteKiB = float64(reads.server.written) / 1024 / float64(len(p.l.took))
+		}
 	}
 	return r, nil
 }
@@ -415,7 +450,7 @@ func mixedLoad(ctx context.Context, cl *client, cfg config) (*mixedResult, error
 // expireLoad moves the test clock past the seeded lots' expiry and runs
 // expire-points through the API while purchases keep coming; the purchase
 // figures cover the job's run only.
-func expireLoad(ctx context.Context, cl *client, cfg config) (*expireResult, error) {
+func expireLoad(ctx context.Context, cl *client, cfg config, logf func(string, ...any)) (*expireResult, error) {
 	w := cl.newWorker(1)
 	defer w.release()
 	advance := fmt.Sprintf(`{"advance":"%s"}`, expireAhead+24*time.Hour)
@@ -431,7 +466,7 @@ func expireLoad(ctx context.Context, cl *client, cfg config) (*expireResult, err
 	}
 	close(warm)
 	t := time.Now()
-	err := w.do(fasthttp.MethodPost, "/v1/jobs/"+"expire-points"+"/run", nil, fasthttp.StatusOK)
+	err := w.do(fasthttp.MethodPost, "/v1/jobs/expire-points/run", nil, fasthttp.StatusOK)
 	took := time.Since(t)
 	close(stop)
 	l := <-done
@@ -445,13 +480,14 @@ func expireLoad(ctx context.Context, cl *client, cfg config) (*expireResult, err
 	if err != nil {
 		return nil, err
 	}
-	reportErrors(func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }, "purchases", l)
+	reportErrors(logf, "purchases", l)
 	return &expireResult{Lots: processed, Seconds: took.Seconds(), Purchases: l.stats(cfg.expireConc)}, nil
 }
 
 // verifyDB runs `loyalty verify` on the stopped server's file.
 func verifyDB(ctx context.Context, bin, dbPath string) (string, error) {
-	out, err := execOutput(ctx, bin, "verify", "--db", dbPath)
+	b, err := exec.CommandContext(ctx, bin, "verify", "--db", dbPath).CombinedOutput()
+	out := string(b)
 	if err != nil {
 		return "", fmt.Errorf("verify: %w\n%s", err, out)
 	}

@@ -1,18 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"strings"
 	"text/tabwriter"
 )
-
-func execOutput(ctx context.Context, bin string, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	return string(out), err
-}
 
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
@@ -25,13 +18,28 @@ func printTable(w io.Writer, r *Results) {
 		fmt.Fprintf(w, ", serve %s", s.ServerArgs)
 	}
 	fmt.Fprintln(w)
+	if len(r.Purchases) > 0 {
+		printMain(w, r)
+	}
+	if x := r.Startup; x != nil {
+		fmt.Fprintf(w, "\nstart-up database: %d members × %d ledger entries, built in %.0fs through the store\n", x.Members, x.Entries, x.BuildSec)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "database\tstart-up s\tRSS started\tpeak RSS after reads\tRSS anon\tRSS file\treads/s\tp99 ms\t")
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t\n", mib(x.DBBytes), x.StartupSec, mib(x.MemStarted.RSS), mib(x.MemLoaded.PeakRSS),
+			mib(x.MemLoaded.Anon), mib(x.MemLoaded.File), x.LoadReads.PerSec, x.LoadReads.P99ms)
+		tw.Flush()
+	}
+}
+
+// printMain writes the figures of the seeded database's run.
+func printMain(w io.Writer, r *Results) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "seeding: members %.1fs (%s)", r.Seed.MembersSec, r.Seed.MembersHow)
 	if r.Seed.LotsHow != "" {
 		fmt.Fprintf(w, "; lots %.1fs", r.Seed.LotsSec)
 	}
 	fmt.Fprintln(w)
-
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "\ndisk: one 4 KiB page + fdatasync %.2f ms; random 4 KiB pages, 256 per fdatasync: %.0f pages/s\n", r.Disk.FsyncMs, r.Disk.PagesPerSec)
 	fmt.Fprintln(w, "\n(1) raw ceiling: durable bbolt db.Batch appends of 200-byte records, same disk")
 	fmt.Fprintln(tw, "concurrency\tappends/s\tcommits/s\tappends/commit\t")
 	ceiling := map[int]float64{}
@@ -42,19 +50,19 @@ func printTable(w io.Writer, r *Results) {
 	tw.Flush()
 
 	fmt.Fprintln(w, "\n(2) POST /v1/purchases over HTTP (1–5 items, half by member_external_id)")
-	fmt.Fprintln(tw, "concurrency\tpurchases/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\t% of ceiling\tserver cores\tserver CPU µs/purchase\t")
+	fmt.Fprintln(tw, "concurrency\tpurchases/s\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\t% of ceiling\tserver cores\tserver CPU µs/purchase\tbench CPU µs/purchase\twritten KiB/purchase\t")
 	for _, p := range r.Purchases {
 		pct := "-"
 		if c := ceiling[p.Concurrency]; c > 0 {
 			pct = fmt.Sprintf("%.0f%%", 100*p.PerSec/c)
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.2f\t%.0f\t\n", p.Concurrency, p.PerSec, p.P50ms, p.P99ms, p.P999ms, p.MaxMs, p.Errors, pct, p.ServerCores, p.ServerCPUus)
+		fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%.2f\t%.0f\t%.0f\t%.1f\t\n", p.Concurrency, p.PerSec, p.P50ms, p.P99ms, p.P999ms, p.MaxMs, p.Errors, pct, p.ServerCores, p.ServerCPUus, p.BenchCPUus, p.ServerWriteKiB)
 	}
 	tw.Flush()
 
 	if x := r.Mixed; x != nil {
 		fmt.Fprintln(w, "\n(3) GET /v1/members/{id}/balance while purchases run")
-		fmt.Fprintf(w, "server: %.2f cores, %.0f µs CPU per request\n", x.Reads.ServerCores, x.Reads.ServerCPUus)
+		fmt.Fprintf(w, "server: %.2f cores, %.0f µs CPU per request; bench: %.0f µs CPU per request\n", x.Reads.ServerCores, x.Reads.ServerCPUus, x.Reads.BenchCPUus)
 		fmt.Fprintln(tw, "load\tconcurrency\tper second\tp50 ms\tp99 ms\tp99.9 ms\terrors\t")
 		for _, row := range []struct {
 			name string
@@ -80,14 +88,6 @@ func printTable(w io.Writer, r *Results) {
 	tw.Flush()
 	if sv.Verified != "" {
 		fmt.Fprintf(w, "verify: %s\n", strings.ReplaceAll(sv.Verified, "\n", "; "))
-	}
-
-	if x := r.Startup; x != nil {
-		fmt.Fprintf(w, "\nstart-up database: %d members × %d ledger entries, built in %.0fs through the store\n", x.Members, x.Entries, x.BuildSec)
-		fmt.Fprintln(tw, "database\tstart-up s\tRSS started\tpeak RSS after reads\tRSS anon\tRSS file\treads/s\tp99 ms\t")
-		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t\n", mib(x.DBBytes), x.StartupSec, mib(x.MemStarted.RSS), mib(x.MemLoaded.PeakRSS),
-			mib(x.MemLoaded.Anon), mib(x.MemLoaded.File), x.LoadReads.PerSec, x.LoadReads.P99ms)
-		tw.Flush()
 	}
 }
 

@@ -63,22 +63,25 @@ func startServer(bin, dbPath, rulesPath, logPath string, extra []string) (*serve
 	addrc := make(chan string, 1)
 	go func() {
 		defer logFile.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			logFile.Write(append(line, '\n'))
+		r := bufio.NewReaderSize(stderr, 64<<10)
+		for {
+			line, err := r.ReadBytes('\n')
+			logFile.Write(line)
 			var rec struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
-				select {
-				case addrc <- strings.TrimPrefix(rec.Addr, "http://"):
-				default:
-				}
+				addrc <- strings.TrimPrefix(rec.Addr, "http://")
+				break
+			}
+			if err != nil {
+				break
 			}
 		}
+		// The rest (a line per request, say) is only kept, not read: the
+		// bench shares the machine with the server.
+		io.Copy(logFile, r)
 		s.done <- cmd.Wait()
 	}()
 	select {
@@ -153,6 +156,36 @@ func readMem(pid int) (memStatus, error) {
 	}
 	defer f.Close()
 	return parseMem(f)
+}
+
+// procSample is what a process has used so far.
+type procSample struct {
+	cpu     time.Duration
+	written int64 // bytes it sent to storage
+}
+
+func sampleProc(pid int) (procSample, error) {
+	cpu, err := cpuTime(pid)
+	if err != nil {
+		return procSample{}, err
+	}
+	written, err := writeBytes(pid)
+	return procSample{cpu: cpu, written: written}, err
+}
+
+// writeBytes is write_bytes of /proc/<pid>/io: what the process caused to
+// be written to storage, which for bbolt is its pages and meta pages.
+func writeBytes(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io: no write_bytes", pid)
 }
 
 // cpuTime is the CPU time (user and system) a process has used so far,

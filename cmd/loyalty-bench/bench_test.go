@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/rules"
+)
+
+// TestPurchaseBodies checks that the load sends what the API accepts and
+// what a till would: 1–5 lines adding up to the amount, the member by id
+// or by card, ids that never repeat.
+func TestPurchaseBodies(t *testing.T) {
+	prog, err := rules.Parse("rules.yaml", rules.Example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient("127.0.0.1:1", []memberRef{{id: "m-1", externalID: "card-1"}, {id: "m-2", externalID: "card-2"}}, "r1")
+	seen := map[string]bool{}
+	byCard := 0
+	for _, w := range []*worker{c.newWorker(1), c.newWorker(2)} {
+		for range 200 {
+			var req engine.PurchaseRequest
+			dec := json.NewDecoder(bytes.NewReader(w.purchaseBody()))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				t.Fatalf("%s: %v", w.body, err)
+			}
+			if _, err := dec.Token(); err != io.EOF {
+				t.Fatalf("%s: data after the object", w.body)
+			}
+			if seen[req.ID] {
+				t.Fatalf("id %s sent twice", req.ID)
+			}
+			seen[req.ID] = true
+			if (req.MemberID == "") == (req.MemberExternalID == "") {
+				t.Fatalf("%s: want exactly one of member_id and member_external_id", w.body)
+			}
+			if req.MemberExternalID != "" {
+				byCard++
+			}
+			if n := len(req.Items); n < 1 || n > 5 {
+				t.Fatalf("%s: %d items", w.body, n)
+			}
+			var sum int64
+			for _, it := range req.Items {
+				v, err := prog.ParseMoney(it.Amount)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum += v
+			}
+			if total, err := prog.ParseMoney(req.Amount); err != nil || total != sum || req.Currency != prog.Currency {
+				t.Fatalf("%s: amount %s (%v), lines add up to %d", w.body, req.Amount, err, sum)
+			}
+		}
+	}
+	if byCard < 100 || byCard > 300 {
+		t.Errorf("%d of 400 purchases by card, want about half", byCard)
+	}
+}
+
+func TestParseMem(t *testing.T) {
+	status := "Name:\tloyalty\nVmPeak:\t 3000000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nRssAnon:\t    4096 kB\nRssFile:\t    6144 kB\nThreads:\t9\n"
+	m, err := parseMem(strings.NewReader(status))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (memStatus{PeakRSS: 20 << 20, RSS: 10 << 20, Anon: 4 << 20, File: 6 << 20}); m != want {
+		t.Fatalf("got %+v, want %+v", m, want)
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	cfg, err := parseArgs([]string{"--concurrency", "1, 8,32", "--members", "10"}, io.Discard)
+	if err != nil || len(cfg.concurrency) != 3 || cfg.concurrency[1] != 8 || cfg.members != 10 {
+		t.Fatalf("got %+v, %v", cfg, err)
+	}
+	for _, bad := range [][]string{{"--concurrency", "1,x"}, {"--concurrency", "0"}, {"--members", "0"}, {"extra"}} {
+		if _, err := parseArgs(bad, io.Discard); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestAppendMoney(t *testing.T) {
+	for cents, want := range map[int64]string{0: "0.00", 5: "0.05", 420: "4.20", 123456: "1234.56"} {
+		if got := string(appendMoney(nil, cents)); got != want {
+			t.Errorf("appendMoney(%d) = %s, want %s", cents, got, want)
+		}
+	}
+}
