@@ -29,7 +29,9 @@ type client struct {
 func newClient(addr string, members []memberRef, run string) *client {
 	return &client{
 		hc: &fasthttp.HostClient{
-			Addr: addr, MaxConns: 4096, ReadTimeout: 2 * time.Minute, WriteTimeout: time.Minute,
+			Addr: addr, MaxConns: 4096, WriteTimeout: time.Minute,
+			// The expiry run answers when the job is done, which may take minutes.
+			ReadTimeout:               30 * time.Minute,
 			MaxIdemponentCallAttempts: 1,
 		},
 		members: members, run: run,
