@@ -118,12 +118,7 @@ func (s *server) do(method, path, body string) response {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return s.answer(res)
 }
 
 // doOversized sends a body the server refuses before reading it all. The
@@ -148,6 +143,12 @@ func (s *server) doOversized(method, path, body string) response {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	return s.answer(res)
+}
+
+// answer reads a whole answer, however the request went out.
+func (s *server) answer(res *nethttp.Response) response {
+	s.t.Helper()
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
