@@ -163,7 +163,7 @@ func TestAnalyticsScale(t *testing.T) {
 func buildPopulation(t *testing.T, path string, n int, now time.Time) ([]string, int) {
 	t.Helper()
 	opts := store.DefaultOptions()
-	opts.NoSync, opts.MaxBatchDelay = true, time.Microsecond
+	opts.NoSync = true
 	db, err := store.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)

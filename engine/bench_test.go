@@ -22,12 +22,12 @@ const benchMembers = 1000
 // benchEngine is an engine with the example rules on a real bbolt file
 // opened with opts, holding benchMembers enrolled members, each with a few
 // purchases of history so the tier window and the open lots are not empty.
-// The history is written without fsync and without waiting for batches.
+// The history is written without fsync.
 func benchEngine(b *testing.B, opts store.Options) (*engine.Engine, []string) {
 	b.Helper()
 	path := b.TempDir() + "/bench.db"
 	seed := store.DefaultOptions()
-	seed.NoSync, seed.MaxBatchDelay = true, time.Microsecond
+	seed.NoSync = true
 	e, db := openBenchEngine(b, path, seed)
 	ctx := context.Background()
 	ids := make([]string, benchMembers)
@@ -89,11 +89,7 @@ func BenchmarkPurchase(b *testing.B) {
 	nosync := store.DefaultOptions()
 	nosync.NoSync = true
 	b.Run("serial-nosync", func(b *testing.B) {
-		// Alone, a write would wait MaxBatchDelay for company; this measures
-		// the work, not the wait.
-		serial := nosync
-		serial.MaxBatchDelay = time.Microsecond
-		e, ids := benchEngine(b, serial)
+		e, ids := benchEngine(b, nosync)
 		ctx := context.Background()
 		b.ReportAllocs()
 		b.ResetTimer()

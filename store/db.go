@@ -38,9 +38,7 @@ type Options struct {
 	// Timeout bounds the wait for the file lock, so a second process gets
 	// an error instead of hanging.
 	Timeout time.Duration
-	// MaxBatchDelay is how long a write waits for others to share its commit.
-	MaxBatchDelay time.Duration
-	// MaxBatchSize is how many writes a commit takes at most.
+	// MaxBatchSize is how many writes a commit takes at most (commit.go).
 	MaxBatchSize int
 	// NoSync skips fsync on commit: faster, but a crash can lose or corrupt
 	// data. For tests and bulk imports only.
@@ -50,15 +48,15 @@ type Options struct {
 // DefaultOptions returns the options a server should use.
 func DefaultOptions() Options {
 	return Options{
-		Timeout:       time.Second,
-		MaxBatchDelay: 2 * time.Millisecond,
-		MaxBatchSize:  1000,
+		Timeout:      time.Second,
+		MaxBatchSize: 1000,
 	}
 }
 
 // DB is a loyalty database in one bbolt file.
 type DB struct {
-	bolt *bolt.DB
+	bolt    *bolt.DB
+	commits *committer
 }
 
 // Open opens or creates the database at path and checks its schema version.
@@ -66,9 +64,6 @@ func Open(path string, opts Options) (*DB, error) {
 	def := DefaultOptions()
 	if opts.Timeout <= 0 {
 		opts.Timeout = def.Timeout
-	}
-	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = def.MaxBatchDelay
 	}
 	if opts.MaxBatchSize <= 0 {
 		opts.MaxBatchSize = def.MaxBatchSize
@@ -86,9 +81,6 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	b.MaxBatchDelay = opts.MaxBatchDelay
-	b.MaxBatchSize = opts.MaxBatchSize
-
 	if opts.ReadOnly {
 		err = b.View(func(tx *bolt.Tx) error { return checkSchema(tx, path) })
 	} else {
@@ -104,7 +96,7 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, err
 	}
-	return &DB{bolt: b}, nil
+	return &DB{bolt: b, commits: newCommitter(b, opts.MaxBatchSize)}, nil
 }
 
 // initSchema creates the buckets of a new file and checks an existing one.
@@ -160,8 +152,10 @@ func schemaOf(b *bolt.DB) (uint64, error) {
 	return n, err
 }
 
-// Close closes the file; it waits for open transactions to finish.
+// Close commits the writes already queued, refuses new ones and closes the
+// file; it waits for open transactions to finish.
 func (db *DB) Close() error {
+	db.commits.close()
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -211,9 +205,9 @@ func (db *DB) View(fn func(engine.Tx) error) error {
 }
 
 // Update runs fn in a read-write transaction shared with concurrent calls
-// (group commit); fn may run more than once.
+// (group commit, commit.go); fn may run more than once.
 func (db *DB) Update(fn func(engine.Tx) error) error {
-	return unwrapFn("update", db.bolt.Batch(func(btx *bolt.Tx) error { return call(fn, btx) }))
+	return unwrapFn("update", db.commits.update(func(btx *bolt.Tx) error { return call(fn, btx) }))
 }
 
 // WriteTo writes a consistent copy of the database to w without blocking

@@ -18,7 +18,7 @@ import (
 
 func TestDefaultOptions(t *testing.T) {
 	got := DefaultOptions()
-	want := Options{Timeout: time.Second, MaxBatchDelay: 2 * time.Millisecond, MaxBatchSize: 1000}
+	want := Options{Timeout: time.Second, MaxBatchSize: 1000}
 	if got != want {
 		t.Errorf("DefaultOptions() = %+v, want %+v", got, want)
 	}

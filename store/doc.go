@@ -80,8 +80,9 @@
 //
 // # Transactions
 //
-// Update goes through bbolt's Batch: concurrent writes share one commit and
-// one fsync, and a function may run more than once. A function that fails
-// makes its batch roll back and run again without it, so its writes are
-// never seen. List methods treat a limit <= 0 as no limit.
+// Update goes through the store's group commit (commit.go): the writes
+// queued while one commit is written share the next commit and its fsync,
+// and a function may run more than once. A function that fails makes its
+// batch roll back and run again without it, so its writes are never seen.
+// List methods treat a limit <= 0 as no limit.
 package store

@@ -249,10 +249,7 @@ func BenchmarkOpenLotBalances(b *testing.B) {
 // transactions that move the window an hour each time; "entries" reads and
 // adds up every entry of the window instead, as promote did before.
 func BenchmarkMetricSum(b *testing.B) {
-	opts := testOptions()
-	// A lone Update would wait MaxBatchDelay for company.
-	opts.MaxBatchDelay = time.Microsecond
-	db := mustOpenPath(b, filepath.Join(b.TempDir(), "loyalty.db"), opts)
+	db := mustOpenPath(b, filepath.Join(b.TempDir(), "loyalty.db"), testOptions())
 	m := newID()
 	mustUpdate(b, db, func(tx engine.Tx) error {
 		for i := range 730 {

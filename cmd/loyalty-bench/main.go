@@ -98,7 +98,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.readConc, "read-concurrency", 64, "balance readers during the mixed load")
 	fs.IntVar(&cfg.mixedConc, "mixed-concurrency", 64, "purchase concurrency during the balance reads")
 	fs.IntVar(&cfg.expireConc, "expire-concurrency", 64, "purchase concurrency during the expiry run")
-	fs.DurationVar(&cfg.batchDelay, "batch-delay", 0, "the server's and the ceiling's bbolt MaxBatchDelay (0: the store's default)")
+	fs.DurationVar(&cfg.batchDelay, "ceiling-batch-delay", 2*time.Millisecond, "the raw ceiling's bbolt MaxBatchDelay (the server's group commit has no timer)")
 	fs.IntVar(&cfg.batchSize, "batch-size", 0, "the server's and the ceiling's bbolt MaxBatchSize (0: the store's default)")
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the figures as JSON to this file")
 	fs.BoolVar(&cfg.verify, "verify", false, "run `loyalty verify` on the database after the run")
@@ -152,13 +152,13 @@ type machine struct {
 }
 
 type settings struct {
-	Members     int     `json:"members"`
-	Lots        int     `json:"lots"`
-	DurationSec float64 `json:"duration_seconds"`
-	BatchDelay  string  `json:"batch_delay"`
-	BatchSize   int     `json:"batch_size"`
-	ServerArgs  string  `json:"server_args"`
-	URL         string  `json:"url,omitempty"`
+	Members           int     `json:"members"`
+	Lots              int     `json:"lots"`
+	DurationSec       float64 `json:"duration_seconds"`
+	CeilingBatchDelay string  `json:"ceiling_batch_delay"`
+	BatchSize         int     `json:"batch_size"`
+	ServerArgs        string  `json:"server_args"`
+	URL               string  `json:"url,omitempty"`
 }
 
 type seedTimes struct {
@@ -216,16 +216,12 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 	res.Machine.Dir = dir
-	if cfg.batchDelay > 0 {
-		cfg.serverArgs = append(cfg.serverArgs, "--batch-delay", cfg.batchDelay.String())
-	}
 	if cfg.batchSize > 0 {
 		cfg.serverArgs = append(cfg.serverArgs, "--batch-size", strconv.Itoa(cfg.batchSize))
 	}
-	delay, size := batchSettings(cfg)
 	res.Settings = settings{
 		Members: cfg.members, Lots: cfg.lots, DurationSec: cfg.duration.Seconds(),
-		BatchDelay: delay.String(), BatchSize: size, ServerArgs: strings.Join(cfg.serverArgs, " "), URL: cfg.url,
+		CeilingBatchDelay: cfg.batchDelay.String(), BatchSize: batchSize(cfg), ServerArgs: strings.Join(cfg.serverArgs, " "), URL: cfg.url,
 	}
 	if cfg.url != "" {
 		res.Settings.Lots = 0
@@ -268,24 +264,19 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// batchSettings are the group-commit settings of the run: the flags, or
-// the store's defaults.
-func batchSettings(cfg config) (time.Duration, int) {
-	def := store.DefaultOptions()
-	delay, size := cfg.batchDelay, cfg.batchSize
-	if delay == 0 {
-		delay = def.MaxBatchDelay
+// batchSize is the most writes a commit takes in the run, the server's and
+// the ceiling's: the flag, or the store's default.
+func batchSize(cfg config) int {
+	if cfg.batchSize > 0 {
+		return cfg.batchSize
 	}
-	if size == 0 {
-		size = def.MaxBatchSize
-	}
-	return delay, size
+	return store.DefaultOptions().MaxBatchSize
 }
 
 // mainRun measures the ceiling, the loads and the server on the seeded
 // database, into res.
 func mainRun(ctx context.Context, cfg config, bin, dir string, res *Results, logf func(string, ...any)) error {
-	delay, size := batchSettings(cfg)
+	delay, size := cfg.batchDelay, batchSize(cfg)
 	logf("disk: fdatasync and random page writes")
 	var err error
 	if res.Disk, err = diskPages(dir, 2*cfg.ceilingDur); err != nil {

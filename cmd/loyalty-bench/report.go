@@ -13,7 +13,7 @@ func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 func printTable(w io.Writer, r *Results) {
 	m, s := r.Machine, r.Settings
 	fmt.Fprintf(w, "loyalty-bench: %d CPUs, %d MiB RAM, %s, load %s, files in %s\n", m.CPUs, m.MemTotalMB, m.GoVersion, m.LoadAvg, m.Dir)
-	fmt.Fprintf(w, "%d members, %d lots, %s per load, batch delay %s, batch size %d", s.Members, s.Lots, fmtSec(s.DurationSec), s.BatchDelay, s.BatchSize)
+	fmt.Fprintf(w, "%d members, %d lots, %s per load, batch size %d, ceiling's db.Batch delay %s", s.Members, s.Lots, fmtSec(s.DurationSec), s.BatchSize, s.CeilingBatchDelay)
 	if s.ServerArgs != "" {
 		fmt.Fprintf(w, ", serve %s", s.ServerArgs)
 	}

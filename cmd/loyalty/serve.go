@@ -30,10 +30,9 @@ type Config struct {
 	KeysPath       string
 	TestClock      bool
 	LogFormat      string
-	// BatchDelay and BatchSize tune group commit (store.Options
-	// MaxBatchDelay and MaxBatchSize); zero takes the store's defaults.
-	BatchDelay time.Duration
-	BatchSize  int
+	// BatchSize caps the writes one commit takes (store.Options
+	// MaxBatchSize); zero takes the store's default.
+	BatchSize int
 }
 
 // Main is a running server: the database, the engine, the scheduler and
@@ -67,9 +66,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	testClock := envDefault("LOYALTY_TEST_CLOCK", "false")
 	fs.BoolVar(&cfg.TestClock, "test-clock", testClock == "1" || testClock == "true", "allow POST /v1/clock to move time (env LOYALTY_TEST_CLOCK)")
 	fs.StringVar(&cfg.LogFormat, "log-format", envDefault("LOYALTY_LOG_FORMAT", "text"), "log format: text or json (env LOYALTY_LOG_FORMAT)")
-	fs.DurationVar(&cfg.BatchDelay, "batch-delay", 0, "how long a write waits for others to share its commit (default 2ms; env LOYALTY_BATCH_DELAY)")
 	fs.IntVar(&cfg.BatchSize, "batch-size", 0, "most writes one commit takes (default 1000; env LOYALTY_BATCH_SIZE)")
-	if err := envFlags(fs, map[string]string{"batch-delay": "LOYALTY_BATCH_DELAY", "batch-size": "LOYALTY_BATCH_SIZE"}); err != nil {
+	if err := envFlags(fs, map[string]string{"batch-size": "LOYALTY_BATCH_SIZE"}); err != nil {
 		return err
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -140,9 +138,6 @@ func (m *Main) Open() error {
 		return fmt.Errorf("rules are not valid:\n%w", err)
 	}
 	dbOpts := store.DefaultOptions()
-	if cfg.BatchDelay > 0 {
-		dbOpts.MaxBatchDelay = cfg.BatchDelay
-	}
 	if cfg.BatchSize > 0 {
 		dbOpts.MaxBatchSize = cfg.BatchSize
 	}
