@@ -22,6 +22,7 @@ func (c *checker) memberData(btx *bolt.Tx) error {
 			mk = k
 		} else {
 			mk = append([]byte(nil), mk...)
+			c.accountIn(members, data, mk)
 			for _, check := range []func(data, expiry *bolt.Bucket, mk []byte){c.ledgerOf, c.lotsOf, c.openLotsOf, c.metricsOf} {
 				check(data, expiry, mk)
 			}
@@ -36,7 +37,7 @@ func (c *checker) memberData(btx *bolt.Tx) error {
 }
 
 func isSection(b byte) bool {
-	return b == sectionLedger || b == sectionLots || b == sectionMetrics || b == sectionOpen
+	return b == sectionAccount || b == sectionLedger || b == sectionLots || b == sectionMetrics || b == sectionOpen
 }
 
 // memberOf returns the member key an entry of member_data starts with, or
@@ -71,6 +72,29 @@ func section(data *bolt.Bucket, mk []byte, s byte, fn func(k, v []byte)) {
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		fn(k, v)
 	}
+}
+
+// accountIn checks the member's account record, if it has one yet: one
+// record, readable, and the member's record in members without an account
+// of its own, which would otherwise be a second, stale copy.
+func (c *checker) accountIn(members, data *bolt.Bucket, mk []byte) {
+	section(data, mk, sectionAccount, func(k, v []byte) {
+		var a account
+		if !c.decodeAt(bucketMemberData, k, v, &a) {
+			return
+		}
+		if len(k) != len(mk)+1 {
+			c.problemf("account: key %x is not a member key and the section byte", k)
+			return
+		}
+		var m engine.Member
+		switch pv := members.Get(mk); {
+		case pv == nil:
+			c.problemf("account: %x belongs to no member", k)
+		case c.decodeAt(bucketMembers, mk, pv, &m) && hasAccountFields(&m):
+			c.problemf("member %s: has an account record and still an account in members", m.ID)
+		}
+	})
 }
 
 // ledgerOf checks that the member's ledger is numbered 1..N with a

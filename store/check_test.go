@@ -81,6 +81,10 @@ func TestCheck(t *testing.T) {
 			"ledger of " + a + ": entry 2 has balance after 5, want 10 + -4 = 6"},
 		{"ledger entry under another key", putRecord(bucketMemberData, ledgerKey(b, 2), &engine.LedgerEntry{MemberID: a, Seq: 4, Points: 0, BalanceAfter: 13}), "holds entry 4 of member " + a},
 		{"undecodable member", put(bucketMembers, memberKey(newID()), []byte{9, '{'}), "unknown encoding 9"},
+		{"account also in members", putRecord(bucketMembers, memberKey(a), &engine.Member{ID: a, Email: "a@x", Phone: "1", Points: 13}),
+			"member " + a + ": has an account record and still an account in members"},
+		{"account of no member", putRecord(bucketMemberData, accountKey(newID()), &account{Points: 1}), "belongs to no member"},
+		{"undecodable account", put(bucketMemberData, accountKey(a), []byte{9}), "unknown encoding 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

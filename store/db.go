@@ -17,8 +17,11 @@ import (
 // schemaVersion is the layout described in doc.go. Open refuses files with a
 // newer one, which this program would misread. Version 2 gathered each
 // member's ledger, lots and metrics into member_data; a writable Open moves
-// a version-1 file to it (migrate.go).
-const schemaVersion = 2
+// a version-1 file to it (migrate.go). Version 3 keeps the part of a member
+// that every purchase changes in member_data too (account.go); its records
+// move there as they are next written, so a version-2 file is read as it
+// is and only needs its number raised.
+const schemaVersion = 3
 
 var schemaKey = []byte("schema")
 
@@ -91,6 +94,9 @@ func Open(path string, opts Options) (*DB, error) {
 		if n, err = schemaOf(b); err == nil && n == 1 {
 			err = migrateV1(b)
 		}
+		if err == nil && n == 2 {
+			err = raiseSchema(b)
+		}
 	}
 	if err != nil {
 		_ = b.Close()
@@ -138,6 +144,18 @@ func checkSchema(tx *bolt.Tx, path string) error {
 		return fmt.Errorf("store: %s has schema version 1: open it once for writing (loyalty serve) to move it to version %d", path, schemaVersion)
 	case n < 1:
 		return fmt.Errorf("store: %s has unknown schema version %d", path, n)
+	}
+	return nil
+}
+
+// raiseSchema records the current version in a file whose records this
+// program reads as they are, so that older programs refuse it.
+func raiseSchema(b *bolt.DB) error {
+	err := b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(schemaKey, binary.BigEndian.AppendUint64(nil, schemaVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("store: raise schema version: %w", err)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@
 // in. "|" below is plain concatenation, not a separator byte.
 //
 //	meta                    "schema" → schema version (8 bytes)
-//	members                 member → Member
+//	members                 member → Member, without its account (below)
 //	members_by_external_id  external id → member (unique)
 //	members_by_email        email → member (unique)
 //	members_by_phone        phone → member (unique)
@@ -16,7 +16,11 @@
 //	refunds                 id → Refund
 //	redemptions             id → Redemption
 //	adjustments             id → Adjustment
-//	member_data             a member's ledger, lots and metrics, side by side:
+//	member_data             a member's account, ledger, lots and metrics,
+//	                        side by side:
+//	  account section       member|'a' → the Member fields that purchases,
+//	                        refunds, redemptions and expiry change
+//	                        (account.go)
 //	  ledger section        member|'e'|seq → LedgerEntry
 //	  lots section          member|'l'|lotID → Lot
 //	  metrics section       member|'m' → running sum of the member's entries
@@ -63,11 +67,14 @@
 //
 // # Locality
 //
-// A purchase writes a ledger entry, a lot, its lots_open entry and a metric
-// entry of one member. In member_data these sit next to each other, usually
-// in one page, so a commit of many purchases writes about one page per
-// purchase there instead of one in each of four buckets; bbolt's cost per
-// commit grows with the pages it writes. Two derived values keep the
+// A purchase writes a member's account, a ledger entry, a lot, its
+// lots_open entry and a metric entry. In member_data these sit next to each
+// other, usually in one page, so a commit of many purchases writes about
+// one page per purchase there instead of one in each of five buckets;
+// bbolt's cost per commit grows with the pages it writes, and on a disk
+// that takes 15,000-25,000 random page writes a second they are what limits
+// purchases (docs/PERFORMANCE.md). The members bucket changes only when a
+// member's profile or tier does. Two derived values keep the
 // purchase path from reading every lot and metric entry of the member
 // (fastpath.go), and Check verifies both: a lots_open value holds the lot's
 // remaining points and its available and expiry instants, and the record
@@ -77,6 +84,9 @@
 // Schema 1 kept ledger, lots, lots_open and metrics in buckets of their
 // own, with JSON values and no derived values; a writable Open moves such a
 // file to schema 2 in chunks (migrate.go), and a read-only Open refuses it.
+// Schema 2 kept the whole member in members; schema 3 reads such a record
+// as it is and splits it the next time the member is written, so a schema-2
+// file is opened, read-only too, without a migration.
 //
 // # Transactions
 //

@@ -46,6 +46,7 @@ var allBuckets = [][]byte{
 // member sit side by side, mostly in one page, so it dirties that page
 // rather than one page in each of four buckets.
 const (
+	sectionAccount = 'a'
 	sectionLedger  = 'e'
 	sectionLots    = 'l'
 	sectionMetrics = 'm'

@@ -68,9 +68,21 @@ var errEmptyID = errors.New("empty id")
 
 // Member implements engine.Tx.
 func (t *tx) Member(id string) (*engine.Member, error) {
-	m, err := get[engine.Member](t.bucket(bucketMembers), memberKey(id))
+	m, err := t.memberAt(memberKey(id))
 	if err != nil {
 		return nil, fmt.Errorf("store: member %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// memberAt reads the member under member key mk with its account, or nil.
+func (t *tx) memberAt(mk []byte) (*engine.Member, error) {
+	m, err := get[engine.Member](t.bucket(bucketMembers), mk)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	if err := withAccount(t.bucket(bucketMemberData), m); err != nil {
+		return nil, fmt.Errorf("account: %w", err)
 	}
 	return m, nil
 }
@@ -88,7 +100,7 @@ func (t *tx) MemberByKey(key, value string) (*engine.Member, error) {
 		if mk == nil {
 			return nil, nil
 		}
-		m, err := get[engine.Member](t.bucket(bucketMembers), mk)
+		m, err := t.memberAt(mk)
 		if err != nil {
 			return nil, fmt.Errorf("store: member by %s: %w", key, err)
 		}
@@ -98,16 +110,41 @@ func (t *tx) MemberByKey(key, value string) (*engine.Member, error) {
 }
 
 // PutMember implements engine.Tx. It checks every unique value before it
-// writes anything, so a conflict leaves the transaction as it was.
+// writes anything, so a conflict leaves the transaction as it was. Each of
+// the two records is written only if it changed: a purchase changes the
+// account alone.
 func (t *tx) PutMember(m *engine.Member) error {
 	if m.ID == "" {
 		return fmt.Errorf("store: put member: %w", errEmptyID)
 	}
+	profile, err := encode(profileOf(m))
+	if err != nil {
+		return fmt.Errorf("store: put member %s: %w", m.ID, err)
+	}
+	acct, err := encode(accountOf(m))
+	if err != nil {
+		return fmt.Errorf("store: put member %s: %w", m.ID, err)
+	}
 	key := memberKey(m.ID)
+	members := t.bucket(bucketMembers)
+	if old := members.Get(key); old == nil || !bytes.Equal(old, profile) {
+		if err := t.putProfile(m, key, profile); err != nil {
+			return fmt.Errorf("store: put member %s: %w", m.ID, err)
+		}
+	}
+	if err := putIfChanged(t.bucket(bucketMemberData), accountKey(m.ID), acct); err != nil {
+		return fmt.Errorf("store: put member %s: account: %w", m.ID, err)
+	}
+	return nil
+}
+
+// putProfile writes the members record of m and keeps the unique indexes in
+// step with it.
+func (t *tx) putProfile(m *engine.Member, key, profile []byte) error {
 	members := t.bucket(bucketMembers)
 	old, err := get[engine.Member](members, key)
 	if err != nil {
-		return fmt.Errorf("store: put member %s: %w", m.ID, err)
+		return err
 	}
 	for _, u := range uniques {
 		v := u.value(m)
@@ -118,8 +155,8 @@ func (t *tx) PutMember(m *engine.Member) error {
 			return &engine.Error{Code: engine.ECONFLICT, Field: u.field, Message: u.field + " is already used by another member"}
 		}
 	}
-	if err := put(members, key, m); err != nil {
-		return fmt.Errorf("store: put member %s: %w", m.ID, err)
+	if err := members.Put(key, profile); err != nil {
+		return err
 	}
 	for _, u := range uniques {
 		now, was := u.value(m), ""
@@ -134,12 +171,12 @@ func (t *tx) PutMember(m *engine.Member) error {
 		// worse by deleting another member's entry.
 		if was != "" && bytes.Equal(idx.Get([]byte(was)), key) {
 			if err := idx.Delete([]byte(was)); err != nil {
-				return fmt.Errorf("store: put member %s: unindex %s: %w", m.ID, u.field, err)
+				return fmt.Errorf("unindex %s: %w", u.field, err)
 			}
 		}
 		if now != "" {
 			if err := idx.Put([]byte(now), key); err != nil {
-				return fmt.Errorf("store: put member %s: index %s: %w", m.ID, u.field, err)
+				return fmt.Errorf("index %s: %w", u.field, err)
 			}
 		}
 	}
@@ -162,6 +199,12 @@ func (t *tx) Members(after string, limit int) ([]*engine.Member, error) {
 	ms, err := list[engine.Member](k, v, c.Next, all, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: members: %w", err)
+	}
+	data := t.bucket(bucketMemberData)
+	for _, m := range ms {
+		if err := withAccount(data, m); err != nil {
+			return nil, fmt.Errorf("store: members: account of %s: %w", m.ID, err)
+		}
 	}
 	return ms, nil
 }
