@@ -110,11 +110,13 @@ func keys(t *testing.T, db *bolt.DB) []string {
 	return ks
 }
 
-func TestCommitterSharesOneCommitAmongWaitingWrites(t *testing.T) {
-	db, c := newTestCommitter(t, 1000)
+// commitQueued queues n writes behind a held commit, lets them go and
+// returns how many of them each transaction carried.
+func commitQueued(t *testing.T, c *committer, n int) map[*bolt.Tx]int {
+	t.Helper()
 	release := holdCommitter(t, c)
 	var seen sync.Map
-	fns := make([]func(*bolt.Tx) error, 20)
+	fns := make([]func(*bolt.Tx) error, n)
 	for i := range fns {
 		fns[i] = appendKey(fmt.Sprintf("k%02d", i), &seen)
 	}
@@ -127,7 +129,12 @@ func TestCommitterSharesOneCommitAmongWaitingWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if txs := distinctTxs(&seen); len(txs) != 1 {
+	return distinctTxs(&seen)
+}
+
+func TestCommitterSharesOneCommitAmongWaitingWrites(t *testing.T) {
+	db, c := newTestCommitter(t, 1000)
+	if txs := commitQueued(t, c, 20); len(txs) != 1 {
 		t.Errorf("20 queued writes ran in %d transactions, want 1", len(txs))
 	}
 	if got := keys(t, db); len(got) != 20 {
@@ -137,23 +144,8 @@ func TestCommitterSharesOneCommitAmongWaitingWrites(t *testing.T) {
 
 func TestCommitterCapsWritesPerCommit(t *testing.T) {
 	_, c := newTestCommitter(t, 5)
-	release := holdCommitter(t, c)
-	var seen sync.Map
-	fns := make([]func(*bolt.Tx) error, 12)
-	for i := range fns {
-		fns[i] = appendKey(fmt.Sprintf("k%02d", i), &seen)
-	}
-	errs := queueWrites(t, c, fns)
-	if err := release(); err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range errs {
-		if err := <-ch; err != nil {
-			t.Fatal(err)
-		}
-	}
 	var sizes []int
-	for _, n := range distinctTxs(&seen) {
+	for _, n := range commitQueued(t, c, 12) {
 		sizes = append(sizes, n)
 	}
 	if len(sizes) != 3 {
