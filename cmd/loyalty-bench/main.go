@@ -99,7 +99,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.mixedConc, "mixed-concurrency", 64, "purchase concurrency during the balance reads")
 	fs.IntVar(&cfg.expireConc, "expire-concurrency", 64, "purchase concurrency during the expiry run")
 	fs.DurationVar(&cfg.batchDelay, "ceiling-batch-delay", 2*time.Millisecond, "the raw ceiling's bbolt MaxBatchDelay (the server's group commit has no timer)")
-	fs.IntVar(&cfg.batchSize, "batch-size", 0, "the server's and the ceiling's bbolt MaxBatchSize (0: the store's default)")
+	fs.IntVar(&cfg.batchSize, "batch-size", 0, "most writes per commit, the server's (--batch-size) and the ceiling's (0: the store's default)")
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the figures as JSON to this file")
 	fs.BoolVar(&cfg.verify, "verify", false, "run `loyalty verify` on the database after the run")
 	fs.IntVar(&cfg.bigMembers, "startup-members", 0, "also build a database of this many members through the store and measure the server's start-up and memory on it (0: skip)")
