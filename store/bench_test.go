@@ -187,6 +187,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 			var firstTx int
 			_ = db.View(func(tx *bolt.Tx) error { firstTx = tx.ID(); return nil })
 			value := make([]byte, 200)
+			b.ReportAllocs()
 			b.SetParallelism(32)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
