@@ -72,7 +72,7 @@
 // other, usually in one page, so a commit of many purchases writes about
 // one page per purchase there instead of one in each of five buckets;
 // bbolt's cost per commit grows with the pages it writes, and on a disk
-// that takes 15,000-25,000 random page writes a second they are what limits
+// that takes 10,000-28,000 random page writes a second they are what limits
 // purchases (docs/PERFORMANCE.md). The members bucket changes only when a
 // member's profile or tier does. Two derived values keep the
 // purchase path from reading every lot and metric entry of the member
