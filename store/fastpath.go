@@ -92,11 +92,7 @@ func reindexOpen(b *bolt.Bucket, old, l *engine.Lot) error {
 	if to == nil {
 		return nil
 	}
-	v := openLotValue(l)
-	if bytes.Equal(b.Get(to), v) {
-		return nil
-	}
-	return b.Put(to, v)
+	return putIfChanged(b, to, openLotValue(l))
 }
 
 // OpenLotBalances implements engine.LotBalancer.
