@@ -87,24 +87,30 @@ func TestCheck(t *testing.T) {
 		{"undecodable account", put(bucketMemberData, accountKey(a), []byte{9}), "unknown encoding 9"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			db := mustOpenPath(t, filepath.Join(t.TempDir(), "loyalty.db"), testOptions())
-			mustUpdate(t, db, seed)
-			mustCheck(t, db)
-			if err := db.bolt.Update(tt.corrupt); err != nil {
-				t.Fatal(err)
-			}
-			var out strings.Builder
-			n, err := db.Check(&out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 || !strings.Contains(out.String(), tt.want) {
-				t.Errorf("Check found %d problems:\n%s\nwant one mentioning %q", n, out.String(), tt.want)
-			}
-			if lines := strings.Count(out.String(), "\n"); lines != n {
-				t.Errorf("Check printed %d lines for %d problems", lines, n)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkFinds(t, seed, tt.corrupt, tt.want) })
+	}
+}
+
+// checkFinds writes seed to a new store, which Check must find clean, breaks
+// it with corrupt's raw bbolt writes, and expects Check to report the
+// problem, one line per problem, one of them mentioning want.
+func checkFinds(t *testing.T, seed func(engine.Tx) error, corrupt func(*bolt.Tx) error, want string) {
+	t.Helper()
+	db := mustOpenPath(t, filepath.Join(t.TempDir(), "loyalty.db"), testOptions())
+	mustUpdate(t, db, seed)
+	mustCheck(t, db)
+	if err := db.bolt.Update(corrupt); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	n, err := db.Check(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || !strings.Contains(out.String(), want) {
+		t.Errorf("Check found %d problems:\n%s\nwant one mentioning %q", n, out.String(), want)
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != n {
+		t.Errorf("Check printed %d lines for %d problems", lines, n)
 	}
 }

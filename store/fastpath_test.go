@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -205,22 +204,7 @@ func TestCheckFastPaths(t *testing.T) {
 		}, "but the entries add up to"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			db := mustOpenPath(t, filepath.Join(t.TempDir(), "loyalty.db"), testOptions())
-			mustUpdate(t, db, seed)
-			mustCheck(t, db)
-			if err := db.bolt.Update(tt.corrupt); err != nil {
-				t.Fatal(err)
-			}
-			var out strings.Builder
-			n, err := db.Check(&out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 || !strings.Contains(out.String(), tt.want) {
-				t.Errorf("Check found %d problems:\n%s\nwant one mentioning %q", n, out.String(), tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkFinds(t, seed, tt.corrupt, tt.want) })
 	}
 }
 
