@@ -29,27 +29,34 @@ func bulkOptions() store.Options {
 	return opts
 }
 
-func exampleProgram() (*rules.Program, error) {
-	return rules.Parse("rules.yaml", rules.Example)
+// openBulk opens the file at path for seeding, with an engine running the
+// example rules.
+func openBulk(path string) (*store.DB, *rules.Program, *engine.Engine, error) {
+	prog, err := rules.Parse("rules.yaml", rules.Example)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, err := store.Open(path, bulkOptions())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	e := engine.New(db, engine.Options{Logger: slog.New(slog.DiscardHandler)})
+	if _, err := e.LoadRules(prog, "file"); err != nil {
+		_ = db.Close()
+		return nil, nil, nil, err
+	}
+	return db, prog, e, nil
 }
 
 // seedMembers enrols n members through the engine (CreateMember, with its
 // enrolment bonus) on the file at path, from many goroutines so their
 // writes share commits, before any server opens the file.
 func seedMembers(ctx context.Context, path string, n, workers int, prefix string) (_ []memberRef, err error) {
-	db, err := store.Open(path, bulkOptions())
+	db, prog, e, err := openBulk(path)
 	if err != nil {
 		return nil, err
 	}
 	defer closeDB(db, &err)
-	prog, err := exampleProgram()
-	if err != nil {
-		return nil, err
-	}
-	e := engine.New(db, engine.Options{Logger: slog.New(slog.DiscardHandler)})
-	if _, err := e.LoadRules(prog, "file"); err != nil {
-		return nil, err
-	}
 	out := make([]memberRef, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -177,19 +184,11 @@ func seedLots(ctx context.Context, path string, members []memberRef, perMember i
 // appends. It is the database the start-up and memory targets speak of.
 // It returns sample members spread evenly over the file.
 func buildBigDB(ctx context.Context, path string, n, entries, sample int, progress func(done int)) (_ []memberRef, err error) {
-	db, err := store.Open(path, bulkOptions())
+	db, prog, _, err := openBulk(path)
 	if err != nil {
 		return nil, err
 	}
 	defer closeDB(db, &err)
-	prog, err := exampleProgram()
-	if err != nil {
-		return nil, err
-	}
-	e := engine.New(db, engine.Options{Logger: slog.New(slog.DiscardHandler)})
-	if _, err := e.LoadRules(prog, "file"); err != nil {
-		return nil, err
-	}
 	now := time.Now().UTC()
 	ids := make([]string, n)
 	for i := range ids {
