@@ -128,7 +128,7 @@ func (t *tx) PutMember(m *engine.Member) error {
 	key := memberKey(m.ID)
 	members := t.bucket(bucketMembers)
 	if old := members.Get(key); old == nil || !bytes.Equal(old, profile) {
-		if err := t.putProfile(m, key, profile); err != nil {
+		if err := t.putProfile(m, key, old, profile); err != nil {
 			return fmt.Errorf("store: put member %s: %w", m.ID, err)
 		}
 	}
@@ -138,13 +138,16 @@ func (t *tx) PutMember(m *engine.Member) error {
 	return nil
 }
 
-// putProfile writes the members record of m and keeps the unique indexes in
-// step with it.
-func (t *tx) putProfile(m *engine.Member, key, profile []byte) error {
+// putProfile writes the members record of m over oldValue (nil for a new
+// member) and keeps the unique indexes in step with it.
+func (t *tx) putProfile(m *engine.Member, key, oldValue, profile []byte) error {
 	members := t.bucket(bucketMembers)
-	old, err := get[engine.Member](members, key)
-	if err != nil {
-		return err
+	var old *engine.Member
+	if oldValue != nil {
+		old = new(engine.Member)
+		if err := decode(oldValue, old); err != nil {
+			return err
+		}
 	}
 	for _, u := range uniques {
 		v := u.value(m)
