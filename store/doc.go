@@ -125,7 +125,11 @@
 // file to schema 2 in chunks (migrate.go), and a read-only Open refuses it.
 // Schema 2 kept the whole member in members; schema 3 reads such a record
 // as it is and splits it the next time the member is written, so a schema-2
-// file is opened, read-only too, without a migration.
+// file is opened, read-only too, without a migration. A file of each,
+// written by the last version of its schema running the same café
+// (testdata/legacy, made by testdata/legacy/gen), must open, verify clean
+// and read every member as the old server answered (TestLegacyFiles, and
+// cmd/loyalty's TestUpgradeKeepsAnswers over HTTP).
 //
 // # Transactions
 //
