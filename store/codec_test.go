@@ -284,6 +284,18 @@ func BenchmarkCodec(b *testing.B) {
 				}
 			}
 		})
+		// What a record of a schema-1 file costs to read: JSON through the
+		// plan, so that store tags hold.
+		v1 := append([]byte{jsonV1}, j...)
+		b.Run(name+"/decode-v1", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				out := reflect.New(reflect.TypeOf(rec).Elem()).Interface()
+				if err := decode(v1, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(name+"/encode-json", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

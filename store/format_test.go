@@ -584,11 +584,15 @@ func TestGoldenRecords(t *testing.T) {
 			continue
 		}
 		for _, enc := range []struct {
-			name string
-			v    []byte
-		}{{"binary", g.binary}, {"JSON", g.json}} {
+			name     string
+			v        []byte
+			shortcut bool
+		}{{"binary", g.binary, true}, {"JSON", g.json, true}, {"JSON (read through the plan)", g.json, false}} {
 			got := reflect.New(typ)
-			if err := decode(enc.v, got.Interface()); err != nil {
+			jsonShortcut = enc.shortcut
+			err := decode(enc.v, got.Interface())
+			jsonShortcut = true
+			if err != nil {
 				broken[g.typ] = true
 				t.Errorf("%s: the %s record no longer decodes: %v", path, enc.name, err)
 				continue
@@ -742,6 +746,12 @@ func TestStoreTagErrors(t *testing.T) {
 	}
 	if _, err := binaryPlan(reflect.TypeFor[clash]()); err == nil {
 		t.Error("two fields stored under one name were planned")
+	}
+	type quoted struct {
+		A int64 `json:"a,string"`
+	}
+	if _, err := binaryPlan(reflect.TypeFor[quoted]()); err == nil || !strings.Contains(err.Error(), "json tag option string") {
+		t.Errorf("a field JSON would quote: plan error %v", err)
 	}
 }
 

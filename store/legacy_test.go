@@ -225,8 +225,11 @@ func TestLegacyFiles(t *testing.T) {
 				db := mustOpenPath(t, path, ro)
 				verifyClean(t, db)
 				checkAccounts(t, db, want)
-				if err := db.Close(); err != nil || t.Failed() {
+				if err := db.Close(); err != nil {
 					t.Fatal(err)
+				}
+				if t.Failed() {
+					return
 				}
 			}
 
