@@ -15,7 +15,8 @@ import (
 )
 
 // AnalyticsSummary is the program-wide picture an analytics run leaves, as
-// of its ComputedAt. Money is in minor units.
+// of its ComputedAt. Money is in minor units. It is stored: see types.go
+// before renaming a field.
 type AnalyticsSummary struct {
 	ComputedAt time.Time
 	Window     string // the analytics window, as the rules file writes it

@@ -2,7 +2,10 @@ package engine
 
 // The answer types below are what the API returns. They carry their JSON
 // names because the engine stores the first answer to every idempotent write
-// and a retry must get it back byte for byte.
+// and a retry must get it back byte for byte. Being stored, their fields
+// keep their names (see types.go); files written before the binary encoding
+// hold them under these JSON names, so a changed json tag keeps the old one
+// for the store with `store:"json=old_name"`.
 
 // BalanceSummary is the short balance shown on members and write answers.
 type BalanceSummary struct {

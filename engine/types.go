@@ -6,6 +6,18 @@ import (
 	"github.com/loyaltyhq/loyalty/rules"
 )
 
+// The records below, AnalyticsSummary and every struct they hold (the
+// answer types of results.go, rules.RuleResult) are what the store keeps on
+// disk, each field under its Go name. Renaming a field would read it as zero
+// in every existing database: keep the old stored name with a struct tag,
+//
+//	TotalSpend int64 `store:"name=LifetimeSpend"`
+//
+// and removing a field or changing its type needs a store migration. After
+// adding a field, record it: go test ./store -run TestFormat -update (the
+// test fails until then, and on a rename without the tag). store/doc.go
+// has the details.
+
 // Member statuses.
 const (
 	StatusActive  = "active"

@@ -183,7 +183,9 @@ type EarnInput struct {
 	Uses func(rule string) RuleUses
 }
 
-// RuleResult is what one rule earned on a purchase.
+// RuleResult is what one rule earned on a purchase. The store keeps it in
+// every purchase, by field name: a renamed field keeps its stored name with
+// a struct tag, `store:"name=OldName"` (store/doc.go).
 type RuleResult struct {
 	Rule   string
 	Points int64

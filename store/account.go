@@ -17,6 +17,9 @@ import (
 //
 // A member written before schema 3 has no account record yet and the whole
 // member in members; it is read as it is and split when next written.
+//
+// Its fields are stored by name, like the engine's (testdata/format.golden):
+// a rename keeps the old stored name with `store:"name=OldName"`.
 type account struct {
 	Points         int64
 	Debt           int64

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"encoding"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +12,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +24,7 @@ import (
 //
 //	record  = 0x02 fields
 //	fields  = { tag value }          (zero-valued fields are left out)
-//	tag     = uvarint(hash20(Go field name) << 1 | wire)
+//	tag     = uvarint(hash20(stored name) << 1 | wire)
 //	wire 0  = a varint: integers (zig-zag when signed) and bools
 //	wire 1  = uvarint(length) payload: strings, times, floats, structs
 //	          (fields), pointers (0x01 then the value), slices and maps
@@ -34,9 +37,20 @@ import (
 // time is its Unix seconds, nanoseconds and zone offset; zone names are not
 // kept, as JSON does not keep them either.
 //
+// A field's stored name is its Go name unless a struct tag pins another:
+//
+//	TotalSpend int64 `store:"name=LifetimeSpend"`
+//
+// keeps reading and writing the field a file holds as LifetimeSpend, so a
+// rename in Go loses nothing. The same field's key in JSON (version 1)
+// records, written before this encoding, is its json tag's name or else its
+// stored name; `store:"json=key"` pins that too. testdata/format.golden
+// holds every stored name, and TestFormat fails when one changes.
+//
 // Types the plan cannot express exactly (interfaces, channels, arrays, maps
-// with non-string keys, types with their own JSON or text marshalling, field
-// names whose hashes collide) stay JSON.
+// with non-string keys, types with their own JSON or text marshalling,
+// stored names whose hashes collide) have no plan, and encode refuses them:
+// a record written in any other form would not be held to the manifest.
 
 // binV2 marks a value in the binary encoding.
 const binV2 = 2
@@ -47,104 +61,136 @@ const (
 )
 
 var (
-	timeType          = reflect.TypeFor[time.Time]()
-	jsonMarshaler     = reflect.TypeFor[json.Marshaler]()
-	jsonUnmarshaler   = reflect.TypeFor[json.Unmarshaler]()
-	textMarshaler     = reflect.TypeFor[encoding.TextMarshaler]()
-	textUnmarshaler   = reflect.TypeFor[encoding.TextUnmarshaler]()
-	errTruncated      = errors.New("truncated value")
-	errUnsupportedBin = errors.New("type has no binary plan")
+	timeType        = reflect.TypeFor[time.Time]()
+	jsonMarshaler   = reflect.TypeFor[json.Marshaler]()
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	errTruncated    = errors.New("truncated value")
 )
 
 // valueCodec encodes one Go type. enc appends the value self-delimited;
 // dec reads it from the front of data into v (settable) and returns the
-// rest.
+// rest. decJSON reads the value from a JSON (version 1) record into v
+// (addressable); jsonAsIs tells that encoding/json would read it alike,
+// no store tag having moved a JSON key.
 type valueCodec struct {
-	wire int
-	enc  func(b []byte, v reflect.Value) []byte
-	dec  func(data []byte, v reflect.Value) ([]byte, error)
+	wire     int
+	enc      func(b []byte, v reflect.Value) []byte
+	dec      func(data []byte, v reflect.Value) ([]byte, error)
+	decJSON  func(raw []byte, v reflect.Value) error
+	jsonAsIs bool
 }
 
 type fieldCodec struct {
 	index int
-	name  string
-	tag   uint64
-	vc    *valueCodec
+	name  string // in Go, for messages
+	// stored is the name tag hashes, and jsonKey the field's key in JSON
+	// records: what a file holds, whatever the field is called in Go.
+	stored  string
+	jsonKey string
+	tag     uint64
+	vc      *valueCodec
 }
 
 // structCodec encodes a struct as its non-zero fields, in declaration
 // order; decoding expects that order but accepts any.
 type structCodec struct {
-	fields []fieldCodec
-	byTag  map[uint64]int
+	fields   []fieldCodec
+	byTag    map[uint64]int
+	byJSON   map[string]int
+	jsonAsIs bool
 }
 
-// recordCodec is the plan of a top-level record type.
+// recordCodec is the plan of a top-level record type, or why it has none.
 type recordCodec struct {
-	sc *structCodec
+	sc  *structCodec
+	err error
 	// size is the last encoded size, so the next buffer rarely grows.
 	size atomic.Int64
 }
 
-var recordCodecs sync.Map // reflect.Type (struct) → *recordCodec, nil when unsupported
+var recordCodecs sync.Map // reflect.Type → *recordCodec
 
-// codecFor returns the binary plan of struct type t, or nil if t stays JSON.
-func codecFor(t reflect.Type) *recordCodec {
+// codecFor returns the binary plan of type t, or why it has none.
+func codecFor(t reflect.Type) (*structCodec, *recordCodec) {
 	if c, ok := recordCodecs.Load(t); ok {
-		return c.(*recordCodec)
+		rc := c.(*recordCodec)
+		return rc.sc, rc
 	}
-	var rc *recordCodec
+	rc := &recordCodec{err: fmt.Errorf("%s is not a struct", t)}
 	if t.Kind() == reflect.Struct {
 		p := planner{building: map[reflect.Type]*valueCodec{}}
-		if sc, err := p.structCodec(t); err == nil {
-			rc = &recordCodec{sc: sc}
-		}
+		rc.sc, rc.err = p.structCodec(t)
 	}
 	c, _ := recordCodecs.LoadOrStore(t, rc)
-	return c.(*recordCodec)
+	rc = c.(*recordCodec)
+	return rc.sc, rc
 }
 
-// binaryPlanError tells why t has no binary plan, for tests.
-func binaryPlanError(t reflect.Type) error {
+// binaryPlan plans struct type t afresh, for tests: they read the stored
+// names and tags from it.
+func binaryPlan(t reflect.Type) (*structCodec, error) {
 	p := planner{building: map[reflect.Type]*valueCodec{}}
-	_, err := p.structCodec(t)
-	return err
+	return p.structCodec(t)
 }
 
-// encodeBinary appends rec (a struct or a pointer to one) in binV2 to a
-// new slice, or returns nil if its type stays JSON.
-func encodeBinary(rec any) []byte {
+// encodeBinary appends rec (a struct or a non-nil pointer to one) in binV2
+// to a new slice.
+func encodeBinary(rec any) ([]byte, error) {
 	v := reflect.ValueOf(rec)
 	if v.Kind() == reflect.Pointer {
 		if v.IsNil() {
-			return nil
+			return nil, errors.New("nil record")
 		}
 		v = v.Elem()
 	}
-	rc := codecFor(v.Type())
-	if rc == nil {
-		return nil
+	sc, rc := codecFor(v.Type())
+	if sc == nil {
+		return nil, rc.err
 	}
 	b := make([]byte, 1, rc.size.Load()+16)
 	b[0] = binV2
-	b = rc.sc.appendFields(b, v)
+	b = sc.appendFields(b, v)
 	rc.size.Store(int64(len(b)))
-	return b
+	return b, nil
+}
+
+// recordValue is the struct rec (a non-nil pointer to a struct) points to,
+// and its plan.
+func recordValue(rec any) (reflect.Value, *structCodec, error) {
+	v := reflect.ValueOf(rec)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return v, nil, fmt.Errorf("decode into %T: not a pointer", rec)
+	}
+	v = v.Elem()
+	sc, rc := codecFor(v.Type())
+	if sc == nil {
+		return v, nil, rc.err
+	}
+	return v, sc, nil
 }
 
 // decodeBinary fills rec (a pointer to a struct) from a binV2 payload.
 func decodeBinary(data []byte, rec any) error {
-	v := reflect.ValueOf(rec)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return fmt.Errorf("decode into %T: not a pointer", rec)
-	}
-	v = v.Elem()
-	rc := codecFor(v.Type())
-	if rc == nil {
-		return errUnsupportedBin
+	v, sc, err := recordValue(rec)
+	if err != nil {
+		return err
 	}
 	v.SetZero()
-	return rc.sc.decodeFields(data, v)
+	return sc.decodeFields(data, v)
+}
+
+// decodeJSON fills rec (a pointer to a struct) from a JSON (version 1)
+// payload through the binary plan, so that stored names pinned by store
+// tags hold for those records too.
+func decodeJSON(data []byte, rec any) error {
+	v, sc, err := recordValue(rec)
+	if err != nil {
+		return err
+	}
+	v.SetZero()
+	return sc.decodeJSON(data, v)
 }
 
 func (sc *structCodec) appendFields(b []byte, v reflect.Value) []byte {
@@ -189,6 +235,46 @@ func (sc *structCodec) decodeFields(data []byte, v reflect.Value) error {
 		next = i + 1
 	}
 	return nil
+}
+
+// jsonShortcut lets encoding/json read the JSON of types no store tag
+// changed. Tests turn it off to hold the plan's reader to the same records.
+var jsonShortcut = true
+
+// decodeJSON reads a JSON object into struct v by the fields' JSON keys;
+// keys it does not know are skipped, as in binary records.
+func (sc *structCodec) decodeJSON(raw []byte, v reflect.Value) error {
+	if sc.jsonAsIs && jsonShortcut {
+		// Several times faster, and what the first encoding's reader did.
+		return unmarshalJSON(raw, v)
+	}
+	if isJSONNull(raw) {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return err
+	}
+	for k, r := range obj {
+		i, ok := sc.byJSON[k]
+		if !ok {
+			continue
+		}
+		f := &sc.fields[i]
+		if err := f.vc.decJSON(r, v.Field(f.index)); err != nil {
+			return fmt.Errorf("field %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+func isJSONNull(raw []byte) bool {
+	return string(bytes.TrimSpace(raw)) == "null"
+}
+
+// unmarshalJSON is decJSON for the types encoding/json reads as they are.
+func unmarshalJSON(raw []byte, v reflect.Value) error {
+	return json.Unmarshal(raw, v.Addr().Interface())
 }
 
 func skipValue(data []byte, wire int) ([]byte, error) {
@@ -246,8 +332,40 @@ func ownMarshalling(t reflect.Type) bool {
 	return false
 }
 
+// storedNames returns the name f is stored under and its key in JSON
+// records, from its store and json tags.
+func storedNames(f reflect.StructField) (stored, jsonKey string, err error) {
+	stored = f.Name
+	name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name != "" {
+		jsonKey = name
+	}
+	if slices.Contains(strings.Split(opts, ","), "string") {
+		return "", "", errors.New("json tag option string: JSON records would hold the value quoted")
+	}
+	if tag, ok := f.Tag.Lookup("store"); ok {
+		for opt := range strings.SplitSeq(tag, ",") {
+			k, val, _ := strings.Cut(opt, "=")
+			switch {
+			case val == "":
+				return "", "", fmt.Errorf("store tag %q: want name=… or json=…", tag)
+			case k == "name":
+				stored = val
+			case k == "json":
+				jsonKey = val
+			default:
+				return "", "", fmt.Errorf("store tag %q: unknown option %s", tag, k)
+			}
+		}
+	}
+	if jsonKey == "" {
+		jsonKey = stored
+	}
+	return stored, jsonKey, nil
+}
+
 func (p *planner) structCodec(t reflect.Type) (*structCodec, error) {
-	sc := &structCodec{byTag: map[uint64]int{}}
+	sc := &structCodec{byTag: map[uint64]int{}, byJSON: map[string]int{}, jsonAsIs: true}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -259,20 +377,36 @@ func (p *planner) structCodec(t reflect.Type) (*structCodec, error) {
 		if tag := f.Tag.Get("json"); tag == "-" {
 			continue
 		}
+		stored, jsonKey, err := storedNames(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", t, f.Name, err)
+		}
 		vc, err := p.valueCodec(f.Type)
 		if err != nil {
 			return nil, fmt.Errorf("%s.%s: %w", t, f.Name, err)
 		}
-		h := fnv.New32a()
-		h.Write([]byte(f.Name))
-		tag := uint64(h.Sum32()&0xfffff)<<1 | uint64(vc.wire)
+		tag := hash20(stored)<<1 | uint64(vc.wire)
 		if j, dup := sc.byTag[tag]; dup {
 			return nil, fmt.Errorf("%s: fields %s and %s hash alike", t, sc.fields[j].name, f.Name)
 		}
+		if j, dup := sc.byJSON[jsonKey]; dup {
+			return nil, fmt.Errorf("%s: fields %s and %s have the JSON key %s", t, sc.fields[j].name, f.Name, jsonKey)
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); jsonKey != cmp.Or(name, f.Name) || !vc.jsonAsIs {
+			sc.jsonAsIs = false
+		}
 		sc.byTag[tag] = len(sc.fields)
-		sc.fields = append(sc.fields, fieldCodec{index: i, name: f.Name, tag: tag, vc: vc})
+		sc.byJSON[jsonKey] = len(sc.fields)
+		sc.fields = append(sc.fields, fieldCodec{index: i, name: f.Name, stored: stored, jsonKey: jsonKey, tag: tag, vc: vc})
 	}
 	return sc, nil
+}
+
+// hash20 is the 20 bits of a stored name that tag its field.
+func hash20(name string) uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return uint64(h.Sum32() & 0xfffff)
 }
 
 func (p *planner) valueCodec(t reflect.Type) (*valueCodec, error) {
@@ -313,6 +447,7 @@ func (p *planner) valueCodec(t reflect.Type) (*valueCodec, error) {
 			}
 			return rest, sc.decodeFields(pl, v)
 		}
+		vc.decJSON, vc.jsonAsIs = sc.decodeJSON, sc.jsonAsIs
 		return vc, nil
 	case reflect.Pointer:
 		vc := &valueCodec{wire: wireBytes}
@@ -338,6 +473,18 @@ func (p *planner) valueCodec(t reflect.Type) (*valueCodec, error) {
 			}
 			v.Set(nv)
 			return rest, nil
+		}
+		vc.jsonAsIs = elem.jsonAsIs
+		vc.decJSON = func(raw []byte, v reflect.Value) error {
+			if isJSONNull(raw) {
+				return nil
+			}
+			nv := reflect.New(t.Elem())
+			if err := elem.decJSON(raw, nv.Elem()); err != nil {
+				return err
+			}
+			v.Set(nv)
+			return nil
 		}
 		return vc, nil
 	case reflect.Slice:
@@ -378,6 +525,25 @@ func (p *planner) valueCodec(t reflect.Type) (*valueCodec, error) {
 			}
 			v.Set(s)
 			return rest, nil
+		}
+		vc.jsonAsIs = elem.jsonAsIs
+		vc.decJSON = func(raw []byte, v reflect.Value) error {
+			// encoding/json wrote byte slices as base64 strings.
+			if t.Elem().Kind() == reflect.Uint8 || isJSONNull(raw) {
+				return unmarshalJSON(raw, v)
+			}
+			var elems []json.RawMessage
+			if err := json.Unmarshal(raw, &elems); err != nil {
+				return err
+			}
+			s := reflect.MakeSlice(t, len(elems), len(elems))
+			for i, r := range elems {
+				if err := elem.decJSON(r, s.Index(i)); err != nil {
+					return err
+				}
+			}
+			v.Set(s)
+			return nil
 		}
 		return vc, nil
 	case reflect.Map:
@@ -438,13 +604,36 @@ func (p *planner) valueCodec(t reflect.Type) (*valueCodec, error) {
 			v.Set(m)
 			return rest, nil
 		}
+		vc.jsonAsIs = elem.jsonAsIs
+		vc.decJSON = func(raw []byte, v reflect.Value) error {
+			if isJSONNull(raw) {
+				return nil
+			}
+			var elems map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &elems); err != nil {
+				return err
+			}
+			m := reflect.MakeMapWithSize(t, len(elems))
+			val := reflect.New(t.Elem()).Elem()
+			for k, r := range elems {
+				val.SetZero()
+				if err := elem.decJSON(r, val); err != nil {
+					return err
+				}
+				m.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), val)
+			}
+			v.Set(m)
+			return nil
+		}
 		return vc, nil
 	}
 	return nil, fmt.Errorf("kind %s has no binary form", t.Kind())
 }
 
 var stringCodec = &valueCodec{
-	wire: wireBytes,
+	decJSON:  unmarshalJSON,
+	jsonAsIs: true,
+	wire:     wireBytes,
 	enc: func(b []byte, v reflect.Value) []byte {
 		s := v.String()
 		return append(binary.AppendUvarint(b, uint64(len(s))), s...)
@@ -460,7 +649,9 @@ var stringCodec = &valueCodec{
 }
 
 var boolCodec = &valueCodec{
-	wire: wireVarint,
+	decJSON:  unmarshalJSON,
+	jsonAsIs: true,
+	wire:     wireVarint,
 	enc: func(b []byte, v reflect.Value) []byte {
 		if v.Bool() {
 			return append(b, 1)
@@ -478,8 +669,10 @@ var boolCodec = &valueCodec{
 }
 
 var intCodec = &valueCodec{
-	wire: wireVarint,
-	enc:  func(b []byte, v reflect.Value) []byte { return binary.AppendVarint(b, v.Int()) },
+	decJSON:  unmarshalJSON,
+	jsonAsIs: true,
+	wire:     wireVarint,
+	enc:      func(b []byte, v reflect.Value) []byte { return binary.AppendVarint(b, v.Int()) },
 	dec: func(data []byte, v reflect.Value) ([]byte, error) {
 		x, n := binary.Varint(data)
 		if n <= 0 {
@@ -494,8 +687,10 @@ var intCodec = &valueCodec{
 }
 
 var uintCodec = &valueCodec{
-	wire: wireVarint,
-	enc:  func(b []byte, v reflect.Value) []byte { return binary.AppendUvarint(b, v.Uint()) },
+	decJSON:  unmarshalJSON,
+	jsonAsIs: true,
+	wire:     wireVarint,
+	enc:      func(b []byte, v reflect.Value) []byte { return binary.AppendUvarint(b, v.Uint()) },
 	dec: func(data []byte, v reflect.Value) ([]byte, error) {
 		x, n := binary.Uvarint(data)
 		if n <= 0 {
@@ -510,7 +705,9 @@ var uintCodec = &valueCodec{
 }
 
 var floatCodec = &valueCodec{
-	wire: wireBytes,
+	decJSON:  unmarshalJSON,
+	jsonAsIs: true,
+	wire:     wireBytes,
 	enc: func(b []byte, v reflect.Value) []byte {
 		return binary.LittleEndian.AppendUint64(append(b, 8), math.Float64bits(v.Float()))
 	},
@@ -525,7 +722,9 @@ var floatCodec = &valueCodec{
 }
 
 var timeCodec = &valueCodec{
-	wire: wireBytes,
+	decJSON:  unmarshalJSON,
+	jsonAsIs: true,
+	wire:     wireBytes,
 	enc: func(b []byte, v reflect.Value) []byte {
 		var t time.Time
 		if v.CanAddr() {

@@ -61,9 +61,48 @@
 // # Values
 //
 // Records are encoded by codec.go: a version byte, then the record in the
-// tagged binary form of codec_bin.go (version 2) or, as written before it
-// and for types it cannot express, JSON (version 1); both are read.
-// Counters and the schema version are plain 8-byte big-endian integers.
+// tagged binary form of codec_bin.go (version 2). Files written before it
+// hold JSON records (version 1), which stay until the record is next
+// written; both are read, only version 2 is written, and a type the binary
+// form cannot express is refused. Counters and the schema version are
+// plain 8-byte big-endian integers.
+//
+// # The stored format
+//
+// A field is stored under its stored name, which is its Go name: the binary
+// tag is a hash of it, and JSON records keyed the field by it (or by its
+// json tag's name). Renaming a field of a stored type in Go would therefore
+// leave that field of every existing record unread, at zero. A struct tag
+// keeps the old stored name, and with it the data:
+//
+//	TotalSpend int64 `store:"name=LifetimeSpend"`
+//
+// and `store:"json=key"` keeps the JSON key when a json tag changes for the
+// API. The stored types are engine.Member, Purchase, Refund, Redemption,
+// Adjustment, LedgerEntry, Lot, MetricEntry, RulesVersion, JobRun, Event and
+// AnalyticsSummary, every struct inside them (rules.RuleResult, the result
+// types), and account and metricSum here. The engine and rules packages
+// carry the tag as a plain string; they do not import this package.
+//
+// testdata/format.golden lists every stored type with each field's stored
+// name, tag, wire kind, form, JSON key and Go field; the list of record
+// types is derived from this package's source (every type whose values
+// reach encode or decode). TestFormat fails when the code differs from the
+// manifest and says what to do:
+//
+//   - a field added, or a type newly stored: go test ./store -run TestFormat
+//     -update, and commit store/testdata;
+//   - a field renamed: pin its old stored name as above;
+//   - a field removed, or its type changed: the records on disk still hold
+//     it in the old form; write a migration that converts them first.
+//
+// -update also adds, to testdata/records, a golden record of each type the
+// code now writes in a new form: a record encoded from a value with every
+// field set, its JSON form, and what it holds. TestGoldenRecords decodes
+// all of them, the old ones too, and compares: a change that would misread
+// existing databases fails there even when the manifest was rewritten.
+// Golden records are never edited, and deleted only once a migration has
+// converted every record of their form.
 //
 // # Locality
 //
@@ -86,7 +125,11 @@
 // file to schema 2 in chunks (migrate.go), and a read-only Open refuses it.
 // Schema 2 kept the whole member in members; schema 3 reads such a record
 // as it is and splits it the next time the member is written, so a schema-2
-// file is opened, read-only too, without a migration.
+// file is opened, read-only too, without a migration. A file of each,
+// written by the last version of its schema running the same café
+// (testdata/legacy, made by testdata/legacy/gen), must open, verify clean
+// and read every member as the old server answered (TestLegacyFiles, and
+// cmd/loyalty's TestUpgradeKeepsAnswers over HTTP).
 //
 // # Transactions
 //
