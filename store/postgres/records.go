@@ -77,7 +77,7 @@ func (t *tx) Member(id string) (*engine.Member, error) {
 }
 
 // uniqueColumns maps the engine's unique keys to their columns. The
-// queries repeat the partial indexes' "<> ''", so the planner uses them.
+// queries repeat the partial indexes' "<> ”", so the planner uses them.
 var uniqueColumns = map[string]string{
 	engine.KeyExternalID: "external_id",
 	engine.KeyEmail:      "email",
@@ -129,7 +129,7 @@ func (t *tx) PutMember(m *engine.Member) error {
 	if err != nil {
 		return err
 	}
-	if err := t.enqueue(stmt{member: true, what: "put member " + m.ID, sql: `INSERT INTO members (`+memberCols+`)
+	if err := t.enqueue(stmt{member: true, what: "put member " + m.ID, sql: `INSERT INTO members (` + memberCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 		ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, email = excluded.email, phone = excluded.phone,
 			name = excluded.name, birthday = excluded.birthday, referrer_id = excluded.referrer_id, status = excluded.status,

@@ -132,11 +132,14 @@ func testMissingRecords(t *testing.T, db engine.Store) {
 	mustView(t, db, func(tx engine.Tx) error {
 		lookups(tx)
 		for name, list := range map[string]func() (int, error){
-			"Members":          func() (int, error) { ms, err := tx.Members("", 0); return len(ms), err },
-			"PurchasesBetween": func() (int, error) { ps, err := tx.PurchasesBetween(time.Time{}, t0.AddDate(100, 0, 0), 0); return len(ps), err },
-			"DueLots":          func() (int, error) { ls, err := tx.DueLots(t0.AddDate(100, 0, 0), nil, 0); return len(ls), err },
-			"RulesVersions":    func() (int, error) { vs, err := tx.RulesVersions(); return len(vs), err },
-			"Events":           func() (int, error) { es, err := tx.Events(0, 0); return len(es), err },
+			"Members": func() (int, error) { ms, err := tx.Members("", 0); return len(ms), err },
+			"PurchasesBetween": func() (int, error) {
+				ps, err := tx.PurchasesBetween(time.Time{}, t0.AddDate(100, 0, 0), 0)
+				return len(ps), err
+			},
+			"DueLots":       func() (int, error) { ls, err := tx.DueLots(t0.AddDate(100, 0, 0), nil, 0); return len(ls), err },
+			"RulesVersions": func() (int, error) { vs, err := tx.RulesVersions(); return len(vs), err },
+			"Events":        func() (int, error) { es, err := tx.Events(0, 0); return len(es), err },
 		} {
 			if n, err := list(); n != 0 || err != nil {
 				t.Errorf("%s on an empty store = %d records, %v; want none", name, n, err)
