@@ -77,7 +77,8 @@ func (t *tx) Member(id string) (*engine.Member, error) {
 }
 
 // uniqueColumns maps the engine's unique keys to their columns. The
-// queries repeat the partial indexes' "<> ”", so the planner uses them.
+// queries repeat the partial indexes' condition (a value that is not
+// empty), so that the planner can use them.
 var uniqueColumns = map[string]string{
 	engine.KeyExternalID: "external_id",
 	engine.KeyEmail:      "email",
