@@ -80,3 +80,24 @@ func (db *DB) Size() int64 {
 	}
 	return n
 }
+
+// dataTables are the tables that hold records, for IsEmpty.
+var dataTables = []string{
+	"members", "purchases", "refunds", "redemptions", "adjustments", "ledger", "lots", "metrics",
+	"rule_uses", "markers", "rules_versions", "job_runs", "events", "analytics_summaries",
+}
+
+// IsEmpty tells whether the database holds no records, so that a copy
+// into it cannot mix two programs' data.
+func (db *DB) IsEmpty(ctx context.Context) (bool, error) {
+	for _, table := range dataTables {
+		var found bool
+		if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+`)`).Scan(&found); err != nil {
+			return false, fmt.Errorf("postgres: %s: %w", table, err)
+		}
+		if found {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -90,24 +90,25 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 func newPool(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", redact(url), err)
+		return nil, fmt.Errorf("postgres: %s: %w", Redact(url), err)
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = int32(maxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", redact(url), err)
+		return nil, fmt.Errorf("postgres: %s: %w", Redact(url), err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect to %s: %w", redact(url), err)
+		return nil, fmt.Errorf("postgres: connect to %s: %w", Redact(url), err)
 	}
 	return pool, nil
 }
 
-// redact hides the password of a URL for messages and logs.
-func redact(url string) string {
+// Redact names the database at url for messages and logs, without its
+// password.
+func Redact(url string) string {
 	cfg, err := pgconn.ParseConfig(url)
 	if err != nil {
 		return "the database URL"
@@ -146,24 +147,41 @@ func (db *DB) Close() error {
 func (db *DB) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := db.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: %w", err)
+	var err error
+	// A connection that died while idle fails its ping and leaves the
+	// pool; only a database that fails again on a new one is down.
+	for range maxLostAttempts {
+		if err = db.pool.Ping(ctx); err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("postgres: %w", err)
 }
 
 // View runs fn in a read-only snapshot (REPEATABLE READ READ ONLY), which
 // never blocks writers.
 func (db *DB) View(fn func(engine.Tx) error) error {
-	_, err := db.run(db.ctx, fn, false)
-	return err
+	var err error
+	for attempt := 1; ; attempt++ {
+		var retry bool
+		if retry, err = db.run(db.ctx, fn, false); !retry || attempt >= maxLostAttempts {
+			return err
+		}
+	}
 }
 
+// maxLostAttempts bounds the attempts of a View whose connection was lost:
+// the pool replaces a dead connection, so a second attempt usually works,
+// and a third failure means the database is gone.
+const maxLostAttempts = 3
+
 // Update runs fn in a SERIALIZABLE transaction. When the database refuses
-// to serialise it with the others (SQLSTATE 40001, 40P01) or another
-// transaction wrote a key it was about to write (23505), Update rolls back
-// and runs fn again, after a random backoff that grows with each attempt:
-// fn may run more than once, as engine.Store allows.
+// to serialise it with the others (SQLSTATE 40001, 40P01), another
+// transaction wrote a key it was about to write (23505), or the connection
+// was lost before COMMIT was sent (so nothing was committed), Update rolls
+// back and runs fn again, after a random backoff that grows with each
+// attempt: fn may run more than once, as engine.Store allows. A connection
+// lost during COMMIT leaves the outcome unknown and is an error.
 func (db *DB) Update(fn func(engine.Tx) error) error {
 	var err error
 	duplicates := 0
@@ -232,7 +250,7 @@ func (db *DB) run(ctx context.Context, fn func(engine.Tx) error, write bool) (re
 		done = true
 	}
 	switch {
-	case t.err != nil && retryable(t.err):
+	case t.err != nil && (retryable(t.err) || t.lostBeforeCommit()):
 		return true, t.err
 	case ferr != nil:
 		return false, ferr

@@ -756,3 +756,19 @@ func (t *tx) Events(after uint64, limit int) ([]*engine.Event, error) {
 		})
 	return out, err
 }
+
+// PutEvent stores an event under the Seq it already has and moves the
+// counter past it, for copying a feed from another store: consumers keep
+// their cursors.
+func (t *tx) PutEvent(e *engine.Event) error {
+	seq, err := toInt64("event seq", e.Seq)
+	if err != nil {
+		return err
+	}
+	data, err := jsonOf(e.Data)
+	if err != nil {
+		return err
+	}
+	return t.exec(fmt.Sprintf("put event %d", e.Seq), `WITH c AS (UPDATE event_seq SET last_seq = greatest(last_seq, $1) WHERE id = 1)
+		INSERT INTO events (seq, type, member_id, at, data) VALUES ($1, $2, $3, $4, $5)`, seq, e.Type, e.MemberID, e.At, data)
+}

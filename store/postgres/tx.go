@@ -28,6 +28,9 @@ type tx struct {
 	write    bool
 	begun    bool
 	finished bool
+	// committing is set once COMMIT is on its way: a connection lost after
+	// that may or may not have committed.
+	committing bool
 	// err is the first failure of the transaction on the server; once set,
 	// every call returns it and the transaction can only roll back.
 	err   error
@@ -173,6 +176,7 @@ func (t *tx) commit() {
 			return rows.Err()
 		}
 	}
+	t.committing = true
 	b.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		if err != nil {
@@ -198,6 +202,13 @@ INSERT INTO events (seq, type, member_id, at, data)
 SELECT c.last_seq - $1 + e.n, e.type, e.member_id, e.at, nullif(e.data, 'null')::jsonb
 FROM c, unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS e(type, member_id, at, data, n)
 RETURNING seq`
+
+// lostBeforeCommit tells whether the transaction failed because its
+// connection died before COMMIT was sent: the server then rolled it back,
+// so running it again on another connection is safe.
+func (t *tx) lostBeforeCommit() bool {
+	return !t.committing && t.conn.IsClosed() && t.ctx.Err() == nil
+}
 
 // rollback ends the transaction if it is open. A connection whose
 // rollback fails is closed, so the pool does not hand it out again.
