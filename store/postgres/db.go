@@ -41,7 +41,7 @@ type Options struct {
 
 // DefaultOptions returns the options a server should use.
 func DefaultOptions() Options {
-	return Options{MaxConns: 16, MaxAttempts: 30, UpdateTimeout: time.Minute}
+	return Options{MaxConns: 32, MaxAttempts: 30, UpdateTimeout: time.Minute}
 }
 
 // DB is a loyalty database on a PostgreSQL server.
@@ -175,8 +175,9 @@ func (db *DB) View(fn func(engine.Tx) error) error {
 // and a third failure means the database is gone.
 const maxLostAttempts = 3
 
-// Update runs fn in a SERIALIZABLE transaction. When the database refuses
-// to serialise it with the others (SQLSTATE 40001, 40P01), another
+// Update runs fn in a REPEATABLE READ transaction that locks the members
+// it reads (doc.go). When the database refuses to serialise it with the
+// others (SQLSTATE 40001, 40P01), another
 // transaction wrote a key it was about to write (23505), or the connection
 // was lost before COMMIT was sent (so nothing was committed), Update rolls
 // back and runs fn again, after a random backoff that grows with each

@@ -40,6 +40,9 @@ func (t *tx) scanMember(rows pgx.Rows) (*engine.Member, error) {
 		}
 	}
 	t.saw(&m)
+	if t.write {
+		t.lockedMember(m.ID)
+	}
 	return &m, nil
 }
 
@@ -73,7 +76,7 @@ func (t *tx) member(what, sql string, args ...any) (*engine.Member, error) {
 
 // Member implements engine.Tx.
 func (t *tx) Member(id string) (*engine.Member, error) {
-	return t.member("member "+id, `SELECT `+memberCols+` FROM members WHERE id = $1`, id)
+	return t.member("member "+id, `SELECT `+memberCols+` FROM members WHERE id = $1`+t.forUpdate(), id)
 }
 
 // uniqueColumns maps the engine's unique keys to their columns. The
@@ -94,12 +97,12 @@ func (t *tx) MemberByKey(key, value string) (*engine.Member, error) {
 	if value == "" {
 		return nil, nil
 	}
-	return t.member("member by "+key, `SELECT `+memberCols+` FROM members WHERE `+col+` = $1 AND `+col+` <> ''`, value)
+	return t.member("member by "+key, `SELECT `+memberCols+` FROM members WHERE `+col+` = $1 AND `+col+` <> ''`+t.forUpdate(), value)
 }
 
 // Members implements engine.Tx.
 func (t *tx) Members(after string, limit int) ([]*engine.Member, error) {
-	return t.members("members", `SELECT `+memberCols+` FROM members WHERE id > $1 ORDER BY id LIMIT $2`, after, limitOf(limit))
+	return t.members("members", `SELECT `+memberCols+` FROM members WHERE id > $1 ORDER BY id LIMIT $2`+t.forUpdate(), after, limitOf(limit))
 }
 
 // PutMember implements engine.Tx. When a unique key is new to this
@@ -418,6 +421,7 @@ func (t *tx) AppendLedger(e *engine.LedgerEntry) error {
 
 // Ledger implements engine.Tx.
 func (t *tx) Ledger(memberID string, before uint64, limit int) ([]*engine.LedgerEntry, error) {
+	t.lockMember(memberID)
 	upTo := int64(math.MaxInt64)
 	if before > 0 && before-1 < math.MaxInt64 {
 		upTo = int64(before - 1)
@@ -482,6 +486,7 @@ func (t *tx) PutLot(l *engine.Lot) error {
 
 // Lot implements engine.Tx.
 func (t *tx) Lot(memberID, lotID string) (*engine.Lot, error) {
+	t.lockMember(memberID)
 	ls, err := t.lots("lot "+memberID+"/"+lotID, `SELECT `+lotCols+` FROM lots WHERE member_id = $1 AND id = $2`, memberID, lotID)
 	if err != nil || len(ls) == 0 {
 		return nil, err
@@ -491,6 +496,7 @@ func (t *tx) Lot(memberID, lotID string) (*engine.Lot, error) {
 
 // OpenLots implements engine.Tx.
 func (t *tx) OpenLots(memberID string) ([]*engine.Lot, error) {
+	t.lockMember(memberID)
 	return t.lots("open lots of "+memberID, `SELECT `+lotCols+` FROM lots
 		WHERE member_id = $1 AND remaining > 0 ORDER BY expires_at ASC NULLS LAST, id`, memberID)
 }
@@ -498,6 +504,7 @@ func (t *tx) OpenLots(memberID string) ([]*engine.Lot, error) {
 // OpenLotBalances implements engine.LotBalancer: OpenLots, reading only
 // what a balance needs.
 func (t *tx) OpenLotBalances(memberID string) ([]engine.LotBalance, error) {
+	t.lockMember(memberID)
 	var out []engine.LotBalance
 	err := t.query("open lots of "+memberID, `SELECT remaining, available_at, expires_at FROM lots
 		WHERE member_id = $1 AND remaining > 0 ORDER BY expires_at ASC NULLS LAST, id`, []any{memberID}, func(rows pgx.Rows) error {
@@ -518,6 +525,7 @@ func (t *tx) OpenLotBalances(memberID string) ([]engine.LotBalance, error) {
 
 // Lots implements engine.Tx.
 func (t *tx) Lots(memberID string) ([]*engine.Lot, error) {
+	t.lockMember(memberID)
 	return t.lots("lots of "+memberID, `SELECT `+lotCols+` FROM lots WHERE member_id = $1`, memberID)
 }
 
@@ -548,6 +556,7 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 
 // Metrics implements engine.Tx.
 func (t *tx) Metrics(memberID string, since time.Time) ([]engine.MetricEntry, error) {
+	t.lockMember(memberID)
 	var out []engine.MetricEntry
 	err := t.query("metrics of "+memberID, `SELECT at, spend, points, visits FROM metrics
 		WHERE member_id = $1 AND at >= $2 ORDER BY at, n`, []any{memberID, ceilMicro(since)}, func(rows pgx.Rows) error {
@@ -565,6 +574,7 @@ func (t *tx) Metrics(memberID string, since time.Time) ([]engine.MetricEntry, er
 // MetricSum implements engine.MetricSummer: the database adds up the
 // window's entries, so a purchase reads one row instead of the window.
 func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry, error) {
+	t.lockMember(memberID)
 	var s engine.MetricEntry
 	err := t.query("metric sum of "+memberID, `SELECT coalesce(sum(spend), 0)::bigint, coalesce(sum(points), 0)::bigint,
 		coalesce(sum(visits), 0)::bigint FROM metrics WHERE member_id = $1 AND at >= $2 AND at <= $3`,
@@ -576,6 +586,7 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 
 // RuleUses implements engine.Tx.
 func (t *tx) RuleUses(memberID, rule, period string) (int64, error) {
+	t.lockMember(memberID)
 	var n int64
 	err := t.query("uses of "+rule, `SELECT uses FROM rule_uses WHERE member_id = $1 AND rule = $2 AND period = $3`,
 		[]any{memberID, rule, period}, func(rows pgx.Rows) error { return rows.Scan(&n) })

@@ -211,8 +211,8 @@ func TestOpenRefusesOtherSchemas(t *testing.T) {
 }
 
 // TestConflictingUpdateRunsAgain: an Update whose member another Update
-// changed and committed after it read it fails to serialise and runs
-// again, seeing the change; the first run's write is gone.
+// changed and committed after its snapshot was taken fails to lock it and
+// runs again, seeing the change; the first run's writes are gone.
 func TestConflictingUpdateRunsAgain(t *testing.T) {
 	db := mustOpen(t)
 	if err := db.Update(func(tx engine.Tx) error { return tx.PutMember(&engine.Member{ID: "m"}) }); err != nil {
@@ -221,8 +221,8 @@ func TestConflictingUpdateRunsAgain(t *testing.T) {
 	runs := 0
 	err := db.Update(func(tx engine.Tx) error {
 		runs++
-		m, err := tx.Member("m")
-		if err != nil {
+		// The transaction's snapshot is taken by its first read.
+		if _, err := tx.Marked("anything"); err != nil {
 			return err
 		}
 		if runs == 1 {
@@ -231,6 +231,10 @@ func TestConflictingUpdateRunsAgain(t *testing.T) {
 			}); err != nil {
 				return err
 			}
+		}
+		m, err := tx.Member("m")
+		if err != nil {
+			return err
 		}
 		m.Points++
 		if err := tx.Mark(fmt.Sprint("run ", runs)); err != nil {

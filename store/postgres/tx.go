@@ -41,6 +41,8 @@ type tx struct {
 	// or wrote them, so that PutMember looks for holders only when a key
 	// changes.
 	keys map[string]memberKeys
+	// locked holds the members whose rows this transaction has locked.
+	locked map[string]bool
 }
 
 type stmt struct {
@@ -102,17 +104,15 @@ func (t *tx) batch() *pgx.Batch {
 	b := &pgx.Batch{}
 	if !t.begun {
 		if t.write {
-			b.Queue("BEGIN ISOLATION LEVEL SERIALIZABLE")
+			b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ")
 		} else {
 			b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 		}
 	}
-	// Members rows go first. Nearly every write changes its member, so two
-	// transactions of one member collide on that row before anything else:
-	// the later one fails with a serialization failure and runs again,
-	// rather than tripping over the earlier one's ledger entry with a
-	// duplicate key. It also puts a new member before the records whose
-	// foreign keys name it.
+	// Members rows (locks and writes) go first. Two transactions of one
+	// member collide on that row before anything else: the later one fails
+	// with a serialization failure and runs again, rather than tripping
+	// over the earlier one's ledger entry with a duplicate key.
 	for _, members := range []bool{true, false} {
 		for _, s := range t.queue {
 			if s.member != members {
@@ -202,6 +202,34 @@ INSERT INTO events (seq, type, member_id, at, data)
 SELECT c.last_seq - $1 + e.n, e.type, e.member_id, e.at, nullif(e.data, 'null')::jsonb
 FROM c, unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS e(type, member_id, at, data, n)
 RETURNING seq`
+
+// lockMember makes the next round trip lock the member's row, unless this
+// transaction holds it already: see doc.go on isolation. A View takes no
+// locks.
+func (t *tx) lockMember(id string) {
+	if !t.write || t.locked[id] || t.err != nil {
+		return
+	}
+	t.queue = append(t.queue, stmt{member: true, what: "lock member " + id,
+		sql: `SELECT 1 FROM members WHERE id = $1 FOR NO KEY UPDATE`, args: []any{id}})
+	t.lockedMember(id)
+}
+
+func (t *tx) lockedMember(id string) {
+	if t.locked == nil {
+		t.locked = map[string]bool{}
+	}
+	t.locked[id] = true
+}
+
+// forUpdate is the suffix of a query for members: in an Update it locks
+// the rows it reads.
+func (t *tx) forUpdate() string {
+	if t.write {
+		return " FOR NO KEY UPDATE"
+	}
+	return ""
+}
 
 // lostBeforeCommit tells whether the transaction failed because its
 // connection died before COMMIT was sent: the server then rolled it back,
