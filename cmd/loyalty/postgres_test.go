@@ -131,6 +131,10 @@ func TestServeOnPostgres(t *testing.T) {
 	if code, out := runCLI(t, "verify", "--db", dsn); code != 0 || !strings.Contains(out, "ok") {
 		t.Fatalf("verify: exit %d\n%s", code, out)
 	}
+	rules := m.Config.RulesPath
+	if code, out := runCLI(t, "rules", "diff", rules, rules, "--db", dsn); code != 0 || !strings.Contains(out, "3 purchases replayed") {
+		t.Errorf("rules diff on PostgreSQL: exit %d\n%s", code, out)
+	}
 }
 
 func dbName(t *testing.T, dsn string) string {
