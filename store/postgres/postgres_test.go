@@ -33,3 +33,20 @@ func TestConformance(t *testing.T) {
 	pgtest.Skip(t)
 	storetest.Run(t, func(t *testing.T) engine.Store { return mustOpen(t) })
 }
+
+func TestIsURL(t *testing.T) {
+	for in, want := range map[string]bool{
+		"postgres://u:p@h:5432/db":  true,
+		"postgresql://u@h/db":       true,
+		"loyalty.db":                false,
+		"/var/lib/postgres/x.db":    false,
+		"./postgres://not-a-url.db": false,
+	} {
+		if got := IsURL(in); got != want {
+			t.Errorf("IsURL(%q) = %v, want %v", in, got, want)
+		}
+	}
+	if got := Redact("postgres://loyalty:s3cret@db.example:6432/prod?sslmode=require"); strings.Contains(got, "s3cret") || !strings.Contains(got, "db.example:6432/prod") {
+		t.Errorf("Redact = %q", got)
+	}
+}
