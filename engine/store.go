@@ -3,13 +3,63 @@ package engine
 import "time"
 
 // Store keeps the engine's records. Implementations decide nothing: every
-// policy lives in the Engine.
+// policy lives in the Engine. Two implement it, store (bbolt) and
+// store/postgres, and both pass the conformance suite in store/storetest,
+// which tests each promise below.
+//
+// Isolation: fn sees one consistent snapshot, no change it makes is lost,
+// and commands that touch the same member are serialised. If another
+// Update committed, after fn's snapshot, a change to a record fn writes
+// (or a key fn inserts), fn runs again on the new state. bbolt gets all of
+// this by running Updates one after another (sharing commits). PostgreSQL
+// runs them side by side at REPEATABLE READ (snapshot isolation) and locks
+// a member's row the first time an Update reads that member or its
+// records, so a second Update of the member waits for the first to commit
+// and runs again. What fn reads but does not write, beyond the members it
+// touches, may have changed by the time it commits: a command that decides
+// on a record (a purchase id's absence, a marker, the latest rules
+// version) writes that record, so that a concurrent change shows as a
+// conflict.
+//
+// Retries: fn may run more than once (bbolt reruns a batch without a
+// failed function; PostgreSQL reruns on SQLSTATE 40001 and 40P01, on a
+// unique key a concurrent writer took first, and when the connection died
+// before COMMIT), so it must depend on nothing but the transaction and
+// values captured before, and change nothing outside it. When fn returns
+// an error, Update returns that error and none of fn's writes are kept.
+//
+// Time: stamps are UTC and keep at least microseconds. bbolt keeps
+// nanoseconds; PostgreSQL keeps microseconds and drops the rest. So that a
+// value reads back equal from either store, every stamp the engine stores
+// should be truncated to microseconds (issue 13 phase B: Engine.Now and
+// the request parsers truncate). Query bounds may be finer: they compare
+// with stored stamps as the exact values would. The zero time means unset
+// (a lot's ExpiresAt: never) and reads back as the zero time.
+//
+// Members first: records that belong to a member (ledger entries, lots,
+// metric entries, rule uses, purchases, refunds, redemptions, adjustments)
+// need that member to exist when the transaction commits; PostgreSQL
+// enforces it with foreign keys, bbolt does not check.
+//
+// Events: the feed never hands out a cursor past an event that is not yet
+// visible. Seqs are increasing, and an event with a smaller seq is never
+// committed after one with a larger seq has become visible; a consumer that
+// polls Events(cursor) with the last seq it saw thus sees every event once.
+// bbolt gets this from its single writer. PostgreSQL takes the seqs from a
+// counter row that the transaction raises just before it commits, so event
+// writers commit one at a time, in seq order (sequences would not do: a
+// seq taken early can commit after a larger one). Seq is set on the Event
+// by the time Update returns; a store may assign it only at commit, so fn
+// must not rely on it, nor on reading its own events back.
 type Store interface {
-	// View runs fn in a read-only transaction that never blocks writers.
+	// View runs fn in a read-only snapshot that never blocks writers;
+	// writes in it fail.
 	View(fn func(Tx) error) error
-	// Update runs fn in a read-write transaction. Concurrent calls may share
-	// one commit (group commit), so fn may run more than once and must
-	// depend on nothing but the transaction and values captured before.
+	// Update runs fn in a read-write transaction (see above on isolation).
+	// Concurrent calls may share one commit (group commit) or run side by
+	// side and be run again on conflict, so fn may run more than once and
+	// must depend on nothing but the transaction and values captured
+	// before.
 	Update(fn func(Tx) error) error
 	Close() error
 }
@@ -23,7 +73,9 @@ const (
 
 // Tx is one transaction. Lookups return (nil, nil) when a record does not
 // exist; the engine decides whether that is an error. Returned records are
-// copies the caller owns.
+// copies the caller owns. A transaction reads its own writes. Put methods
+// replace the whole record. List methods treat a limit <= 0 as no limit;
+// ids order byte by byte.
 type Tx interface {
 	Member(id string) (*Member, error)
 	// MemberByKey finds a member by a unique key (KeyExternalID, KeyEmail,
@@ -100,7 +152,8 @@ type Tx interface {
 	// JobRuns lists a job's runs newest first, at most limit.
 	JobRuns(name string, limit int) ([]*JobRun, error)
 
-	// AppendEvent stores an event, setting its Seq.
+	// AppendEvent stores an event; its Seq is set by the time Update
+	// returns (see Store on the order of seqs).
 	AppendEvent(e *Event) error
 	// Events lists events with Seq > after, oldest first, at most limit.
 	Events(after uint64, limit int) ([]*Event, error)

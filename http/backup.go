@@ -22,6 +22,9 @@ const backupStallTimeout = 30 * time.Second
 // handler returns, so the access log line marks the start of the stream and
 // a "backup sent" line its end.
 func (s *Server) backup(c *fiber.Ctx) error {
+	if s.cfg.NoBackup != "" {
+		return engine.Errorf(engine.EUNPROCESSABLE, "%s", s.cfg.NoBackup)
+	}
 	if s.cfg.Backup == nil {
 		return engine.Errorf(engine.ENOTFOUND, "this server has no database to back up")
 	}

@@ -93,6 +93,13 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	if prog, _ := s.cfg.Engine.Program(); prog == nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "starting"})
 	}
+	if s.cfg.Health != nil {
+		if err := s.cfg.Health(c.UserContext()); err != nil {
+			// The reason stays in the log: /healthz needs no key.
+			s.log.Warn("health check: the database does not answer", "err", err)
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "the database does not answer"})
+		}
+	}
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 

@@ -4,6 +4,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,11 @@ type Config struct {
 	// /v1/admin/backup; nil leaves that route answering not_found. It is a
 	// function so that this package needs no storage import.
 	Backup func(w io.Writer) (int64, error)
+	// NoBackup, when set, says why this server streams no backup (its
+	// database has its own tools): GET /v1/admin/backup answers 422 with it.
+	NoBackup string
+	// Health, when set, tells /healthz whether the database answers.
+	Health func(ctx context.Context) error
 	// SaveRules writes published rules text to the rules file.
 	SaveRules func(src []byte) error
 }

@@ -17,11 +17,13 @@ import (
 const usage = `loyalty: a loyalty-program engine
 
 Usage:
-  loyalty serve [--addr 127.0.0.1:8080] [--db loyalty.db] [--rules rules.yaml] [--test-clock]
+  loyalty serve [--addr 127.0.0.1:8080] [--db loyalty.db|postgres://…] [--rules rules.yaml] [--test-clock]
   loyalty rules check FILE...
   loyalty rules simulate FILE --purchase p.json [--member m.json]
   loyalty rules diff OLD NEW (--db FILE [--last 30d] | --purchases FILE.json) [--json]
-  loyalty verify --db FILE
+  loyalty verify --db FILE|postgres://…
+  loyalty migrate --db postgres://…
+  loyalty copy --from FILE --to postgres://…
   loyalty backup (--url URL [--key KEY] | --db FILE) --to FILE
 
 Run "loyalty COMMAND -h" for the flags of a command.
@@ -53,6 +55,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "backup":
 		err = runBackup(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, stderr)
+	case "copy":
+		err = runCopy(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

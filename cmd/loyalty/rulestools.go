@@ -134,9 +134,7 @@ func runRulesDiff(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return fmt.Errorf("--last: %w", err)
 		}
-		opts := store.DefaultOptions()
-		opts.ReadOnly = true
-		db, err := store.Open(*dbPath, opts)
+		db, err := openDatabase(ctx, *dbPath, dbOptions{readOnly: true})
 		if err != nil {
 			return err
 		}

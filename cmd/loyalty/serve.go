@@ -17,6 +17,7 @@ import (
 	lhttp "github.com/loyaltyhq/loyalty/http"
 	"github.com/loyaltyhq/loyalty/rules"
 	"github.com/loyaltyhq/loyalty/store"
+	"github.com/loyaltyhq/loyalty/store/postgres"
 )
 
 // Config is what serve needs to run.
@@ -43,7 +44,7 @@ type Main struct {
 	// Clock overrides the wall clock, for tests.
 	Clock engine.Clock
 
-	DB        *store.DB
+	DB        database
 	Engine    *engine.Engine
 	Server    *lhttp.Server
 	Scheduler *Scheduler
@@ -60,7 +61,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", stderr)
 	var cfg Config
 	fs.StringVar(&cfg.Addr, "addr", envDefault("LOYALTY_ADDR", "127.0.0.1:8080"), "listen address (env LOYALTY_ADDR)")
-	fs.StringVar(&cfg.DBPath, "db", envDefault("LOYALTY_DB", "loyalty.db"), "bbolt database file (env LOYALTY_DB)")
+	fs.StringVar(&cfg.DBPath, "db", envDefault("LOYALTY_DB", "loyalty.db"), "bbolt database file, or a postgres:// URL (env LOYALTY_DB)")
 	fs.StringVar(&cfg.RulesPath, "rules", envDefault("LOYALTY_RULES", ""), "rules file (env LOYALTY_RULES; default rules.yaml, created from the example)")
 	fs.StringVar(&cfg.KeysPath, "keys", envDefault("LOYALTY_KEYS", ""), "API keys file, a YAML list of {name, key, role} (env LOYALTY_KEYS); without it the API is open on loopback only")
 	testClock := envDefault("LOYALTY_TEST_CLOCK", "false")
@@ -137,13 +138,11 @@ func (m *Main) Open() error {
 	if err != nil {
 		return fmt.Errorf("rules are not valid:\n%w", err)
 	}
-	dbOpts := store.DefaultOptions()
-	if cfg.BatchSize > 0 {
-		dbOpts.MaxBatchSize = cfg.BatchSize
-	}
-	if m.DB, err = store.Open(cfg.DBPath, dbOpts); err != nil {
+	db, err := openDatabase(context.Background(), cfg.DBPath, dbOptions{batchSize: cfg.BatchSize})
+	if err != nil {
 		return err
 	}
+	m.DB = db
 	clock := m.Clock
 	if clock == nil {
 		clock = engine.SystemClock{}
@@ -172,17 +171,23 @@ func (m *Main) Open() error {
 	if m.stopWatch, err = watchRules(m.jobsCtx, cfg.RulesPath, m.Engine, m.Logger); err != nil {
 		return err
 	}
-	m.Server = lhttp.NewServer(lhttp.Config{
+	httpCfg := lhttp.Config{
 		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys,
-		SaveRules: saveRules(cfg.RulesPath),
-		Metrics:   metrics, Backup: m.DB.WriteTo,
-	})
+		SaveRules: saveRules(cfg.RulesPath), Metrics: metrics,
+	}
+	switch db := m.DB.(type) {
+	case *store.DB:
+		httpCfg.Backup = db.WriteTo
+	case *postgres.DB:
+		httpCfg.NoBackup, httpCfg.Health = pgBackupAdvice, db.Ping
+	}
+	m.Server = lhttp.NewServer(httpCfg)
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return err
 	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.Server.Serve(m.ln) }()
-	m.Logger.Info("listening", "addr", "http://"+m.ln.Addr().String(), "db", cfg.DBPath, "rules", cfg.RulesPath)
+	m.Logger.Info("listening", "addr", "http://"+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", cfg.RulesPath)
 	return nil
 }
 

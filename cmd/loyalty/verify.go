@@ -6,20 +6,18 @@ import (
 	"io"
 
 	"github.com/loyaltyhq/loyalty/engine"
-	"github.com/loyaltyhq/loyalty/store"
 )
 
-// runVerify checks a database read-only: bbolt's own structure and the
-// store's indexes, then the engine's ledger invariants.
+// runVerify checks a database read-only: the store's own structure and
+// indexes (bbolt's pages and indexes, or PostgreSQL's ledger chains), then
+// the engine's ledger invariants.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("verify", stderr)
-	path := fs.String("db", envDefault("LOYALTY_DB", "loyalty.db"), "database file (env LOYALTY_DB)")
+	dsn := fs.String("db", envDefault("LOYALTY_DB", "loyalty.db"), "database file or postgres:// URL (env LOYALTY_DB)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	opts := store.DefaultOptions()
-	opts.ReadOnly = true
-	db, err := store.Open(*path, opts)
+	db, err := openDatabase(ctx, *dsn, dbOptions{readOnly: true})
 	if err != nil {
 		return err
 	}
@@ -37,7 +35,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // verifyDB runs every check on db and returns how many problems it printed.
-func verifyDB(ctx context.Context, db *store.DB, w io.Writer) (int, error) {
+func verifyDB(ctx context.Context, db database, w io.Writer) (int, error) {
 	n, err := db.Check(w)
 	if err != nil {
 		return n, err
