@@ -1,7 +1,6 @@
 package http
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,22 +15,10 @@ import (
 	"github.com/loyaltyhq/loyalty/engine"
 )
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, so a misspelt field never silently defaults.
-func decode(c *fiber.Ctx, v any) error {
-	body := c.Body()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return engine.Errorf(engine.EINVALID, "a JSON body is required")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return engine.Errorf(engine.EINVALID, "malformed JSON: unexpected data after the object")
-	}
-	return nil
+// decode reads a JSON body strictly (DecodeJSON); textFields name the
+// fields that carry a file's text.
+func decode(c *fiber.Ctx, v any, textFields ...string) error {
+	return DecodeJSON(c.Body(), v, textFields...)
 }
 
 func decodeError(err error) error {

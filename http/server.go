@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/loyaltyhq/loyalty/engine"
 )
@@ -39,6 +42,9 @@ type Config struct {
 	Backup func(w io.Writer) (int64, error)
 	// SaveRules writes published rules text to the rules file.
 	SaveRules func(src []byte) error
+	// ReadTimeout bounds how long a client may take to send a request;
+	// zero means 10 s.
+	ReadTimeout time.Duration
 }
 
 // Server is the HTTP front of an Engine.
@@ -57,11 +63,14 @@ func NewServer(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "loyalty",
 		BodyLimit:             BodyLimit,
-		ReadTimeout:           10 * time.Second,
+		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		UnescapePath:          true,
@@ -70,7 +79,54 @@ func NewServer(cfg Config) *Server {
 	})
 	s.app.Use(s.requestID, s.observe, s.recover)
 	s.routes()
+	srv := s.app.Server()
+	srv.Handler = s.refuseUnknownMethods(srv.Handler)
+	srv.ErrorHandler = closeIdle(srv.ErrorHandler)
 	return s
+}
+
+// knownMethods are the methods fiber routes; it answers any other in plain
+// text before a middleware runs.
+var knownMethods = map[string]bool{}
+
+func init() {
+	for _, m := range fiber.DefaultMethods {
+		knownMethods[m] = true
+	}
+}
+
+// refuseUnknownMethods answers a method HTTP does not define with the API's
+// error shape instead of fiber's plain-text answer.
+func (s *Server) refuseUnknownMethods(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(rc *fasthttp.RequestCtx) {
+		if knownMethods[string(rc.Method())] {
+			next(rc)
+			return
+		}
+		c := s.app.AcquireCtx(rc)
+		defer s.app.ReleaseCtx(c)
+		err := engine.Errorf(engine.EINVALID, "method %q is not an HTTP method this API knows; it uses GET, POST, PUT and PATCH", utils.CopyString(c.Method()))
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("answering an unknown method", "err", herr)
+		}
+		s.metrics.requests.WithLabelValues("unknown", "", strconv.Itoa(c.Response().StatusCode())).Inc()
+		s.log.Info("request", "method", "unknown", "status", c.Response().StatusCode(), "request_id", c.Locals("request_id"))
+	}
+}
+
+// closeIdle drops a connection on which nothing arrived before the read
+// timeout, as an idle keep-alive connection already is, instead of sending
+// an answer to a request nobody made. fasthttp hands over the network
+// error itself when it read nothing, and wraps it once it has read part of
+// a request, which still gets its 400.
+func closeIdle(next func(*fasthttp.RequestCtx, error)) func(*fasthttp.RequestCtx, error) {
+	return func(rc *fasthttp.RequestCtx, err error) {
+		if _, nothingRead := err.(net.Error); nothingRead {
+			rc.Conn().Close()
+			return
+		}
+		next(rc, err)
+	}
 }
 
 // App exposes the fiber app, for tests that use app.Test.
