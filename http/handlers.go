@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -49,8 +50,19 @@ func decodeError(err error) error {
 	return engine.Errorf(engine.EINVALID, "malformed JSON: %v", err)
 }
 
-// param returns a path parameter copied out of fasthttp's reusable buffer.
-func param(c *fiber.Ctx, name string) string { return utils.CopyString(c.Params(name)) }
+// param returns a path parameter, percent-decoded as a path segment is:
+// the router sees the path as sent (UnescapePath is off), so an escaped
+// "/" stays inside its segment, and "+" stays a plus where fiber's own
+// unescaping, made for query strings, turned it into a space. A malformed
+// escape is taken as written. The copy leaves fasthttp's reusable buffer
+// behind.
+func param(c *fiber.Ctx, name string) string {
+	raw := utils.CopyString(c.Params(name))
+	if s, err := url.PathUnescape(raw); err == nil {
+		return s
+	}
+	return raw
+}
 
 func query(c *fiber.Ctx, name string) string { return utils.CopyString(c.Query(name)) }
 

@@ -73,7 +73,6 @@ func NewServer(cfg Config) *Server {
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
-		UnescapePath:          true,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 	})
