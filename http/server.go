@@ -32,8 +32,13 @@ type Config struct {
 	TestClock *engine.TestClock
 	// NextRun tells when a job runs next, if it is scheduled.
 	NextRun func(job string) (time.Time, bool)
-	// Keys are the API keys; nil leaves the API open (loopback only).
+	// Keys are the API keys; nil leaves the API open (loopback only), and
+	// refuses requests addressed to other hosts or sent by other sites'
+	// pages.
 	Keys *Keys
+	// CORSOrigins are the web origins whose pages may call the API (see
+	// ParseOrigins); none sends no CORS headers.
+	CORSOrigins []string
 	// Metrics are served on /metrics; nil makes a fresh set.
 	Metrics *Metrics
 	// Backup writes a consistent copy of the database to w, for GET
@@ -76,7 +81,10 @@ func NewServer(cfg Config) *Server {
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 	})
-	s.app.Use(s.requestID, s.observe, s.recover)
+	s.app.Use(s.requestID, s.observe, s.recover, s.guardOpen)
+	if len(cfg.CORSOrigins) > 0 {
+		s.app.Use(corsFor(cfg.CORSOrigins))
+	}
 	s.routes()
 	srv := s.app.Server()
 	srv.Handler = s.refuseUnknownMethods(srv.Handler)

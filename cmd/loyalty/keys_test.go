@@ -60,3 +60,20 @@ func TestServeRefusesABadKeysFile(t *testing.T) {
 		})
 	}
 }
+
+// TestServeCORSOriginsNeedKeys: pages of other sites may only be let in
+// where a key guards the API, and an origin must be exact.
+func TestServeCORSOriginsNeedKeys(t *testing.T) {
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	os.WriteFile(rulesPath, rules.Example, 0o644)
+	for _, tc := range []struct{ origins, want string }{
+		{"https://app.example", "--cors-origins needs --keys"},
+		{"https://*.example", `origin "https://*.example": want a scheme and a host`},
+	} {
+		code, out := runCLI(t, "serve", "--addr", "127.0.0.1:0", "--cors-origins", tc.origins, "--db", filepath.Join(dir, "x.db"), "--rules", rulesPath)
+		if code != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("--cors-origins %s: exit %d, want 1 with %q:\n%s", tc.origins, code, tc.want, out)
+		}
+	}
+}

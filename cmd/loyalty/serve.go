@@ -28,8 +28,11 @@ type Config struct {
 	// a missing file is created from the shipped example.
 	RulesDefaulted bool
 	KeysPath       string
-	TestClock      bool
-	LogFormat      string
+	// CORSOrigins lists the web origins whose pages may call the API, comma
+	// separated; it needs KeysPath.
+	CORSOrigins string
+	TestClock   bool
+	LogFormat   string
 	// BatchSize caps the writes one commit takes (store.Options
 	// MaxBatchSize); zero takes the store's default.
 	BatchSize int
@@ -63,6 +66,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.DBPath, "db", envDefault("LOYALTY_DB", "loyalty.db"), "bbolt database file (env LOYALTY_DB)")
 	fs.StringVar(&cfg.RulesPath, "rules", envDefault("LOYALTY_RULES", ""), "rules file (env LOYALTY_RULES; default rules.yaml, created from the example)")
 	fs.StringVar(&cfg.KeysPath, "keys", envDefault("LOYALTY_KEYS", ""), "API keys file, a YAML list of {name, key, role} (env LOYALTY_KEYS); without it the API is open on loopback only")
+	fs.StringVar(&cfg.CORSOrigins, "cors-origins", envDefault("LOYALTY_CORS_ORIGINS", ""), "web origins whose pages may call the API, comma separated, like https://app.example.com (env LOYALTY_CORS_ORIGINS); needs --keys")
 	testClock := envDefault("LOYALTY_TEST_CLOCK", "false")
 	fs.BoolVar(&cfg.TestClock, "test-clock", testClock == "1" || testClock == "true", "allow POST /v1/clock to move time (env LOYALTY_TEST_CLOCK)")
 	fs.StringVar(&cfg.LogFormat, "log-format", envDefault("LOYALTY_LOG_FORMAT", "text"), "log format: text or json (env LOYALTY_LOG_FORMAT)")
@@ -117,9 +121,15 @@ func (m *Main) Open() error {
 		m.Logger = discardLogger()
 	}
 	cfg := m.Config
+	origins, err := lhttp.ParseOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return fmt.Errorf("--cors-origins: %w", err)
+	}
+	if len(origins) > 0 && cfg.KeysPath == "" {
+		return errors.New("--cors-origins needs --keys: without keys the API refuses every page not served from this machine")
+	}
 	var keys *lhttp.Keys
 	if cfg.KeysPath != "" {
-		var err error
 		if keys, err = lhttp.LoadKeys(cfg.KeysPath); err != nil {
 			return err
 		}
@@ -127,7 +137,7 @@ func (m *Main) Open() error {
 		if err := checkLoopback(cfg.Addr); err != nil {
 			return err
 		}
-		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only")
+		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only and refuses requests addressed to other hosts or sent by other sites' pages")
 	}
 	src, err := readRules(cfg.RulesPath, cfg.RulesDefaulted, m.Logger)
 	if err != nil {
@@ -173,7 +183,7 @@ func (m *Main) Open() error {
 		return err
 	}
 	m.Server = lhttp.NewServer(lhttp.Config{
-		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys,
+		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys, CORSOrigins: origins,
 		SaveRules: saveRules(cfg.RulesPath),
 		Metrics:   metrics, Backup: m.DB.WriteTo,
 	})
