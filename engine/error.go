@@ -15,6 +15,9 @@ const (
 	EINSUFFICIENT  = "insufficient_points"
 	EUNPROCESSABLE = "unprocessable"
 	EINTERNAL      = "internal"
+	// EUNAVAILABLE is work stopped before it was done (the server shutting
+	// down, a deadline): the same request may succeed later.
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is an error a client can act on. Anything that is not an *Error is

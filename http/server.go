@@ -4,6 +4,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,13 @@ type Config struct {
 	// ReadTimeout bounds how long a client may take to send a request;
 	// zero means 10 s.
 	ReadTimeout time.Duration
+	// RequestTimeout bounds a long read (diff, simulate, validate, an
+	// analytics page); zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is how long a long read may run by default.
+const DefaultRequestTimeout = 2 * time.Minute
 
 // Server is the HTTP front of an Engine.
 type Server struct {
@@ -58,6 +65,11 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
+
+	// stopping ends when Shutdown starts, and stops long reads; forced,
+	// its parent, ends when Shutdown gives up waiting, and stops the rest.
+	stopping, forced context.Context
+	stop, force      context.CancelCauseFunc
 }
 
 // NewServer builds the routes.
@@ -71,7 +83,12 @@ func NewServer(cfg Config) *Server {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 10 * time.Second
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
+	s.forced, s.force = context.WithCancelCause(context.Background())
+	s.stopping, s.stop = context.WithCancelCause(s.forced)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "loyalty",
 		BodyLimit:             BodyLimit,
@@ -81,7 +98,7 @@ func NewServer(cfg Config) *Server {
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 	})
-	s.app.Use(s.requestID, s.observe, s.recover, s.guardOpen)
+	s.app.Use(s.requestID, s.observe, s.recover, s.serverContext, s.guardOpen)
 	if len(cfg.CORSOrigins) > 0 {
 		s.app.Use(corsFor(cfg.CORSOrigins))
 	}
@@ -142,8 +159,15 @@ func (s *Server) App() *fiber.App { return s.app }
 // Serve answers requests on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
-// Shutdown stops accepting connections and waits for requests in flight.
-func (s *Server) Shutdown(timeout time.Duration) error { return s.app.ShutdownWithTimeout(timeout) }
+// Shutdown stops accepting connections, stops long reads and streams at
+// once (they answer 503 unavailable, or end the stream), and waits for the
+// other requests in flight, writes among them, to finish; after timeout it
+// cancels what still runs and returns.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	s.stop(errShuttingDown)
+	defer s.force(errShuttingDown)
+	return s.app.ShutdownWithTimeout(timeout)
+}
 
 func (s *Server) routes() {
 	app := s.app
@@ -170,19 +194,19 @@ func (s *Server) routes() {
 
 	v1.Get("/rules", anyRole, s.getRules)
 	v1.Put("/rules", marketer, s.putRules)
-	v1.Post("/rules/validate", marketer, s.validateRules)
-	v1.Post("/rules/simulate", marketer, s.simulateRules)
-	v1.Post("/rules/diff", marketer, s.diffRules)
+	v1.Post("/rules/validate", marketer, s.longRead, s.validateRules)
+	v1.Post("/rules/simulate", marketer, s.longRead, s.simulateRules)
+	v1.Post("/rules/diff", marketer, s.longRead, s.diffRules)
 	v1.Get("/rules/schema", anyRole, s.rulesSchema)
 	v1.Get("/rules/versions", anyRole, s.listRulesVersions)
 	v1.Get("/rules/versions/:n", anyRole, s.getRulesVersion)
 	v1.Get("/events", anyRole, s.listEvents)
 
 	v1.Get("/jobs", anyRole, s.listJobs)
-	v1.Post("/jobs/:name/run", adminOnly, s.runJob)
+	v1.Post("/jobs/:name/run", adminOnly, s.stopsAtShutdown, s.runJob)
 
 	v1.Get("/analytics/summary", marketer, s.analyticsSummary)
-	v1.Get("/analytics/members", marketer, s.analyticsMembers)
+	v1.Get("/analytics/members", marketer, s.longRead, s.analyticsMembers)
 
 	v1.Get("/admin/backup", adminOnly, s.backup)
 
@@ -235,10 +259,15 @@ var statusOf = map[string]int{
 	engine.EINSUFFICIENT:  fiber.StatusUnprocessableEntity,
 	engine.EUNPROCESSABLE: fiber.StatusUnprocessableEntity,
 	engine.EINTERNAL:      fiber.StatusInternalServerError,
+	engine.EUNAVAILABLE:   fiber.StatusServiceUnavailable,
 }
 
 // handleError is the only place where errors become statuses.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	if errors.Is(err, errClientGone) {
+		c.Context().SetConnectionClose()
+		return c.SendStatus(statusClientClosed)
+	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		err = fiberError(fe)
