@@ -88,9 +88,17 @@ func created(c *fiber.Ctx, v any, replayed bool) error {
 	return c.Status(fiber.StatusCreated).JSON(v)
 }
 
+// healthz answers 503 while the server cannot do its job: before the rules
+// are loaded, and while the store fails writes, until one succeeds again.
 func (s *Server) healthz(c *fiber.Ctx) error {
 	if prog, _ := s.cfg.Engine.Program(); prog == nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "starting"})
+	}
+	if h := s.cfg.Engine.StoreHealth(); h.Failing {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+			"status": "failing", "since": h.Since,
+			"reason": "the database refuses writes: " + h.Err,
+		})
 	}
 	return c.JSON(fiber.Map{"status": "ok"})
 }
