@@ -129,12 +129,15 @@ func (s *Server) refuseUnknownMethods(next fasthttp.RequestHandler) fasthttp.Req
 		}
 		c := s.app.AcquireCtx(rc)
 		defer s.app.ReleaseCtx(c)
+		id := uuid.NewString()
+		c.Locals("request_id", id)
+		c.Set(fiber.HeaderXRequestID, id)
 		err := engine.Errorf(engine.EINVALID, "method %q is not an HTTP method this API knows; it uses GET, POST, PUT and PATCH", utils.CopyString(c.Method()))
 		if herr := s.handleError(c, err); herr != nil {
 			s.log.Error("answering an unknown method", "err", herr)
 		}
 		s.metrics.requests.WithLabelValues("unknown", "", strconv.Itoa(c.Response().StatusCode())).Inc()
-		s.log.Info("request", "method", "unknown", "status", c.Response().StatusCode(), "request_id", c.Locals("request_id"))
+		s.log.Info("request", "method", "unknown", "status", c.Response().StatusCode(), "request_id", id)
 	}
 }
 
