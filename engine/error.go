@@ -69,13 +69,3 @@ func ErrorCode(err error) string {
 		return EINTERNAL
 	}
 }
-
-// ErrorMessage returns the client-facing message of err: the message of an
-// *Error, or a generic text for internal errors.
-func ErrorMessage(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Message
-	}
-	return "internal error"
-}
