@@ -20,7 +20,7 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 	if err != nil {
 		return nil, false, err
 	}
-	if err := checkClientID("id", req.ID); err != nil {
+	if err := checkRecordID(req.ID); err != nil {
 		return nil, false, err
 	}
 	if req.Points == 0 {

@@ -90,6 +90,8 @@ type Engine struct {
 
 	jobsMu  sync.Mutex
 	running map[string]bool
+
+	health writeHealth
 }
 
 // liveRules pairs a compiled program with the stored version it came from,
@@ -111,14 +113,15 @@ func New(store Store, opts Options) *Engine {
 	if opts.JobChunk <= 0 {
 		opts.JobChunk = 500
 	}
-	return &Engine{
-		store:    store,
+	e := &Engine{
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		jobChunk: opts.JobChunk,
 		hooks:    opts.Hooks,
 		running:  map[string]bool{},
 	}
+	e.store = healthStore{Store: store, health: &e.health, now: e.Now}
+	return e
 }
 
 // Now is the engine's time; every command reads it once and stamps

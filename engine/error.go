@@ -15,6 +15,9 @@ const (
 	EINSUFFICIENT  = "insufficient_points"
 	EUNPROCESSABLE = "unprocessable"
 	EINTERNAL      = "internal"
+	// EUNAVAILABLE is work stopped before it was done (the server shutting
+	// down, a deadline): the same request may succeed later.
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is an error a client can act on. Anything that is not an *Error is
@@ -65,14 +68,4 @@ func ErrorCode(err error) string {
 	default:
 		return EINTERNAL
 	}
-}
-
-// ErrorMessage returns the client-facing message of err: the message of an
-// *Error, or a generic text for internal errors.
-func ErrorMessage(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Message
-	}
-	return "internal error"
 }

@@ -50,7 +50,7 @@ type purchaseData struct {
 
 func (e *Engine) checkPurchase(req *PurchaseRequest, prog *rules.Program, now time.Time) (purchaseData, error) {
 	var d purchaseData
-	if err := checkClientID("id", req.ID); err != nil {
+	if err := checkRecordID(req.ID); err != nil {
 		return d, err
 	}
 	switch {

@@ -21,7 +21,7 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 	if err != nil {
 		return nil, false, err
 	}
-	if err := checkClientID("id", req.ID); err != nil {
+	if err := checkRecordID(req.ID); err != nil {
 		return nil, false, err
 	}
 	if req.Points <= 0 {

@@ -36,7 +36,7 @@ func (e *Engine) Refund(ctx context.Context, purchaseID string, req RefundReques
 		return nil, false, err
 	}
 	prog := live.prog
-	if err := checkClientID("id", req.ID); err != nil {
+	if err := checkRecordID(req.ID); err != nil {
 		return nil, false, err
 	}
 	if req.Currency != "" && req.Currency != prog.Currency {

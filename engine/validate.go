@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -35,6 +36,20 @@ func checkClientID(field, id string) error {
 		if !unicode.IsPrint(r) {
 			return FieldErrorf(EINVALID, field, "must contain only printable characters")
 		}
+	}
+	return nil
+}
+
+// checkRecordID validates the id of a purchase, refund, redemption or
+// adjustment, which the API takes in paths (/v1/purchases/{id}): a slash
+// would split the path, and clients and proxies remove the segments "."
+// and "..", so an id holding either could be stored and never reached.
+func checkRecordID(id string) error {
+	if err := checkClientID("id", id); err != nil {
+		return err
+	}
+	if strings.Contains(id, "/") || id == "." || id == ".." {
+		return FieldErrorf(EINVALID, "id", "must not contain \"/\" nor be \".\" or \"..\", so that it can appear in a path")
 	}
 	return nil
 }

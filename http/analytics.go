@@ -102,8 +102,11 @@ const csvFlushRows = 1000
 func (s *Server) analyticsCSV(c *fiber.Ctx, f engine.AnalyticsFilter) error {
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="members.csv"`)
-	eng, log, reqID := s.cfg.Engine, s.log, c.Locals("request_id")
+	eng, log, reqID, conn := s.cfg.Engine, s.log, c.Locals("request_id"), c.Context().Conn()
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		// The stream outlives the handler and its context.
+		ctx, done := s.streamContext(conn)
+		defer done()
 		cw := csv.NewWriter(w)
 		rows := 0
 		flush := func() error {
@@ -115,9 +118,7 @@ func (s *Server) analyticsCSV(c *fiber.Ctx, f engine.AnalyticsFilter) error {
 		}
 		err := cw.Write(csvHeader)
 		if err == nil {
-			// The stream outlives the handler, so it cannot use the
-			// request's context; a gone client fails the next flush.
-			err = eng.EachAnalyticsMember(context.Background(), f, func(m engine.AnalyticsMember) error {
+			err = eng.EachAnalyticsMember(ctx, f, func(m engine.AnalyticsMember) error {
 				if err := cw.Write(csvRow(m)); err != nil {
 					return err
 				}
@@ -130,6 +131,9 @@ func (s *Server) analyticsCSV(c *fiber.Ctx, f engine.AnalyticsFilter) error {
 		}
 		if err == nil {
 			err = flush()
+		}
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
 		}
 		if err != nil {
 			log.Error("analytics export stopped", "request_id", reqID, "rows", rows, "err", err)

@@ -1,11 +1,14 @@
 package http
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 	"go.yaml.in/yaml/v3"
@@ -39,38 +42,58 @@ type storedKey struct {
 	digest     [sha256.Size]byte
 }
 
-// LoadKeys reads a keys file: a YAML list of {name, key, role}.
+// LoadKeys reads a keys file: a YAML list of {name, key, role}. A field
+// the list does not know is an error, so a misspelt role never leaves a
+// key without one.
 func LoadKeys(path string) (*Keys, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var list []Key
-	if err := yaml.Unmarshal(src, &list); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	if err := dec.Decode(&list); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("keys file %s: %w", path, err)
 	}
-	return NewKeys(list)
+	ks, err := NewKeys(list)
+	if err != nil {
+		return nil, fmt.Errorf("keys file %s: %w", path, err)
+	}
+	return ks, nil
 }
 
-// NewKeys validates a list of keys.
+// MinKeyLen is the shortest API key accepted.
+const MinKeyLen = 16
+
+// NewKeys validates a list of keys. Two entries with one key would leave
+// the role it gets to the order of the file, and a key with spaces is one
+// nobody can send in a header as written, so both are refused.
 func NewKeys(list []Key) (*Keys, error) {
 	ks := &Keys{}
 	names := map[string]bool{}
+	owner := map[string]string{} // key → name of its entry
 	for i, k := range list {
 		switch {
-		case k.Name == "":
+		case strings.TrimSpace(k.Name) == "":
 			return nil, fmt.Errorf("key %d: name is required", i+1)
 		case names[k.Name]:
 			return nil, fmt.Errorf("key %q: duplicate name", k.Name)
-		case len(k.Key) < 16:
-			return nil, fmt.Errorf("key %q: the key must be at least 16 characters", k.Name)
+		case strings.TrimSpace(k.Key) == "":
+			return nil, fmt.Errorf("key %q: the key is blank", k.Name)
+		case strings.IndexFunc(k.Key, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0:
+			return nil, fmt.Errorf("key %q: the key may not contain spaces or control characters", k.Name)
+		case len(k.Key) < MinKeyLen:
+			return nil, fmt.Errorf("key %q: the key must be at least %d characters", k.Name, MinKeyLen)
+		case owner[k.Key] != "":
+			return nil, fmt.Errorf("key %q: the same key as %q; give each key its own", k.Name, owner[k.Key])
 		}
 		switch k.Role {
 		case RoleAdmin, RoleMarketer, RolePOS, RoleReader:
 		default:
 			return nil, fmt.Errorf("key %q: role %q is not admin, marketer, pos or reader", k.Name, k.Role)
 		}
-		names[k.Name] = true
+		names[k.Name], owner[k.Key] = true, k.Name
 		ks.keys = append(ks.keys, storedKey{name: k.Name, role: k.Role, digest: sha256.Sum256([]byte(k.Key))})
 	}
 	if len(ks.keys) == 0 {

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"time"
@@ -34,8 +35,10 @@ func (s *Server) backup(c *fiber.Ctx) error {
 	conn := c.Context().Conn()
 	id := c.Locals("request_id")
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		ctx, done := s.streamContext(conn)
+		defer done()
 		start := time.Now()
-		n, err := s.cfg.Backup(&progressWriter{w: w, conn: conn})
+		n, err := s.cfg.Backup(&progressWriter{ctx: ctx, w: w, conn: conn})
 		if err == nil {
 			err = w.Flush()
 		}
@@ -53,8 +56,10 @@ func (s *Server) backup(c *fiber.Ctx) error {
 }
 
 // progressWriter moves the connection's write deadline forward on every
-// write, so only a stalled client times out.
+// write, so only a stalled client times out, and ends the copy, and with it
+// the read transaction that bbolt's Close waits for, once ctx ends.
 type progressWriter struct {
+	ctx  context.Context
 	w    io.Writer
 	conn net.Conn
 }
@@ -62,6 +67,11 @@ type progressWriter struct {
 func (p *progressWriter) Write(b []byte) (int, error) {
 	if err := p.conn.SetWriteDeadline(time.Now().Add(backupStallTimeout)); err != nil {
 		return 0, err
+	}
+	// Looked at after moving the deadline, which would otherwise undo the
+	// cut streamContext makes when ctx ends.
+	if p.ctx.Err() != nil {
+		return 0, context.Cause(p.ctx)
 	}
 	return p.w.Write(b)
 }

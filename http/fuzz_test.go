@@ -8,6 +8,7 @@ import (
 	nethttp "net/http"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
@@ -68,7 +69,9 @@ var errorStatus = map[string]int{
 
 func (ft *fuzzTarget) call(tb testing.TB, method, path string, body []byte) (int, []byte) {
 	tb.Helper()
-	req, err := nethttp.NewRequest(method, path, bytes.NewReader(body))
+	// The server runs without keys, so it answers only requests addressed
+	// to a loopback name.
+	req, err := nethttp.NewRequest(method, "http://localhost"+path, bytes.NewReader(body))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -121,6 +124,13 @@ func FuzzPurchaseJSON(f *testing.F) {
 		`{"id": "p4", "member_id": "nobody", "currency": "JPY", "amount": "1e3"}`,
 		`{"id": "", "amount": -1, "items": null}`,
 		`[]`,
+		`{"id": "p5", "member_id": "` + ft.member + `", "currency": "USD", "amount": "1.00", "amount": "900.00"}`,
+		`{"id": "p6", "member_id": "` + ft.member + `", "currency": "USD", "AMOUNT": "900.00"}`,
+		`{"id": "p7", "member_id": "` + ft.member + `", "currency": "USD", "amount": "9.00", "items": [{"sku": "a", "quantity": 1, "Quantity": 9, "amount": "1.00"}]}`,
+		"{\"id\": \"p8\xff\", \"member_id\": \"" + ft.member + "\", \"currency\": \"USD\", \"amount\": \"1.00\"}",
+		`{"id": "p9\ud800", "store_id": "s\u0000", "currency": "USD", "amount": "1.00"}`,
+		`{"id": "p10\ud83d\ude00", "member_id": "` + ft.member + `", "currency": "USD", "amount": "1.00"}`,
+		`{"items": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -135,6 +145,9 @@ func FuzzRefundJSON(f *testing.F) {
 		`{"id": "f3", "currency": "USD"}`,
 		`{"id": "f4", "amount": "1.00", "items": [{"sku": "LATTE-L", "quantity": 1}]}`,
 		`{"id": "f5", "items": [{"sku": "LATTE-L", "quantity": 9223372036854775807}]}`,
+		`{"id": "f6", "amount": "1.00", "amount": "900.00"}`,
+		`{"id": "f7", "items": [{"SKU": "LATTE-L", "quantity": 1, "amount": "5.00"}]}`,
+		`{"id": "f8\udc00", "amount": "1.00"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -148,8 +161,79 @@ func FuzzRedemptionJSON(f *testing.F) {
 		`{"id": "r2", "points": 9223372036854775807}`,
 		`{"id": "r3", "points": 1.5}`,
 		`{"id": "\u0000", "points": 1}`,
+		`{"id": "r4", "points": 1, "points": 100000}`,
+		`{"id": "r5", "Points": 100000}`,
+		"{\"id\": \"r6\", \"points\": 1, \"reward\": \"\xc3\"}",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { ft.check(t, "/v1/members/"+ft.member+"/redemptions", body) })
+}
+
+// FuzzDecodeJSON holds the strict decoder to what it promises: whatever it
+// accepts is well-formed UTF-8 JSON whose objects each name a key once, by
+// another reading of the body than its own.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id": "p1", "currency": "USD", "amount": "1.00", "items": [{"sku": "a", "quantity": 1, "amount": "1.00"}]}`,
+		`{"id": "p1", "amount": "1.00", "amount": "900.00"}`,
+		`{"id": "p1", "AMOUNT": "900.00"}`,
+		`{"id": "p\u00e9\ud83d\ude00", "store_id": "s\u0000"}`,
+		"{\"id\": \"p\xff\"}",
+		`{"items": [{"sku": "a", "sku": "b"}]}`,
+		`{"id": "a\"b\\", "items": [], "occurred_at": null}`,
+		`{"i\u0064": "p1", "id": "p2"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req engine.PurchaseRequest
+		if lhttp.DecodeJSON(body, &req) != nil {
+			return
+		}
+		if !utf8.Valid(body) || !json.Valid(body) {
+			t.Fatalf("accepted %q", body)
+		}
+		if key, twice := repeatedKey(body); twice {
+			t.Fatalf("accepted %q with %q twice", body, key)
+		}
+	})
+}
+
+// repeatedKey reads body token by token and reports a key that appears
+// twice in one object.
+func repeatedKey(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var objects []map[string]bool // the keys of each open object; nil for an array
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		switch tok := tok.(type) {
+		case json.Delim:
+			switch tok {
+			case '{':
+				objects = append(objects, map[string]bool{})
+				expectKey = true
+				continue
+			case '[':
+				objects = append(objects, nil)
+			default:
+				objects = objects[:len(objects)-1]
+			}
+		case string:
+			if expectKey {
+				keys := objects[len(objects)-1]
+				if keys[tok] {
+					return tok, true
+				}
+				keys[tok] = true
+				expectKey = false
+				continue
+			}
+		}
+		expectKey = len(objects) > 0 && objects[len(objects)-1] != nil
+	}
 }

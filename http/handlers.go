@@ -1,11 +1,11 @@
 package http
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,22 +16,10 @@ import (
 	"github.com/loyaltyhq/loyalty/engine"
 )
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, so a misspelt field never silently defaults.
-func decode(c *fiber.Ctx, v any) error {
-	body := c.Body()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return engine.Errorf(engine.EINVALID, "a JSON body is required")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return engine.Errorf(engine.EINVALID, "malformed JSON: unexpected data after the object")
-	}
-	return nil
+// decode reads a JSON body strictly (DecodeJSON); textFields name the
+// fields that carry a file's text.
+func decode(c *fiber.Ctx, v any, textFields ...string) error {
+	return DecodeJSON(c.Body(), v, textFields...)
 }
 
 func decodeError(err error) error {
@@ -62,8 +50,19 @@ func decodeError(err error) error {
 	return engine.Errorf(engine.EINVALID, "malformed JSON: %v", err)
 }
 
-// param returns a path parameter copied out of fasthttp's reusable buffer.
-func param(c *fiber.Ctx, name string) string { return utils.CopyString(c.Params(name)) }
+// param returns a path parameter, percent-decoded as a path segment is:
+// the router sees the path as sent (UnescapePath is off), so an escaped
+// "/" stays inside its segment, and "+" stays a plus where fiber's own
+// unescaping, made for query strings, turned it into a space. A malformed
+// escape is taken as written. The copy leaves fasthttp's reusable buffer
+// behind.
+func param(c *fiber.Ctx, name string) string {
+	raw := utils.CopyString(c.Params(name))
+	if s, err := url.PathUnescape(raw); err == nil {
+		return s
+	}
+	return raw
+}
 
 func query(c *fiber.Ctx, name string) string { return utils.CopyString(c.Query(name)) }
 
@@ -89,6 +88,8 @@ func created(c *fiber.Ctx, v any, replayed bool) error {
 	return c.Status(fiber.StatusCreated).JSON(v)
 }
 
+// healthz answers 503 while the server cannot do its job: before the rules
+// are loaded, and while the store fails writes, until one succeeds again.
 func (s *Server) healthz(c *fiber.Ctx) error {
 	if prog, _ := s.cfg.Engine.Program(); prog == nil {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "starting"})
@@ -99,6 +100,12 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 			s.log.Warn("health check: the database does not answer", "err", err)
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "the database does not answer"})
 		}
+	}
+	if h := s.cfg.Engine.StoreHealth(); h.Failing {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+			"status": "failing", "since": h.Since,
+			"reason": "the database refuses writes: " + h.Err,
+		})
 	}
 	return c.JSON(fiber.Map{"status": "ok"})
 }

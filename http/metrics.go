@@ -39,7 +39,7 @@ func NewMetrics(dbSize func() int64) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_http_requests_total",
-			Help: "HTTP requests by method, route pattern and status. Requests refused before reaching a route carry the prefix that refused them (/v1 for a bad key, / for no such route).",
+			Help: "HTTP requests by method, route pattern and status. Requests refused before reaching a route carry the prefix that refused them (/v1 for a bad key, / for no such route); status 499 is a long read stopped because its client went away.",
 		}, []string{"method", "route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loyalty_http_request_duration_seconds",

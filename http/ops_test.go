@@ -66,6 +66,13 @@ type opsServer struct {
 
 func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store) *opsServer {
 	t.Helper()
+	return newOpsServerWith(t, keys, wrap, nil)
+}
+
+// newOpsServerWith is newOpsServer with configure, when set, changing the
+// server's config before it starts.
+func newOpsServerWith(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store, configure func(*lhttp.Config)) *opsServer {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "loyalty.db"), store.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +93,11 @@ func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine
 	if _, err := e.LoadRules(prog, "file"); err != nil {
 		t.Fatal(err)
 	}
-	srv := lhttp.NewServer(lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics, Backup: db.WriteTo})
+	cfg := lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics, Backup: db.WriteTo}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv := lhttp.NewServer(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

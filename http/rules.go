@@ -74,7 +74,7 @@ func (s *Server) validateRules(c *fiber.Ctx) error {
 
 func (s *Server) simulateRules(c *fiber.Ctx) error {
 	var req engine.SimulateRequest
-	if err := decode(c, &req); err != nil {
+	if err := decode(c, &req, "rules"); err != nil {
 		return err
 	}
 	res, err := s.cfg.Engine.Simulate(c.UserContext(), req)
@@ -97,7 +97,7 @@ type diffRequest struct {
 func (s *Server) diffRules(c *fiber.Ctx) error {
 	var req diffRequest
 	if strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationJSON) {
-		if err := decode(c, &req); err != nil {
+		if err := decode(c, &req, "old", "new"); err != nil {
 			return err
 		}
 	} else {

@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/loyaltyhq/loyalty/engine"
 )
@@ -30,8 +33,13 @@ type Config struct {
 	TestClock *engine.TestClock
 	// NextRun tells when a job runs next, if it is scheduled.
 	NextRun func(job string) (time.Time, bool)
-	// Keys are the API keys; nil leaves the API open (loopback only).
+	// Keys are the API keys; nil leaves the API open (loopback only), and
+	// refuses requests addressed to other hosts or sent by other sites'
+	// pages.
 	Keys *Keys
+	// CORSOrigins are the web origins whose pages may call the API (see
+	// ParseOrigins); none sends no CORS headers.
+	CORSOrigins []string
 	// Metrics are served on /metrics; nil makes a fresh set.
 	Metrics *Metrics
 	// Backup writes a consistent copy of the database to w, for GET
@@ -45,7 +53,16 @@ type Config struct {
 	Health func(ctx context.Context) error
 	// SaveRules writes published rules text to the rules file.
 	SaveRules func(src []byte) error
+	// ReadTimeout bounds how long a client may take to send a request;
+	// zero means 10 s.
+	ReadTimeout time.Duration
+	// RequestTimeout bounds a long read (diff, simulate, validate, an
+	// analytics page); zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is how long a long read may run by default.
+const DefaultRequestTimeout = 2 * time.Minute
 
 // Server is the HTTP front of an Engine.
 type Server struct {
@@ -53,6 +70,11 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
+
+	// stopping ends when Shutdown starts, and stops long reads; forced,
+	// its parent, ends when Shutdown gives up waiting, and stops the rest.
+	stopping, forced context.Context
+	stop, force      context.CancelCauseFunc
 }
 
 // NewServer builds the routes.
@@ -63,20 +85,80 @@ func NewServer(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
+	s.forced, s.force = context.WithCancelCause(context.Background())
+	s.stopping, s.stop = context.WithCancelCause(s.forced)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "loyalty",
 		BodyLimit:             BodyLimit,
-		ReadTimeout:           10 * time.Second,
+		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
-		UnescapePath:          true,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 	})
-	s.app.Use(s.requestID, s.observe, s.recover)
+	s.app.Use(s.requestID, s.observe, s.recover, s.serverContext, s.guardOpen)
+	if len(cfg.CORSOrigins) > 0 {
+		s.app.Use(corsFor(cfg.CORSOrigins))
+	}
 	s.routes()
+	srv := s.app.Server()
+	srv.Handler = s.refuseUnknownMethods(srv.Handler)
+	srv.ErrorHandler = closeIdle(srv.ErrorHandler)
 	return s
+}
+
+// knownMethods are the methods fiber routes; it answers any other in plain
+// text before a middleware runs.
+var knownMethods = map[string]bool{}
+
+func init() {
+	for _, m := range fiber.DefaultMethods {
+		knownMethods[m] = true
+	}
+}
+
+// refuseUnknownMethods answers a method HTTP does not define with the API's
+// error shape instead of fiber's plain-text answer.
+func (s *Server) refuseUnknownMethods(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(rc *fasthttp.RequestCtx) {
+		if knownMethods[string(rc.Method())] {
+			next(rc)
+			return
+		}
+		c := s.app.AcquireCtx(rc)
+		defer s.app.ReleaseCtx(c)
+		id := uuid.NewString()
+		c.Locals("request_id", id)
+		c.Set(fiber.HeaderXRequestID, id)
+		err := engine.Errorf(engine.EINVALID, "method %q is not an HTTP method this API knows; it uses GET, POST, PUT and PATCH", utils.CopyString(c.Method()))
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("answering an unknown method", "err", herr)
+		}
+		s.metrics.requests.WithLabelValues("unknown", "", strconv.Itoa(c.Response().StatusCode())).Inc()
+		s.log.Info("request", "method", "unknown", "status", c.Response().StatusCode(), "request_id", id)
+	}
+}
+
+// closeIdle drops a connection on which nothing arrived before the read
+// timeout, as an idle keep-alive connection already is, instead of sending
+// an answer to a request nobody made. fasthttp hands over the network
+// error itself when it read nothing, and wraps it once it has read part of
+// a request, which still gets its 400.
+func closeIdle(next func(*fasthttp.RequestCtx, error)) func(*fasthttp.RequestCtx, error) {
+	return func(rc *fasthttp.RequestCtx, err error) {
+		if _, nothingRead := err.(net.Error); nothingRead {
+			rc.Conn().Close()
+			return
+		}
+		next(rc, err)
+	}
 }
 
 // App exposes the fiber app, for tests that use app.Test.
@@ -85,8 +167,15 @@ func (s *Server) App() *fiber.App { return s.app }
 // Serve answers requests on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
-// Shutdown stops accepting connections and waits for requests in flight.
-func (s *Server) Shutdown(timeout time.Duration) error { return s.app.ShutdownWithTimeout(timeout) }
+// Shutdown stops accepting connections, stops long reads and streams at
+// once (they answer 503 unavailable, or end the stream), and waits for the
+// other requests in flight, writes among them, to finish; after timeout it
+// cancels what still runs and returns.
+func (s *Server) Shutdown(timeout time.Duration) error {
+	s.stop(errShuttingDown)
+	defer s.force(errShuttingDown)
+	return s.app.ShutdownWithTimeout(timeout)
+}
 
 func (s *Server) routes() {
 	app := s.app
@@ -113,19 +202,19 @@ func (s *Server) routes() {
 
 	v1.Get("/rules", anyRole, s.getRules)
 	v1.Put("/rules", marketer, s.putRules)
-	v1.Post("/rules/validate", marketer, s.validateRules)
-	v1.Post("/rules/simulate", marketer, s.simulateRules)
-	v1.Post("/rules/diff", marketer, s.diffRules)
+	v1.Post("/rules/validate", marketer, s.longRead, s.validateRules)
+	v1.Post("/rules/simulate", marketer, s.longRead, s.simulateRules)
+	v1.Post("/rules/diff", marketer, s.longRead, s.diffRules)
 	v1.Get("/rules/schema", anyRole, s.rulesSchema)
 	v1.Get("/rules/versions", anyRole, s.listRulesVersions)
 	v1.Get("/rules/versions/:n", anyRole, s.getRulesVersion)
 	v1.Get("/events", anyRole, s.listEvents)
 
 	v1.Get("/jobs", anyRole, s.listJobs)
-	v1.Post("/jobs/:name/run", adminOnly, s.runJob)
+	v1.Post("/jobs/:name/run", adminOnly, s.stopsAtShutdown, s.runJob)
 
 	v1.Get("/analytics/summary", marketer, s.analyticsSummary)
-	v1.Get("/analytics/members", marketer, s.analyticsMembers)
+	v1.Get("/analytics/members", marketer, s.longRead, s.analyticsMembers)
 
 	v1.Get("/admin/backup", adminOnly, s.backup)
 
@@ -178,10 +267,15 @@ var statusOf = map[string]int{
 	engine.EINSUFFICIENT:  fiber.StatusUnprocessableEntity,
 	engine.EUNPROCESSABLE: fiber.StatusUnprocessableEntity,
 	engine.EINTERNAL:      fiber.StatusInternalServerError,
+	engine.EUNAVAILABLE:   fiber.StatusServiceUnavailable,
 }
 
 // handleError is the only place where errors become statuses.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	if errors.Is(err, errClientGone) {
+		c.Context().SetConnectionClose()
+		return c.SendStatus(statusClientClosed)
+	}
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		err = fiberError(fe)

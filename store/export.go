@@ -38,7 +38,7 @@ type MarkerRecord struct{ Key string }
 func (db *DB) Export(fn func(rec any) error) error {
 	err := db.bolt.View(func(btx *bolt.Tx) error {
 		t := &tx{tx: btx}
-		if err := exportBucket(btx, bucketRules, func() any { return new(engine.RulesVersion) }, fn); err != nil {
+		if err := exportBucket[engine.RulesVersion](btx, bucketRules, fn); err != nil {
 			return err
 		}
 		members, err := t.Members("", 0)
@@ -50,16 +50,13 @@ func (db *DB) Export(fn func(rec any) error) error {
 				return err
 			}
 		}
-		for _, b := range []struct {
-			bucket []byte
-			rec    func() any
-		}{
-			{bucketPurchases, func() any { return new(engine.Purchase) }},
-			{bucketRefunds, func() any { return new(engine.Refund) }},
-			{bucketRedemptions, func() any { return new(engine.Redemption) }},
-			{bucketAdjustments, func() any { return new(engine.Adjustment) }},
+		for _, export := range []func(*bolt.Tx, func(any) error) error{
+			bucketExporter[engine.Purchase](bucketPurchases),
+			bucketExporter[engine.Refund](bucketRefunds),
+			bucketExporter[engine.Redemption](bucketRedemptions),
+			bucketExporter[engine.Adjustment](bucketAdjustments),
 		} {
-			if err := exportBucket(btx, b.bucket, b.rec, fn); err != nil {
+			if err := export(btx, fn); err != nil {
 				return err
 			}
 		}
@@ -78,15 +75,12 @@ func (db *DB) Export(fn func(rec any) error) error {
 		if err != nil {
 			return err
 		}
-		for _, b := range []struct {
-			bucket []byte
-			rec    func() any
-		}{
-			{bucketJobRuns, func() any { return new(engine.JobRun) }},
-			{bucketEvents, func() any { return new(engine.Event) }},
-			{bucketAnalytics, func() any { return new(engine.AnalyticsSummary) }},
+		for _, export := range []func(*bolt.Tx, func(any) error) error{
+			bucketExporter[engine.JobRun](bucketJobRuns),
+			bucketExporter[engine.Event](bucketEvents),
+			bucketExporter[engine.AnalyticsSummary](bucketAnalytics),
 		} {
-			if err := exportBucket(btx, b.bucket, b.rec, fn); err != nil {
+			if err := export(btx, fn); err != nil {
 				return err
 			}
 		}
@@ -98,14 +92,20 @@ func (db *DB) Export(fn func(rec any) error) error {
 	return nil
 }
 
-func exportBucket(btx *bolt.Tx, bucket []byte, rec func() any, fn func(any) error) error {
+// exportBucket hands fn every record of bucket, decoded as a *T.
+func exportBucket[T any](btx *bolt.Tx, bucket []byte, fn func(any) error) error {
 	return btx.Bucket(bucket).ForEach(func(k, v []byte) error {
-		r := rec()
+		r := new(T)
 		if err := decode(v, r); err != nil {
 			return fmt.Errorf("%s: %x: %w", bucket, k, err)
 		}
 		return fn(r)
 	})
+}
+
+// bucketExporter is exportBucket for T's bucket, as a value a list can hold.
+func bucketExporter[T any](bucket []byte) func(*bolt.Tx, func(any) error) error {
+	return func(btx *bolt.Tx, fn func(any) error) error { return exportBucket[T](btx, bucket, fn) }
 }
 
 // exportMemberData hands out a member's ledger (oldest first), lots,

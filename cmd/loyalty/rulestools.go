@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	lhttp "github.com/loyaltyhq/loyalty/http"
 	"github.com/loyaltyhq/loyalty/rules"
 	"github.com/loyaltyhq/loyalty/store"
 )
@@ -31,12 +32,13 @@ func loadProgram(path string, stdout io.Writer) (*rules.Program, error) {
 	return prog, nil
 }
 
+// readJSON decodes a file as strictly as the API decodes a request body.
 func readJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := lhttp.DecodeJSON(b, v); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
@@ -29,11 +28,17 @@ type Config struct {
 	// a missing file is created from the shipped example.
 	RulesDefaulted bool
 	KeysPath       string
-	TestClock      bool
-	LogFormat      string
+	// CORSOrigins lists the web origins whose pages may call the API, comma
+	// separated; it needs KeysPath.
+	CORSOrigins string
+	TestClock   bool
+	LogFormat   string
 	// BatchSize caps the writes one commit takes (store.Options
 	// MaxBatchSize); zero takes the store's default.
 	BatchSize int
+	// RequestTimeout bounds a long read (diff, simulate, an analytics
+	// page); zero takes the http package's default.
+	RequestTimeout time.Duration
 }
 
 // Main is a running server: the database, the engine, the scheduler and
@@ -54,7 +59,6 @@ type Main struct {
 	stopWatch func()
 	jobsCtx   context.Context
 	stopJobs  context.CancelFunc
-	jobsWG    sync.WaitGroup
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,11 +68,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.DBPath, "db", envDefault("LOYALTY_DB", "loyalty.db"), "bbolt database file, or a postgres:// URL (env LOYALTY_DB)")
 	fs.StringVar(&cfg.RulesPath, "rules", envDefault("LOYALTY_RULES", ""), "rules file (env LOYALTY_RULES; default rules.yaml, created from the example)")
 	fs.StringVar(&cfg.KeysPath, "keys", envDefault("LOYALTY_KEYS", ""), "API keys file, a YAML list of {name, key, role} (env LOYALTY_KEYS); without it the API is open on loopback only")
+	fs.StringVar(&cfg.CORSOrigins, "cors-origins", envDefault("LOYALTY_CORS_ORIGINS", ""), "web origins whose pages may call the API, comma separated, like https://app.example.com (env LOYALTY_CORS_ORIGINS); needs --keys")
 	testClock := envDefault("LOYALTY_TEST_CLOCK", "false")
 	fs.BoolVar(&cfg.TestClock, "test-clock", testClock == "1" || testClock == "true", "allow POST /v1/clock to move time (env LOYALTY_TEST_CLOCK)")
 	fs.StringVar(&cfg.LogFormat, "log-format", envDefault("LOYALTY_LOG_FORMAT", "text"), "log format: text or json (env LOYALTY_LOG_FORMAT)")
 	fs.IntVar(&cfg.BatchSize, "batch-size", 0, "most writes one commit takes (default 1000; env LOYALTY_BATCH_SIZE)")
-	if err := envFlags(fs, map[string]string{"batch-size": "LOYALTY_BATCH_SIZE"}); err != nil {
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", lhttp.DefaultRequestTimeout, "longest a rules diff, simulation or analytics page may run before it is stopped (env LOYALTY_REQUEST_TIMEOUT)")
+	if err := envFlags(fs, map[string]string{"batch-size": "LOYALTY_BATCH_SIZE", "request-timeout": "LOYALTY_REQUEST_TIMEOUT"}); err != nil {
 		return err
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -118,9 +124,15 @@ func (m *Main) Open() error {
 		m.Logger = discardLogger()
 	}
 	cfg := m.Config
+	origins, err := lhttp.ParseOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return fmt.Errorf("--cors-origins: %w", err)
+	}
+	if len(origins) > 0 && cfg.KeysPath == "" {
+		return errors.New("--cors-origins needs --keys: without keys the API refuses every page not served from this machine")
+	}
 	var keys *lhttp.Keys
 	if cfg.KeysPath != "" {
-		var err error
 		if keys, err = lhttp.LoadKeys(cfg.KeysPath); err != nil {
 			return err
 		}
@@ -128,7 +140,7 @@ func (m *Main) Open() error {
 		if err := checkLoopback(cfg.Addr); err != nil {
 			return err
 		}
-		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only")
+		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only and refuses requests addressed to other hosts or sent by other sites' pages")
 	}
 	src, err := readRules(cfg.RulesPath, cfg.RulesDefaulted, m.Logger)
 	if err != nil {
@@ -173,7 +185,8 @@ func (m *Main) Open() error {
 	}
 	httpCfg := lhttp.Config{
 		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys,
-		SaveRules: saveRules(cfg.RulesPath), Metrics: metrics,
+		CORSOrigins: origins, SaveRules: saveRules(cfg.RulesPath), Metrics: metrics,
+		RequestTimeout: cfg.RequestTimeout,
 	}
 	switch db := m.DB.(type) {
 	case *store.DB:
@@ -194,28 +207,49 @@ func (m *Main) Open() error {
 // Addr is the address the server listens on, useful with :0.
 func (m *Main) Addr() string { return m.ln.Addr().String() }
 
-// Close stops accepting requests, lets those in flight and the running job
-// chunk finish, and closes the database so the next start needs no
-// recovery.
+// shutdownBound is how long Close may take, whatever is running.
+const shutdownBound = 10 * time.Second
+
+// Close stops the file watcher and the jobs (between two chunks), stops
+// accepting requests, stops long reads at once, lets the other requests in
+// flight finish and closes the database so the next start needs no
+// recovery. It returns within shutdownBound: if something still holds the
+// database then (a store call that does not look at its context), it
+// returns an error and leaves the file open, which loses nothing, since
+// every acknowledged write is on disk already.
 func (m *Main) Close() error {
+	deadline := time.Now().Add(shutdownBound)
 	var errs []error
-	if m.Server != nil && m.ln != nil {
-		errs = append(errs, m.Server.Shutdown(10*time.Second))
-	}
 	if m.stopJobs != nil {
 		m.stopJobs()
 	}
 	if m.stopWatch != nil {
 		m.stopWatch()
 	}
-	if m.Engine != nil {
-		m.Engine.Wait()
+	if m.Server != nil && m.ln != nil {
+		if err := m.Server.Shutdown(time.Until(deadline)); err != nil {
+			errs = append(errs, fmt.Errorf("stop serving: %w", err))
+		}
 	}
-	if m.Scheduler != nil {
-		m.Scheduler.Stop()
-	}
-	if m.DB != nil {
-		errs = append(errs, m.DB.Close())
+	closed := make(chan error, 1)
+	go func() {
+		if m.Engine != nil {
+			m.Engine.Wait()
+		}
+		if m.Scheduler != nil {
+			m.Scheduler.Stop()
+		}
+		if m.DB != nil {
+			closed <- m.DB.Close()
+			return
+		}
+		closed <- nil
+	}()
+	select {
+	case err := <-closed:
+		errs = append(errs, err)
+	case <-time.After(time.Until(deadline)):
+		errs = append(errs, fmt.Errorf("work still running %s after shutdown began; exiting without closing the database (every acknowledged write is on disk)", shutdownBound))
 	}
 	return errors.Join(errs...)
 }
