@@ -169,6 +169,7 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 			return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 		}
 		if t.tx.Writable() {
+			t.writing()
 			if err := put(b, p, &metricSum{From: lo, Latest: latest, Sum: all}); err != nil {
 				return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 			}
@@ -182,6 +183,7 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 		addMetric(&s.Sum, left, -1)
 		s.From = lo
 		if t.tx.Writable() {
+			t.writing()
 			if err := put(b, p, s); err != nil {
 				return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 			}
