@@ -141,6 +141,9 @@ func (e *Engine) Program() (*rules.Program, RulesVersion) {
 // stored version is stored as a new version first; one that matches reuses
 // that version, so restarting the server does not inflate the history.
 func (e *Engine) LoadRules(prog *rules.Program, by string) (RulesVersion, error) {
+	if err := checkBonuses(prog); err != nil {
+		return RulesVersion{}, err
+	}
 	now := e.Now()
 	var v RulesVersion
 	err := e.store.Update(func(tx Tx) error {

@@ -1,5 +1,11 @@
 package engine
 
+import (
+	"math/bits"
+
+	"github.com/loyaltyhq/loyalty/rules"
+)
+
 // The largest amounts, quantities and points the engine accepts and keeps.
 // A request that carries more is refused with EINVALID naming the field; a
 // write that would take a member's totals past MaxMemberTotal is refused
@@ -27,3 +33,83 @@ const (
 	// largest purchases, and 92 such totals still fit an int64.
 	MaxMemberTotal int64 = 100_000_000_000_000_000
 )
+
+// addInt64 returns a+b and whether it fitted an int64.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (s > a) == (b > 0)
+}
+
+// withinTotal tells whether v+d stays within ±MaxMemberTotal, without
+// overflowing on a stored value that is already out of range.
+func withinTotal(v, d int64) bool {
+	s, ok := addInt64(v, d)
+	return ok && s <= MaxMemberTotal && s >= -MaxMemberTotal
+}
+
+// errTotal refuses a write that would take one of a member's totals past
+// MaxMemberTotal.
+func errTotal(m *Member, what string) error {
+	return Errorf(EUNPROCESSABLE, "member %s: %s would pass the largest total the engine keeps (%d)", m.ID, what, MaxMemberTotal)
+}
+
+// creditFits refuses a credit that would take m's balance, or its lifetime
+// earnings when earned is set, past MaxMemberTotal.
+func creditFits(m *Member, points int64, earned bool) error {
+	switch {
+	case points < 0 || points > MaxPoints:
+		return Errorf(EUNPROCESSABLE, "member %s: %d points in one credit, more than the %d allowed", m.ID, points, MaxPoints)
+	case !withinTotal(m.Points, points):
+		return errTotal(m, "the balance")
+	case earned && !withinTotal(m.LifetimeEarned, points):
+		return errTotal(m, "the points earned")
+	}
+	return nil
+}
+
+// debitFits refuses taking points from m that would take its balance or
+// its debt past MaxMemberTotal.
+func debitFits(m *Member, points int64) error {
+	switch {
+	case points < 0 || points > MaxPoints:
+		return Errorf(EUNPROCESSABLE, "member %s: %d points in one debit, more than the %d allowed", m.ID, points, MaxPoints)
+	case !withinTotal(m.Points, -points):
+		return errTotal(m, "the balance")
+	case !withinTotal(m.Debt, points):
+		return errTotal(m, "the debt")
+	}
+	return nil
+}
+
+// mulDiv returns a*b/c rounded down: the share b/c of a. The product is
+// taken in 128 bits, since an amount times a quantity, or points times an
+// amount, need not fit 64. b is clamped to [0, c] and a to a >= 0, which
+// is all the callers (shares of what a purchase had) ever pass, so the
+// quotient never exceeds a.
+func mulDiv(a, b, c int64) int64 {
+	if a <= 0 || b <= 0 || c <= 0 {
+		return 0
+	}
+	b = min(b, c)
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(q)
+}
+
+// checkBonuses refuses rules whose bonuses pay more than MaxPoints at once:
+// each would then be refused where it is paid.
+func checkBonuses(prog *rules.Program) error {
+	b := prog.Bonuses
+	for _, f := range []struct {
+		field  string
+		points int64
+	}{
+		{"bonuses.enrol", b.Enrol}, {"bonuses.birthday", b.Birthday},
+		{"bonuses.referral.referrer", b.Referral.Referrer}, {"bonuses.referral.referee", b.Referral.Referee},
+	} {
+		if f.points > MaxPoints {
+			return FieldErrorf(EUNPROCESSABLE, f.field, "pays %d points, more than the %d one bonus may", f.points, MaxPoints)
+		}
+	}
+	return nil
+}

@@ -15,6 +15,11 @@ type RedemptionRequest struct {
 // Redeem spends a member's available points, soonest-expiring first. It is
 // refused above the available balance (which a debt lowers, so a negative
 // balance refuses every redemption) and for blocked members.
+//
+// The checks run first in a read transaction: a redemption they refuse,
+// or a retry of a recorded one, is answered from it and never queues for
+// the write lock, so clients asking for more than members have do not
+// slow the tills down.
 func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequest) (res *RedemptionResult, replayed bool, err error) {
 	now := e.Now()
 	live, err := e.mustProgram()
@@ -24,8 +29,8 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 	if err := checkClientID("id", req.ID); err != nil {
 		return nil, false, err
 	}
-	if req.Points <= 0 {
-		return nil, false, FieldErrorf(EINVALID, "points", "must be a whole number above zero")
+	if req.Points <= 0 || req.Points > MaxPoints {
+		return nil, false, FieldErrorf(EINVALID, "points", "must be a whole number from 1 to %d", MaxPoints)
 	}
 	if err := checkText("reward", req.Reward, MaxTextLen); err != nil {
 		return nil, false, err
@@ -34,29 +39,48 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		Member string
 		Req    RedemptionRequest
 	}{memberID, req})
-	ids := newIDs(1)
-	err = e.store.Update(func(tx Tx) error {
+	// check makes every refusal; a nil member with a nil error is a replay,
+	// answered in res.
+	check := func(tx Tx) (*Member, error) {
 		res, replayed = nil, false
 		if r, err := tx.Redemption(req.ID); err != nil || r != nil {
 			if err == nil {
 				res, err = replay("redemption", req.ID, hash, r.RequestHash, r.Result)
 				replayed = err == nil
 			}
-			return err
+			return nil, err
 		}
 		m, err := getMember(tx, memberID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if m.Status == StatusBlocked {
-			return Errorf(EUNPROCESSABLE, "member %q is blocked", m.ID)
+			return nil, Errorf(EUNPROCESSABLE, "member %q is blocked", m.ID)
 		}
 		bal, err := balanceSummary(tx, m, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if req.Points > bal.Available {
-			return &Error{Code: EINSUFFICIENT, Field: "points", Message: fmt.Sprintf("points: %d available, %d asked", max(bal.Available, 0), req.Points)}
+			return nil, &Error{Code: EINSUFFICIENT, Field: "points", Message: fmt.Sprintf("points: %d available, %d asked", max(bal.Available, 0), req.Points)}
+		}
+		if !withinTotal(m.PointsRedeemed, req.Points) {
+			return nil, errTotal(m, "the points redeemed")
+		}
+		return m, debitFits(m, req.Points)
+	}
+	err = e.store.View(func(tx Tx) error {
+		_, err := check(tx)
+		return err
+	})
+	if err != nil || res != nil {
+		return res, replayed, err
+	}
+	ids := newIDs(1)
+	err = e.store.Update(func(tx Tx) error {
+		m, err := check(tx)
+		if err != nil || m == nil {
+			return err
 		}
 		lots, err := tx.OpenLots(m.ID)
 		if err != nil {
@@ -75,7 +99,7 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		if err := tx.PutMember(m); err != nil {
 			return err
 		}
-		bal, err = balanceSummary(tx, m, now)
+		bal, err := balanceSummary(tx, m, now)
 		if err != nil {
 			return err
 		}
@@ -119,6 +143,9 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 			bal, err := balanceSummary(tx, m, now)
 			res = &RedemptionResult{ID: r.ID, Points: r.Points, Reward: r.Reward, Cancelled: true, Balance: bal}
 			return err
+		}
+		if !withinTotal(m.Points, r.Points) {
+			return errTotal(m, "the balance")
 		}
 		repay := min(m.Debt, r.Points)
 		m.Debt -= repay

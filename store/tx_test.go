@@ -230,7 +230,7 @@ func TestPurchases(t *testing.T) {
 			return fmt.Errorf("p0: %v, %v", p, err)
 		}
 		p.OccurredAt = t0.Add(100 * time.Hour)
-		p.RefundedAmount = 5
+		p.Refunds = []string{"r0"}
 		return tx.PutPurchase(p)
 	})
 	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
