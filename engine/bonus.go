@@ -24,9 +24,21 @@ func birthdayIn(birthday string, year int, loc *time.Location) (time.Time, bool)
 
 func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 
-// birthdayBonus grants the birthday bonus to members whose birthday fell
-// since the job's last successful run (today only on the first run), at
-// most once per member and year, and never for a birthday before enrolment.
+// latestBirthday returns the last day on or before today that a member
+// celebrated.
+func latestBirthday(birthday string, today time.Time, loc *time.Location) (time.Time, bool) {
+	day, ok := birthdayIn(birthday, today.Year(), loc)
+	if ok && day.After(today) {
+		day, ok = birthdayIn(birthday, today.Year()-1, loc)
+	}
+	return day, ok
+}
+
+// birthdayBonus grants the birthday bonus to members whose latest birthday
+// fell since the job's last successful run (today only on the first run),
+// at most once per member and year, and never for a birthday before
+// enrolment. After a long downtime that is the latest birthday alone: the
+// years missed are not paid, each with a fresh expiry, at once.
 func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
 	prog := live.prog
 	points := prog.Bonuses.Birthday
@@ -57,11 +69,9 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 			if m.Birthday == "" || m.Status != StatusActive {
 				continue
 			}
-			for y := from.Year(); y <= today.Year(); y++ {
-				day, ok := birthdayIn(m.Birthday, y, loc)
-				if ok && !day.Before(from) && !day.After(today) && !day.Before(startOfDay(m.EnrolledAt, loc)) {
-					grants = append(grants, grant{m.ID, y})
-				}
+			day, ok := latestBirthday(m.Birthday, today, loc)
+			if ok && !day.Before(from) && !day.Before(startOfDay(m.EnrolledAt, loc)) {
+				grants = append(grants, grant{m.ID, day.Year()})
 			}
 		}
 		return nil
