@@ -25,7 +25,9 @@ func (SystemClock) Now() time.Time { return time.Now().UTC() }
 
 // TestClock runs at wall-clock speed from an offset that can only grow, so a
 // demo or a test can jump ahead a year and run the jobs while time still
-// flows between requests.
+// flows between requests. It never shows a time past LatestTime. The
+// engine's MoveClock also keeps it after the newest write and stores the
+// offset, which a server restores when it starts (clock.go).
 type TestClock struct {
 	mu     sync.Mutex
 	base   Clock
@@ -49,20 +51,17 @@ func (c *TestClock) Advance(d time.Duration) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.offset += d
-	return nil
+	return c.moveTo("advance", c.base.Now().Add(c.offset).Add(d))
 }
 
 // Set moves the clock forward to t.
 func (c *TestClock) Set(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d := t.Sub(c.base.Now().Add(c.offset))
-	if d < 0 {
+	if t.Before(c.base.Now().Add(c.offset)) {
 		return FieldErrorf(EINVALID, "now", "the clock only moves forward")
 	}
-	c.offset += d
-	return nil
+	return c.moveTo("now", t)
 }
 
 // Options configures an Engine.
@@ -90,6 +89,8 @@ type Engine struct {
 
 	jobsMu  sync.Mutex
 	running map[string]bool
+
+	clockMu sync.Mutex // one MoveClock at a time
 }
 
 // liveRules pairs a compiled program with the stored version it came from,
@@ -112,7 +113,7 @@ func New(store Store, opts Options) *Engine {
 		opts.JobChunk = 500
 	}
 	return &Engine{
-		store:    store,
+		store:    stampingStore{Store: store, clock: opts.Clock},
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		jobChunk: opts.JobChunk,
