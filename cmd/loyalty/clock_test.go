@@ -101,13 +101,24 @@ func TestTestClockKeepsItsTimeAcrossARestart(t *testing.T) {
 
 	base.set(clockStart.Add(time.Hour)) // an hour of downtime
 	m = openTestClockMain(t, dir, base)
-	defer m.Close()
 	if got, want := clockNow(t, m), clockStart.Add(721*time.Hour); !got.Equal(want) {
 		t.Fatalf("after the restart the clock shows %s, want %s", got, want)
 	}
 	_, bal := send(t, m, "GET", "/v1/members/"+id+"/balance", "")
 	if bal["pending"].(float64) != 0 || bal["available"].(float64) != 60 {
 		t.Fatalf("after the restart: %v, want 60 available and nothing pending", bal)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The wall clock went back two days: the offset alone would show a time
+	// before the records, so the clock starts at the newest write.
+	base.set(clockStart.Add(-48 * time.Hour))
+	m = openTestClockMain(t, dir, base)
+	defer m.Close()
+	if got, newest := clockNow(t, m), clockStart.Add(721*time.Hour); got.Before(newest) {
+		t.Fatalf("after the wall clock went back the clock shows %s, before the newest write at %s", got, newest)
 	}
 }
 
