@@ -51,7 +51,7 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 			return err
 		}
 		if req.Points > 0 {
-			err = creditFits(m, req.Points, false)
+			err = creditFits(m, false, req.Points)
 		} else {
 			err = debitFits(m, -req.Points)
 		}

@@ -177,7 +177,7 @@ func planReferral(tx Tx, prog *rules.Program, m *Member, amount int64) (referral
 	if referrer.Status == StatusActive {
 		plan.referrerPoints = ref.Referrer
 	}
-	if err := creditFits(referrer, plan.referrerPoints, true); err != nil {
+	if err := creditFits(referrer, true, plan.referrerPoints); err != nil {
 		return referralPlan{}, err
 	}
 	return plan, nil

@@ -31,7 +31,7 @@ func (w writer) credit(m *Member, c creditSpec) error {
 	if c.points <= 0 {
 		return nil
 	}
-	if err := creditFits(m, c.points, earns(c.typ)); err != nil {
+	if err := creditFits(m, earns(c.typ), c.points); err != nil {
 		return err
 	}
 	repaid := min(m.Debt, c.points)

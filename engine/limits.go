@@ -53,29 +53,43 @@ func errTotal(m *Member, what string) error {
 	return Errorf(EUNPROCESSABLE, "member %s: %s would pass the largest total the engine keeps (%d)", m.ID, what, MaxMemberTotal)
 }
 
-// creditFits refuses a credit that would take m's balance, or its lifetime
-// earnings when earned is set, past MaxMemberTotal.
-func creditFits(m *Member, points int64, earned bool) error {
+// sumPoints adds the points of credits or debits of one write, each of
+// which may be at most MaxPoints; ok is false when one is not.
+func sumPoints(parts []int64) (sum int64, ok bool) {
+	for _, p := range parts {
+		if p < 0 || p > MaxPoints {
+			return 0, false
+		}
+		sum += p // a few parts of at most MaxPoints: fits
+	}
+	return sum, true
+}
+
+// creditFits refuses credits (of one write) that would take m's balance,
+// or its lifetime earnings when earned is set, past MaxMemberTotal.
+func creditFits(m *Member, earned bool, points ...int64) error {
+	sum, ok := sumPoints(points)
 	switch {
-	case points < 0 || points > MaxPoints:
-		return Errorf(EUNPROCESSABLE, "member %s: %d points in one credit, more than the %d allowed", m.ID, points, MaxPoints)
-	case !withinTotal(m.Points, points):
+	case !ok:
+		return Errorf(EUNPROCESSABLE, "member %s: more than the %d points one credit may carry", m.ID, MaxPoints)
+	case !withinTotal(m.Points, sum):
 		return errTotal(m, "the balance")
-	case earned && !withinTotal(m.LifetimeEarned, points):
+	case earned && !withinTotal(m.LifetimeEarned, sum):
 		return errTotal(m, "the points earned")
 	}
 	return nil
 }
 
-// debitFits refuses taking points from m that would take its balance or
+// debitFits refuses debits (of one write) that would take m's balance or
 // its debt past MaxMemberTotal.
-func debitFits(m *Member, points int64) error {
+func debitFits(m *Member, points ...int64) error {
+	sum, ok := sumPoints(points)
 	switch {
-	case points < 0 || points > MaxPoints:
-		return Errorf(EUNPROCESSABLE, "member %s: %d points in one debit, more than the %d allowed", m.ID, points, MaxPoints)
-	case !withinTotal(m.Points, -points):
+	case !ok:
+		return Errorf(EUNPROCESSABLE, "member %s: more than the %d points one debit may carry", m.ID, MaxPoints)
+	case !withinTotal(m.Points, -sum):
 		return errTotal(m, "the balance")
-	case !withinTotal(m.Debt, points):
+	case !withinTotal(m.Debt, sum):
 		return errTotal(m, "the debt")
 	}
 	return nil

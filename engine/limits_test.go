@@ -104,3 +104,26 @@ func TestRulesEarningPastTheLimitAreNamed(t *testing.T) {
 		t.Fatalf("balance %d after the refusal, want 50", got)
 	}
 }
+
+// The limit is on each credit: a purchase that earns the most points one
+// may, and pays a referral bonus beside them, goes through, and so does its
+// full refund, which takes both back.
+func TestTheLargestEarningWithAReferralBonus(t *testing.T) {
+	h := newHarness(t, strings.Replace(exampleRules, "points: purchase.amount * tier.multiplier", "points: 10000000000000", 1))
+	referrer := h.enrol(engine.MemberInput{})
+	referee := h.enrol(engine.MemberInput{ReferrerID: referrer.ID})
+	res := h.buy("p1", referee.ID, "1.00")
+	if res.Points != engine.MaxPoints || len(res.Bonuses) != 1 {
+		t.Fatalf("earned %d with bonuses %v, want %d and the referral bonus", res.Points, res.Bonuses, engine.MaxPoints)
+	}
+	ref, _, err := h.e.Refund(h.ctx, "p1", engine.RefundRequest{ID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Points != -engine.MaxPoints || len(ref.Bonuses) != 1 {
+		t.Fatalf("the full refund took back %d and %v", ref.Points, ref.Bonuses)
+	}
+	if got := h.balance(referee.ID).Available; got != 50 {
+		t.Fatalf("referee has %d after the full refund, want 50", got)
+	}
+}

@@ -227,7 +227,7 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	if !withinTotal(m.LifetimeSpend+m.RefundedSpend, d.amount) {
 		return nil, errTotal(m, "the lifetime spend")
 	}
-	if err := creditFits(m, bd.Total+referral.refereePoints, true); err != nil {
+	if err := creditFits(m, true, bd.Total, referral.refereePoints); err != nil {
 		return nil, err
 	}
 

@@ -240,11 +240,11 @@ func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundR
 	if err != nil {
 		return nil, err
 	}
-	taken := points
+	taken := []int64{points}
 	if grant != nil {
-		taken += grant.RefereePoints
+		taken = append(taken, grant.RefereePoints)
 	}
-	if err := debitFits(m, taken); err != nil {
+	if err := debitFits(m, taken...); err != nil {
 		return nil, err
 	}
 
