@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"time"
 )
 
 // Verify checks the ledger invariants for every member in one consistent
@@ -19,6 +21,7 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 		fmt.Fprintf(w, format+"\n", args...)
 	}
 	err := e.store.View(func(tx Tx) error {
+		verifyClock(tx, report)
 		after := ""
 		for {
 			if err := ctx.Err(); err != nil {
@@ -122,5 +125,22 @@ func verifyTotals(m *Member, report func(string, ...any)) {
 	}
 	if !withinTotal(m.LifetimeSpend, m.RefundedSpend) {
 		report("member %s: lifetime spend %d and refunded spend %d add up past %d", m.ID, m.LifetimeSpend, m.RefundedSpend, MaxMemberTotal)
+	}
+}
+
+// verifyClock reports engine settings of the clock that are unreadable or
+// out of range.
+func verifyClock(tx Tx, report func(string, ...any)) {
+	if latest, err := readLatestWrite(tx); err != nil {
+		report("%v", err)
+	} else if latest.After(LatestTime) {
+		report("setting %s: %s is past %s, the latest time the engine runs at", settingLatestWrite, latest.Format(time.RFC3339Nano), LatestTime.Format(time.RFC3339))
+	}
+	v, err := tx.Setting(settingClockOffset)
+	if err != nil || v == nil {
+		return
+	}
+	if n, err := strconv.ParseInt(string(v), 10, 64); err != nil || n < 0 {
+		report("setting %s: %q is not a number of nanoseconds ahead", settingClockOffset, v)
 	}
 }

@@ -34,6 +34,9 @@ func TestVerifyReportsValuesOutOfRange(t *testing.T) {
 			Items: []engine.PurchaseItem{{SKU: "X", Quantity: 1, Amount: big}}}); err != nil {
 			return err
 		}
+		if err := tx.PutSetting("clock.latest_write", []byte("9999-12-31T00:00:00Z")); err != nil {
+			return err
+		}
 		return tx.PutMember(m)
 	})
 	if err != nil {
@@ -46,7 +49,7 @@ func TestVerifyReportsValuesOutOfRange(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("verify: exit %d, want 1:\n%s", code, out)
 	}
-	for _, want := range []string{"balance 200000000000000000 is out of range", "ledger entry 1 moves", "lot l1 holds", "purchase p1: amount", "lifetime spend"} {
+	for _, want := range []string{"balance 200000000000000000 is out of range", "ledger entry 1 moves", "lot l1 holds", "purchase p1: amount", "lifetime spend", "clock.latest_write: 9999-12-31"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify does not report %q:\n%s", want, out)
 		}
