@@ -23,8 +23,8 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 	if err := checkRecordID(req.ID); err != nil {
 		return nil, false, err
 	}
-	if req.Points == 0 {
-		return nil, false, FieldErrorf(EINVALID, "points", "must not be zero")
+	if req.Points == 0 || req.Points > MaxPoints || req.Points < -MaxPoints {
+		return nil, false, FieldErrorf(EINVALID, "points", "must be a whole number from %d to %d, not zero", -MaxPoints, MaxPoints)
 	}
 	if req.Reason == "" {
 		return nil, false, FieldErrorf(EINVALID, "reason", "is required")
@@ -47,6 +47,14 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 			return err
 		}
 		m, err := getMember(tx, memberID)
+		if err != nil {
+			return err
+		}
+		if req.Points > 0 {
+			err = creditFits(m, false, req.Points)
+		} else {
+			err = debitFits(m, -req.Points)
+		}
 		if err != nil {
 			return err
 		}

@@ -221,7 +221,38 @@ func (an *analyser) stage(m *Member, t *tally, obs time.Time, purchased bool, ov
 	return stageMature
 }
 
-func round(x float64) int64 { return int64(math.Round(x)) }
+// maxFigure bounds the figures analytics computes in floating point (CLV,
+// realised value), so that the difference of two still fits an int64.
+const maxFigure = math.MaxInt64 / 4
+
+// round rounds a figure to a whole number, within ±maxFigure: converting a
+// float beyond the int64 range would give an arbitrary value.
+func round(x float64) int64 {
+	r := math.Round(x)
+	switch {
+	case math.IsNaN(r):
+		return 0
+	case r >= maxFigure:
+		return maxFigure
+	case r <= -maxFigure:
+		return -maxFigure
+	}
+	return int64(r)
+}
+
+// addCapped adds to a program-wide sum. Each member's figure is bounded
+// (limits.go) but a sum over every member need not fit, so it stops at
+// the int64 range instead of wrapping.
+func addCapped(a, b int64) int64 {
+	s, ok := addInt64(a, b)
+	switch {
+	case ok:
+		return s
+	case b > 0:
+		return math.MaxInt64
+	}
+	return math.MinInt64
+}
 
 // quintile scores v among sorted values (ascending) as 1–5 by its
 // percentile rank, ties counted at their midpoint: 1 + ⌊5 × (below +
@@ -344,12 +375,12 @@ func (e *Engine) analytics(ctx context.Context, live *liveRules, now time.Time) 
 	pop := an.population(figs)
 	sum.Members, sum.Active = int64(len(figs)), int64(len(pop.monetary))
 	for _, v := range pop.monetary {
-		sum.Revenue += v
+		sum.Revenue = addCapped(sum.Revenue, v)
 	}
 	top := min(an.topCount(len(pop.monetary)), len(pop.monetary))
 	sum.TopMembers = int64(top)
 	for _, v := range pop.monetary[len(pop.monetary)-top:] {
-		sum.TopRevenue += v
+		sum.TopRevenue = addCapped(sum.TopRevenue, v)
 	}
 	sum.Liability = round(float64(sum.PointsOutstanding) * an.pointCost)
 
@@ -380,9 +411,9 @@ func (e *Engine) readFigures(ctx context.Context, an *analyser, sum *AnalyticsSu
 			figs = append(figs, an.measure(m, entries))
 			if m.ReferrerID != "" {
 				r := refs[m.ReferrerID]
-				refs[m.ReferrerID] = referrals{count: r.count + 1, spend: r.spend + m.LifetimeSpend}
+				refs[m.ReferrerID] = referrals{count: r.count + 1, spend: addCapped(r.spend, m.LifetimeSpend)}
 			}
-			sum.PointsOutstanding += max(m.Points, 0)
+			sum.PointsOutstanding = addCapped(sum.PointsOutstanding, max(m.Points, 0))
 		}
 		return nil
 	}, nil)
@@ -462,9 +493,9 @@ func (e *Engine) expiringPoints(ctx context.Context, now time.Time, sum *Analyti
 				if expired(l, now) {
 					continue
 				}
-				sum.Expiring90 += l.Remaining
+				sum.Expiring90 = addCapped(sum.Expiring90, l.Remaining)
 				if !l.ExpiresAt.After(in30) {
-					sum.Expiring30 += l.Remaining
+					sum.Expiring30 = addCapped(sum.Expiring30, l.Remaining)
 				}
 			}
 			return nil

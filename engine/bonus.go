@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/loyaltyhq/loyalty/rules"
 )
 
 // birthdayIn returns the day a member celebrates in year: 29 February falls
@@ -22,9 +24,21 @@ func birthdayIn(birthday string, year int, loc *time.Location) (time.Time, bool)
 
 func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
 
-// birthdayBonus grants the birthday bonus to members whose birthday fell
-// since the job's last successful run (today only on the first run), at
-// most once per member and year, and never for a birthday before enrolment.
+// latestBirthday returns the last day on or before today that a member
+// celebrated.
+func latestBirthday(birthday string, today time.Time, loc *time.Location) (time.Time, bool) {
+	day, ok := birthdayIn(birthday, today.Year(), loc)
+	if ok && day.After(today) {
+		day, ok = birthdayIn(birthday, today.Year()-1, loc)
+	}
+	return day, ok
+}
+
+// birthdayBonus grants the birthday bonus to members whose latest birthday
+// fell since the job's last successful run (today only on the first run),
+// at most once per member and year, and never for a birthday before
+// enrolment. After a long downtime that is the latest birthday alone: the
+// years missed are not paid, each with a fresh expiry, at once.
 func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
 	prog := live.prog
 	points := prog.Bonuses.Birthday
@@ -55,11 +69,9 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 			if m.Birthday == "" || m.Status != StatusActive {
 				continue
 			}
-			for y := from.Year(); y <= today.Year(); y++ {
-				day, ok := birthdayIn(m.Birthday, y, loc)
-				if ok && !day.Before(from) && !day.After(today) && !day.Before(startOfDay(m.EnrolledAt, loc)) {
-					grants = append(grants, grant{m.ID, y})
-				}
+			day, ok := latestBirthday(m.Birthday, today, loc)
+			if ok && !day.Before(from) && !day.Before(startOfDay(m.EnrolledAt, loc)) {
+				grants = append(grants, grant{m.ID, day.Year()})
 			}
 		}
 		return nil
@@ -131,45 +143,127 @@ func (e *Engine) lastGoodRun(name string) (*JobRun, error) {
 	return last, err
 }
 
-// referralBonus pays both sides of a referral on the referee's first
-// purchase, once: never to a member referring themselves or through a
-// referral cycle, and not to a blocked referrer. It returns the referee's
-// bonus.
-func referralBonus(w writer, m *Member, ids []string) (int64, error) {
-	ref := w.live.prog.Bonuses.Referral
-	if m.ReferrerID == "" || m.ReferrerID == m.ID || m.PurchaseCount != 1 || ref.Referrer+ref.Referee == 0 {
-		return 0, nil
+// referralPlan is the referral bonus a purchase is to pay, worked out
+// before the purchase writes anything.
+type referralPlan struct {
+	referrer       *Member // nil: no bonus
+	refereePoints  int64
+	referrerPoints int64
+}
+
+// planReferral decides whether a purchase of amount pays the referral
+// bonus: it is the referee's first purchase with a positive amount that
+// stands (their net spend so far is zero, so any before it were refunded
+// in full), the referee is not their own referrer nor in a referral
+// cycle, and the rules pay a bonus. A blocked referrer gets nothing; the
+// referee still does. Members marked by the engine before referral bonuses
+// were tied to their purchase were paid (or passed over) already.
+func planReferral(tx Tx, prog *rules.Program, m *Member, amount int64) (referralPlan, error) {
+	ref := prog.Bonuses.Referral
+	if m.ReferrerID == "" || m.ReferrerID == m.ID || amount <= 0 || m.LifetimeSpend != 0 || ref.Referrer+ref.Referee == 0 {
+		return referralPlan{}, nil
 	}
-	key := "referral:" + m.ID
-	if done, err := w.tx.Marked(key); err != nil || done {
-		return 0, err
+	if done, err := tx.Marked("referral:" + m.ID); err != nil || done {
+		return referralPlan{}, err
 	}
-	referrer, err := w.tx.Member(m.ReferrerID)
+	referrer, err := tx.Member(m.ReferrerID)
 	if err != nil || referrer == nil {
-		return 0, err
+		return referralPlan{}, err
 	}
-	if cyclic, err := referralCycle(w.tx, referrer, m.ID); err != nil || cyclic {
-		return 0, err
+	if cyclic, err := referralCycle(tx, referrer, m.ID); err != nil || cyclic {
+		return referralPlan{}, err
 	}
-	if err := w.tx.Mark(key); err != nil {
-		return 0, err
+	plan := referralPlan{referrer: referrer, refereePoints: ref.Referee}
+	if referrer.Status == StatusActive {
+		plan.referrerPoints = ref.Referrer
+	}
+	if err := creditFits(referrer, true, plan.referrerPoints); err != nil {
+		return referralPlan{}, err
+	}
+	return plan, nil
+}
+
+// pay credits both sides of a planned referral and returns what the
+// purchase records of it, nil when there was nothing to pay.
+func (p referralPlan) pay(w writer, m *Member, ids []string) (*ReferralGrant, error) {
+	if p.referrer == nil {
+		return nil, nil
 	}
 	if err := w.credit(m, creditSpec{
-		entryID: ids[0], lotID: ids[1], typ: LedgerBonus, points: ref.Referee,
-		at: w.now, ref: "referral:" + referrer.ID, note: "referral bonus: referred by " + referrer.ID,
+		entryID: ids[0], lotID: ids[1], typ: LedgerBonus, points: p.refereePoints,
+		at: w.now, ref: "referral:" + p.referrer.ID, note: "referral bonus: referred by " + p.referrer.ID,
 	}); err != nil {
-		return 0, err
+		return nil, err
 	}
-	if referrer.Status != StatusActive || ref.Referrer == 0 {
-		return ref.Referee, nil
+	if p.referrerPoints > 0 {
+		if err := w.credit(p.referrer, creditSpec{
+			entryID: ids[2], lotID: ids[3], typ: LedgerBonus, points: p.referrerPoints,
+			at: w.now, ref: "referral:" + m.ID, note: "referral bonus: referred " + m.ID,
+		}); err != nil {
+			return nil, err
+		}
+		if err := w.tx.PutMember(p.referrer); err != nil {
+			return nil, err
+		}
 	}
-	if err := w.credit(referrer, creditSpec{
-		entryID: ids[2], lotID: ids[3], typ: LedgerBonus, points: ref.Referrer,
-		at: w.now, ref: "referral:" + m.ID, note: "referral bonus: referred " + m.ID,
-	}); err != nil {
-		return 0, err
+	return &ReferralGrant{ReferrerID: p.referrer.ID, RefereePoints: p.refereePoints, ReferrerPoints: p.referrerPoints}, nil
+}
+
+// referralToTakeBack returns the referral bonus a refund takes back: the
+// one its purchase paid, when the refund completes a full refund of it,
+// with the referrer to take their part from (nil when they got none). It
+// reads only and refuses what the take-back could not do.
+func referralToTakeBack(tx Tx, p *Purchase, full bool) (*ReferralGrant, *Member, error) {
+	g := p.Referral
+	if !full || g == nil || g.TakenBack {
+		return nil, nil, nil
 	}
-	return ref.Referee, w.tx.PutMember(referrer)
+	if g.ReferrerPoints == 0 {
+		return g, nil, nil
+	}
+	referrer, err := getMember(tx, g.ReferrerID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := debitFits(referrer, g.ReferrerPoints); err != nil {
+		return nil, nil, err
+	}
+	return g, referrer, nil
+}
+
+// takeBackReferral takes a referral bonus back from both sides: from the
+// bonus's own lot first, like any refund, and as debt where it was spent.
+// m is the referee, whom the caller writes; the referrer is written here.
+func takeBackReferral(w writer, m, referrer *Member, g *ReferralGrant, refundID, purchaseID string, ids []string) error {
+	note := "referral bonus taken back: purchase " + purchaseID + " refunded in full"
+	if err := takeBackBonus(w, m, g.RefereePoints, "referral:"+g.ReferrerID, refundID, note, ids[0]); err != nil {
+		return err
+	}
+	if referrer != nil {
+		if err := takeBackBonus(w, referrer, g.ReferrerPoints, "referral:"+m.ID, refundID, note, ids[1]); err != nil {
+			return err
+		}
+		if err := w.tx.PutMember(referrer); err != nil {
+			return err
+		}
+	}
+	g.TakenBack = true
+	return nil
+}
+
+func takeBackBonus(w writer, m *Member, points int64, lotRef, refundID, note, entryID string) error {
+	if points <= 0 {
+		return nil
+	}
+	lots, err := w.tx.OpenLots(m.ID)
+	if err != nil {
+		return err
+	}
+	if _, err := w.debit(m, points, takeBackOrder(lots, lotRef, w.now)); err != nil {
+		return err
+	}
+	m.LifetimeEarned -= points
+	return w.appendEntry(m, entryID, LedgerRefund, -points, refundID, note)
 }
 
 // referralCycle tells whether following referrers up from m reaches id.

@@ -25,7 +25,9 @@ func (SystemClock) Now() time.Time { return time.Now().UTC() }
 
 // TestClock runs at wall-clock speed from an offset that can only grow, so a
 // demo or a test can jump ahead a year and run the jobs while time still
-// flows between requests.
+// flows between requests. It never shows a time past LatestTime. The
+// engine's MoveClock also keeps it after the newest write and stores the
+// offset, which a server restores when it starts (clock.go).
 type TestClock struct {
 	mu     sync.Mutex
 	base   Clock
@@ -49,20 +51,17 @@ func (c *TestClock) Advance(d time.Duration) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.offset += d
-	return nil
+	return c.moveTo("advance", c.base.Now().Add(c.offset).Add(d))
 }
 
 // Set moves the clock forward to t.
 func (c *TestClock) Set(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d := t.Sub(c.base.Now().Add(c.offset))
-	if d < 0 {
+	if t.Before(c.base.Now().Add(c.offset)) {
 		return FieldErrorf(EINVALID, "now", "the clock only moves forward")
 	}
-	c.offset += d
-	return nil
+	return c.moveTo("now", t)
 }
 
 // Options configures an Engine.
@@ -91,7 +90,8 @@ type Engine struct {
 	jobsMu  sync.Mutex
 	running map[string]bool
 
-	health writeHealth
+	health  writeHealth
+	clockMu sync.Mutex // one MoveClock at a time
 }
 
 // liveRules pairs a compiled program with the stored version it came from,
@@ -120,7 +120,7 @@ func New(store Store, opts Options) *Engine {
 		hooks:    opts.Hooks,
 		running:  map[string]bool{},
 	}
-	e.store = healthStore{Store: store, health: &e.health, now: e.Now}
+	e.store = healthStore{Store: stampingStore{Store: store, clock: opts.Clock}, health: &e.health, now: e.Now}
 	return e
 }
 
@@ -144,6 +144,9 @@ func (e *Engine) Program() (*rules.Program, RulesVersion) {
 // stored version is stored as a new version first; one that matches reuses
 // that version, so restarting the server does not inflate the history.
 func (e *Engine) LoadRules(prog *rules.Program, by string) (RulesVersion, error) {
+	if err := checkBonuses(prog); err != nil {
+		return RulesVersion{}, err
+	}
 	now := e.Now()
 	var v RulesVersion
 	err := e.store.Update(func(tx Tx) error {

@@ -24,10 +24,15 @@ type creditSpec struct {
 }
 
 // credit adds points: they repay any debt first and the rest becomes a lot
-// that expires and matures as the rules say.
+// that expires and matures as the rules say. Callers check creditFits
+// before their first write; the check here keeps a missed one from
+// wrapping a total.
 func (w writer) credit(m *Member, c creditSpec) error {
 	if c.points <= 0 {
 		return nil
+	}
+	if err := creditFits(m, earns(c.typ), c.points); err != nil {
+		return err
 	}
 	repaid := min(m.Debt, c.points)
 	m.Debt -= repaid
@@ -43,11 +48,14 @@ func (w writer) credit(m *Member, c creditSpec) error {
 		}
 	}
 	m.Points += c.points
-	if c.typ == LedgerEarn || c.typ == LedgerBonus {
+	if earns(c.typ) {
 		m.LifetimeEarned += c.points
 	}
 	return w.appendEntry(m, c.entryID, c.typ, c.points, c.ref, c.note)
 }
+
+// earns tells whether credits of a ledger type count as points earned.
+func earns(typ string) bool { return typ == LedgerEarn || typ == LedgerBonus }
 
 // appendEntry records a change of m.Points that the caller already made.
 func (w writer) appendEntry(m *Member, id, typ string, points int64, ref, note string) error {
@@ -153,8 +161,12 @@ func (e *Engine) Ledger(ctx context.Context, memberID, cursor string, limit int)
 
 // debit takes points out of the given lots in order; what they cannot cover
 // becomes debt, which later credits repay. Callers that may not overdraw
-// check the available balance first.
+// check the available balance first, and every caller checks debitFits
+// before its first write.
 func (w writer) debit(m *Member, points int64, lots []*Lot) ([]LotDraw, error) {
+	if err := debitFits(m, points); err != nil {
+		return nil, err
+	}
 	left := points
 	var draws []LotDraw
 	for _, l := range lots {

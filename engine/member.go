@@ -181,6 +181,11 @@ func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView,
 				return FieldErrorf(EINVALID, "referrer_id", "no member with id %q", m.ReferrerID)
 			}
 		}
+		// PutMember refuses a taken email, phone or external id before it
+		// writes; the bonus comes after, so a refusal writes nothing.
+		if err := tx.PutMember(m); err != nil {
+			return err
+		}
 		if enrol := live.prog.Bonuses.Enrol; enrol > 0 {
 			w := writer{tx: tx, now: now, live: live}
 			if err := w.credit(m, creditSpec{
@@ -189,9 +194,9 @@ func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView,
 			}); err != nil {
 				return err
 			}
-		}
-		if err := tx.PutMember(m); err != nil {
-			return err
+			if err := tx.PutMember(m); err != nil {
+				return err
+			}
 		}
 		view, err = memberView(tx, live, m, now)
 		return err

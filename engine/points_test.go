@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -211,7 +212,7 @@ func TestRefundErrors(t *testing.T) {
 	}
 	first := h.refund("p1", engine.RefundRequest{ID: "r1", Amount: "1.00"})
 	again, replayed, err := h.e.Refund(h.ctx, "p1", engine.RefundRequest{ID: "r1", Amount: "1.00"})
-	if err != nil || !replayed || *again != *first {
+	if err != nil || !replayed || !reflect.DeepEqual(again, first) {
 		t.Fatalf("replay: %v %v %+v", err, replayed, again)
 	}
 	_, _, err = h.e.Refund(h.ctx, "p1", engine.RefundRequest{ID: "r1", Amount: "2.00"})

@@ -73,7 +73,7 @@ func (e *Engine) checkPurchase(req *PurchaseRequest, prog *rules.Program, now ti
 	if req.Currency != prog.Currency {
 		return d, FieldErrorf(EUNPROCESSABLE, "currency", "the program runs in %s, not %q", prog.Currency, req.Currency)
 	}
-	amount, err := parseMoney(prog, "amount", req.Amount)
+	amount, err := parseMoney(prog, "amount", req.Amount, MaxAmount)
 	if err != nil {
 		return d, err
 	}
@@ -87,6 +87,7 @@ func (e *Engine) checkPurchase(req *PurchaseRequest, prog *rules.Program, now ti
 	if d.items, err = checkItems(prog, req.Items); err != nil {
 		return d, err
 	}
+	// At most MaxItems lines of at most MaxAmount each: the sum fits.
 	var sum int64
 	for _, it := range d.items {
 		sum += it.Amount
@@ -113,10 +114,10 @@ func checkItems(prog *rules.Program, in []ItemRequest) ([]PurchaseItem, error) {
 		if err := checkText(field+".category", it.Category, MaxIDLen); err != nil {
 			return nil, err
 		}
-		if it.Quantity <= 0 || it.Quantity > 1_000_000 {
-			return nil, FieldErrorf(EINVALID, field+".quantity", "must be a whole number from 1 to 1000000")
+		if it.Quantity <= 0 || it.Quantity > MaxQuantity {
+			return nil, FieldErrorf(EINVALID, field+".quantity", "must be a whole number from 1 to %d", MaxQuantity)
 		}
-		amount, err := parseMoney(prog, field+".amount", it.Amount)
+		amount, err := parseMoney(prog, field+".amount", it.Amount, MaxAmount)
 		if err != nil {
 			return nil, err
 		}
@@ -125,13 +126,18 @@ func checkItems(prog *rules.Program, in []ItemRequest) ([]PurchaseItem, error) {
 	return items, nil
 }
 
-func parseMoney(prog *rules.Program, field, s string) (int64, error) {
+// parseMoney reads an amount in the program's currency, at most limit
+// minor units.
+func parseMoney(prog *rules.Program, field, s string, limit int64) (int64, error) {
 	if s == "" {
 		return 0, FieldErrorf(EINVALID, field, "is required, as a decimal string like \"12.50\"")
 	}
 	v, err := prog.ParseMoney(s)
 	if err != nil {
 		return 0, FieldErrorf(EINVALID, field, "%v", err)
+	}
+	if v > limit {
+		return 0, FieldErrorf(EINVALID, field, "must be at most %s", prog.FormatMoney(limit))
 	}
 	return v, nil
 }
@@ -210,12 +216,26 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	if uses.err != nil {
 		return nil, uses.err
 	}
+	// Every refusal comes before the first write (Store.Update).
+	if err := checkEarned(bd); err != nil {
+		return nil, err
+	}
+	referral, err := planReferral(tx, prog, m, d.amount)
+	if err != nil {
+		return nil, err
+	}
+	if !withinTotal(m.LifetimeSpend+m.RefundedSpend, d.amount) {
+		return nil, errTotal(m, "the lifetime spend")
+	}
+	if err := creditFits(m, true, bd.Total, referral.refereePoints); err != nil {
+		return nil, err
+	}
+
 	for _, r := range bd.Rules {
 		if err := uses.add(r.Rule); err != nil {
 			return nil, err
 		}
 	}
-
 	if err := w.credit(m, creditSpec{
 		entryID: ids[0], lotID: ids[1], typ: LedgerEarn, points: bd.Total,
 		at: d.occurredAt, ref: req.ID,
@@ -230,7 +250,7 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	if err := tx.AddMetric(m.ID, MetricEntry{At: d.occurredAt, Spend: d.amount, Points: bd.Total, Visits: 1}); err != nil {
 		return nil, err
 	}
-	referral, err := referralBonus(w, m, ids[2:])
+	grant, err := referral.pay(w, m, ids[2:])
 	if err != nil {
 		return nil, err
 	}
@@ -250,8 +270,8 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 		RulesVersion: w.live.version.Version, Balance: bal,
 		Tier: TierChange{Name: m.Tier, Changed: changed},
 	}
-	if referral > 0 {
-		res.Bonuses = []RuleLine{{Rule: "referral", Points: referral}}
+	if grant != nil && grant.RefereePoints > 0 {
+		res.Bonuses = []RuleLine{{Rule: "referral", Points: grant.RefereePoints}}
 	}
 	for _, r := range bd.Rules {
 		res.Breakdown = append(res.Breakdown, RuleLine{Rule: r.Rule, Points: r.Points})
@@ -260,7 +280,7 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 		ID: req.ID, MemberID: m.ID, StoreID: req.StoreID, TerminalID: req.TerminalID,
 		OccurredAt: d.occurredAt, RecordedAt: w.now, Currency: req.Currency, Amount: d.amount,
 		Items: d.items, Points: bd.Total, Breakdown: bd.Rules, RulesVersion: w.live.version.Version,
-		EarnedAtTier: earnedAt, RequestHash: hash, Result: *res,
+		EarnedAtTier: earnedAt, RequestHash: hash, Result: *res, Referral: grant,
 	}
 	if err := tx.PutPurchase(p); err != nil {
 		return nil, err
@@ -298,6 +318,19 @@ func (e *Engine) GetPurchase(ctx context.Context, id string) (*PurchaseView, err
 		RefundedPoints: p.RefundedPoints,
 		Refunds:        refunds,
 	}, nil
+}
+
+// checkEarned refuses a purchase whose rules earn more than MaxPoints, by
+// one rule or in total, naming the rule that passes it.
+func checkEarned(bd rules.Breakdown) error {
+	var total int64
+	for _, r := range bd.Rules {
+		total += min(r.Points, MaxPoints+1)
+		if r.Points > MaxPoints || total > MaxPoints {
+			return Errorf(EUNPROCESSABLE, "rule %q: the purchase would earn more than %d points", r.Rule, MaxPoints)
+		}
+	}
+	return nil
 }
 
 func ruleItems(items []PurchaseItem) []rules.Item {

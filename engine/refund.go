@@ -47,7 +47,7 @@ func (e *Engine) Refund(ctx context.Context, purchaseID string, req RefundReques
 	}
 	var amount int64
 	if req.Amount != "" {
-		if amount, err = parseMoney(prog, "amount", req.Amount); err != nil {
+		if amount, err = parseMoney(prog, "amount", req.Amount, MaxAmount); err != nil {
 			return nil, false, err
 		}
 		if amount == 0 {
@@ -61,7 +61,7 @@ func (e *Engine) Refund(ctx context.Context, purchaseID string, req RefundReques
 		Purchase string
 		Req      RefundRequest
 	}{purchaseID, req})
-	ids := newIDs(1)
+	ids := newIDs(3)
 	err = e.store.Update(func(tx Tx) error {
 		res, replayed = nil, false
 		if r, err := tx.Refund(req.ID); err != nil || r != nil {
@@ -82,7 +82,7 @@ func (e *Engine) Refund(ctx context.Context, purchaseID string, req RefundReques
 		if err != nil {
 			return err
 		}
-		res, err = e.applyRefund(writer{tx: tx, now: now, live: live}, p, plan, req, hash, ids[0])
+		res, err = e.applyRefund(writer{tx: tx, now: now, live: live}, p, plan, req, hash, ids)
 		return err
 	})
 	if err != nil {
@@ -132,7 +132,7 @@ func planRefund(prog *rules.Program, p *Purchase, amount int64, items []ItemRequ
 		var am int64
 		switch {
 		case it.Amount != "":
-			v, err := parseMoney(prog, field+".amount", it.Amount)
+			v, err := parseMoney(prog, field+".amount", it.Amount, MaxAmount)
 			if err != nil {
 				return plan, err
 			}
@@ -140,7 +140,7 @@ func planRefund(prog *rules.Program, p *Purchase, amount int64, items []ItemRequ
 		case it.Quantity == qtyLeft:
 			am = amLeft
 		default:
-			am = pi.Amount * it.Quantity / pi.Quantity
+			am = mulDiv(pi.Amount, it.Quantity, pi.Quantity)
 		}
 		if am > amLeft {
 			return plan, FieldErrorf(EUNPROCESSABLE, field+".amount", "%s is more than the %s left on the line", prog.FormatMoney(am), prog.FormatMoney(amLeft))
@@ -201,7 +201,7 @@ func pointsToTakeBack(p *Purchase, plan refundPlan) int64 {
 				if q == 0 || p.Items[i].Quantity == 0 {
 					continue
 				}
-				lineTarget := r.ItemPoints[i] * (p.RefundedQty[i] + q) / p.Items[i].Quantity
+				lineTarget := mulDiv(r.ItemPoints[i], p.RefundedQty[i]+q, p.Items[i].Quantity)
 				if d := lineTarget - lines[i]; d > 0 {
 					target += d
 					lines[i] = lineTarget
@@ -209,7 +209,7 @@ func pointsToTakeBack(p *Purchase, plan refundPlan) int64 {
 			}
 			p.TakenByLine[r.Rule] = lines
 		case p.Amount > 0:
-			target = r.Points * cumAmount / p.Amount
+			target = mulDiv(r.Points, cumAmount, p.Amount)
 		}
 		delta := min(max(target-taken, 0), r.Points-taken)
 		p.TakenByRule[r.Rule] = taken + delta
@@ -222,7 +222,7 @@ func pointsToTakeBack(p *Purchase, plan refundPlan) int64 {
 	return total
 }
 
-func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundRequest, hash, entryID string) (*RefundResult, error) {
+func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundRequest, hash string, ids []string) (*RefundResult, error) {
 	tx := w.tx
 	m, err := getMember(tx, p.MemberID)
 	if err != nil {
@@ -233,6 +233,20 @@ func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundR
 	p.RefundedAmount += plan.amount
 	p.RefundedPoints += points
 	p.Refunds = append(p.Refunds, req.ID)
+	full := !wasFull && p.RefundedAmount == p.Amount
+
+	// Every refusal comes before the first write (Store.Update).
+	grant, referrer, err := referralToTakeBack(tx, p, full)
+	if err != nil {
+		return nil, err
+	}
+	taken := []int64{points}
+	if grant != nil {
+		taken = append(taken, grant.RefereePoints)
+	}
+	if err := debitFits(m, taken...); err != nil {
+		return nil, err
+	}
 
 	if points > 0 {
 		lots, err := tx.OpenLots(m.ID)
@@ -244,14 +258,19 @@ func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundR
 		}
 		m.LifetimeEarned -= points
 		note := fmt.Sprintf("refund of %s on purchase %s", w.live.prog.FormatMoney(plan.amount), p.ID)
-		if err := w.appendEntry(m, entryID, LedgerRefund, -points, req.ID, note); err != nil {
+		if err := w.appendEntry(m, ids[0], LedgerRefund, -points, req.ID, note); err != nil {
+			return nil, err
+		}
+	}
+	if grant != nil {
+		if err := takeBackReferral(w, m, referrer, grant, req.ID, p.ID, ids[1:]); err != nil {
 			return nil, err
 		}
 	}
 	m.LifetimeSpend -= plan.amount
 	m.RefundedSpend += plan.amount
 	visits := int64(0)
-	if !wasFull && p.RefundedAmount == p.Amount {
+	if full {
 		visits = -1
 	}
 	if err := tx.AddMetric(m.ID, MetricEntry{At: p.OccurredAt, Spend: -plan.amount, Points: -points, Visits: visits}); err != nil {
@@ -269,6 +288,9 @@ func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundR
 	}
 	res := &RefundResult{
 		ID: req.ID, PurchaseID: p.ID, Amount: w.live.prog.FormatMoney(plan.amount), Points: -points, Balance: bal,
+	}
+	if grant != nil && grant.RefereePoints > 0 {
+		res.Bonuses = []RuleLine{{Rule: "referral", Points: -grant.RefereePoints}}
 	}
 	items := make([]PurchaseItem, 0)
 	for i, q := range plan.qty {

@@ -44,6 +44,9 @@ type RefundResult struct {
 	Amount     string         `json:"amount"`
 	Points     int64          `json:"points"`
 	Balance    BalanceSummary `json:"balance"`
+	// Bonuses lists bonuses the refund took back (a referral bonus, when
+	// it refunds in full the purchase that paid it), as negative points.
+	Bonuses []RuleLine `json:"bonuses,omitempty"`
 }
 
 // RedemptionResult is the answer to a redemption or its cancellation.

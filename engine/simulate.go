@@ -100,12 +100,12 @@ func simMember(prog *rules.Program, sm *SimMember, now time.Time) (*Member, erro
 		return nil, err
 	}
 	if sm.LifetimeSpend != "" {
-		if m.LifetimeSpend, err = parseMoney(prog, "member.lifetime_spend", sm.LifetimeSpend); err != nil {
+		if m.LifetimeSpend, err = parseMoney(prog, "member.lifetime_spend", sm.LifetimeSpend, MaxMemberTotal); err != nil {
 			return nil, err
 		}
 	}
 	if sm.CLV != "" {
-		if m.Analytics.CLV, err = parseMoney(prog, "member.clv", sm.CLV); err != nil {
+		if m.Analytics.CLV, err = parseMoney(prog, "member.clv", sm.CLV, MaxMemberTotal); err != nil {
 			return nil, err
 		}
 	}

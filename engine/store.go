@@ -60,6 +60,13 @@ type Store interface {
 	// side and be run again on conflict, so fn may run more than once and
 	// must depend on nothing but the transaction and values captured
 	// before.
+	//
+	// On a store with group commit (bbolt), a fn that fails before its first write costs the others nothing: it
+	// is answered with its error and they commit as if it had not run. A
+	// fn that fails after writing makes the shared transaction roll back
+	// and every other fn of it run again, which under load costs a whole
+	// commit's work. So write functions make every refusal (not found,
+	// blocked, too few points, over a limit) before they write.
 	Update(fn func(Tx) error) error
 	Close() error
 }
@@ -151,6 +158,14 @@ type Tx interface {
 	PutJobRun(r *JobRun) error
 	// JobRuns lists a job's runs newest first, at most limit.
 	JobRuns(name string, limit int) ([]*JobRun, error)
+
+	// Setting returns the value stored under name, or nil when none is;
+	// PutSetting stores one, replacing any. Settings are small values the
+	// engine keeps for itself across restarts (the test clock's offset,
+	// the latest time a write was stamped with, server secrets); the store
+	// treats them as opaque bytes.
+	Setting(name string) ([]byte, error)
+	PutSetting(name string, value []byte) error
 
 	// AppendEvent stores an event; its Seq is set by the time Update
 	// returns (see Store on the order of seqs).

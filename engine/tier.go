@@ -14,6 +14,9 @@ type series struct {
 	prog *rules.Program
 	at   []time.Time
 	cum  []int64 // cum[i] = sum of the first i values
+	// overflow is set when the prefix sums do not fit an int64; they stop
+	// growing there, and loadSeries refuses the series.
+	overflow bool
 }
 
 func loadSeries(tx Tx, prog *rules.Program, memberID string, since time.Time) (*series, error) {
@@ -21,7 +24,11 @@ func loadSeries(tx Tx, prog *rules.Program, memberID string, since time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	return newSeries(prog, entries), nil
+	s := newSeries(prog, entries)
+	if s.overflow {
+		return nil, Errorf(EUNPROCESSABLE, "member %s: the tier metric's history does not fit in 64 bits", memberID)
+	}
+	return s, nil
 }
 
 // newSeries builds a series from entries in any order.
@@ -31,7 +38,11 @@ func newSeries(prog *rules.Program, entries []MetricEntry) *series {
 	s := &series{prog: prog, at: make([]time.Time, len(entries)), cum: make([]int64, len(entries)+1)}
 	for i, e := range entries {
 		s.at[i] = e.At
-		s.cum[i+1] = s.cum[i] + metricValue(e, prog.Tiers.Metric)
+		sum, ok := addInt64(s.cum[i], metricValue(e, prog.Tiers.Metric))
+		if !ok {
+			s.overflow, sum = true, s.cum[i]
+		}
+		s.cum[i+1] = sum
 	}
 	return s
 }

@@ -188,6 +188,19 @@ type Purchase struct {
 	TakenByLine     map[string][]int64
 	RefundedQty     []int64
 	RefundedLineAmt []int64
+
+	// Referral is the referral bonus the purchase paid, if any, so that a
+	// full refund of it takes the bonus back.
+	Referral *ReferralGrant
+}
+
+// ReferralGrant is a referral bonus as a purchase of the referee paid it.
+type ReferralGrant struct {
+	ReferrerID     string
+	RefereePoints  int64
+	ReferrerPoints int64
+	// TakenBack is set once a full refund of the purchase took both back.
+	TakenBack bool
 }
 
 // Refund is a recorded refund of (part of) a purchase.

@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"time"
 )
 
 // Verify checks the ledger invariants for every member in one consistent
 // snapshot: the balance equals the sum of the ledger and the sum of the
-// lots' remaining points less the debt, no lot is negative or overspent, and
-// the ledger's running balance agrees with its entries. It prints one line
-// per problem and returns how many it found.
+// lots' remaining points less the debt, no lot is negative or overspent, the
+// ledger's running balance agrees with its entries, and no total, entry or
+// lot is out of the ranges of limits.go. It prints one line per problem and
+// returns how many it found.
 func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 	problems := 0
 	report := func(format string, args ...any) {
@@ -18,6 +21,7 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 		fmt.Fprintf(w, format+"\n", args...)
 	}
 	err := e.store.View(func(tx Tx) error {
+		verifyClock(tx, report)
 		after := ""
 		for {
 			if err := ctx.Err(); err != nil {
@@ -42,15 +46,26 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 }
 
 func verifyMember(tx Tx, m *Member, report func(string, ...any)) error {
+	verifyTotals(m, report)
 	entries, err := tx.Ledger(m.ID, 0, 0)
 	if err != nil {
 		return err
 	}
 	var sum int64
+	fits := true
 	for _, en := range entries {
-		sum += en.Points
+		if en.Points < -MaxPoints || en.Points > MaxPoints {
+			report("member %s: ledger entry %d moves %d points, more than the %d allowed", m.ID, en.Seq, en.Points, MaxPoints)
+		}
+		if !withinTotal(en.BalanceAfter, 0) {
+			report("member %s: ledger entry %d leaves a balance of %d, out of range", m.ID, en.Seq, en.BalanceAfter)
+		}
+		if sum, fits = addInt64(sum, en.Points); !fits {
+			report("member %s: the ledger's sum does not fit in 64 bits", m.ID)
+			break
+		}
 	}
-	if sum != m.Points {
+	if fits && sum != m.Points {
 		report("member %s: balance %d but the ledger sums to %d", m.ID, m.Points, sum)
 	}
 	if uint64(len(entries)) != m.LedgerSeq {
@@ -68,7 +83,15 @@ func verifyMember(tx Tx, m *Member, report func(string, ...any)) error {
 		if l.Remaining < 0 || l.Remaining > l.Points {
 			report("member %s: lot %s has %d of %d points left", m.ID, l.ID, l.Remaining, l.Points)
 		}
-		remaining += l.Remaining
+		if l.Points < 0 || l.Points > MaxPoints {
+			report("member %s: lot %s holds %d points, more than the %d allowed", m.ID, l.ID, l.Points, MaxPoints)
+			continue
+		}
+		var ok bool
+		if remaining, ok = addInt64(remaining, max(l.Remaining, 0)); !ok {
+			report("member %s: the lots' points do not fit in 64 bits", m.ID)
+			return nil
+		}
 	}
 	if m.Debt < 0 {
 		report("member %s: negative debt %d", m.ID, m.Debt)
@@ -80,4 +103,44 @@ func verifyMember(tx Tx, m *Member, report func(string, ...any)) error {
 		report("member %s: owes %d points while lots still hold %d", m.ID, m.Debt, remaining)
 	}
 	return nil
+}
+
+// verifyTotals reports a member's totals that are out of range: no write
+// takes them past MaxMemberTotal, so one that is was written by something
+// else (or by an engine that did not check).
+func verifyTotals(m *Member, report func(string, ...any)) {
+	for _, f := range []struct {
+		what     string
+		v        int64
+		negative bool // may be below zero
+	}{
+		{"balance", m.Points, true}, {"debt", m.Debt, false},
+		{"lifetime points earned", m.LifetimeEarned, true}, {"points redeemed", m.PointsRedeemed, true},
+		{"lifetime spend", m.LifetimeSpend, false}, {"refunded spend", m.RefundedSpend, false},
+		{"purchase count", m.PurchaseCount, false},
+	} {
+		if f.v > MaxMemberTotal || f.v < -MaxMemberTotal || !f.negative && f.v < 0 {
+			report("member %s: %s %d is out of range (at most %d)", m.ID, f.what, f.v, MaxMemberTotal)
+		}
+	}
+	if !withinTotal(m.LifetimeSpend, m.RefundedSpend) {
+		report("member %s: lifetime spend %d and refunded spend %d add up past %d", m.ID, m.LifetimeSpend, m.RefundedSpend, MaxMemberTotal)
+	}
+}
+
+// verifyClock reports engine settings of the clock that are unreadable or
+// out of range.
+func verifyClock(tx Tx, report func(string, ...any)) {
+	if latest, err := readLatestWrite(tx); err != nil {
+		report("%v", err)
+	} else if latest.After(LatestTime) {
+		report("setting %s: %s is past %s, the latest time the engine runs at", settingLatestWrite, latest.Format(time.RFC3339Nano), LatestTime.Format(time.RFC3339))
+	}
+	v, err := tx.Setting(settingClockOffset)
+	if err != nil || v == nil {
+		return
+	}
+	if n, err := strconv.ParseInt(string(v), 10, 64); err != nil || n < 0 {
+		report("setting %s: %q is not a number of nanoseconds ahead", settingClockOffset, v)
+	}
 }

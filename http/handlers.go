@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -118,36 +117,15 @@ func (s *Server) setClock(c *fiber.Ctx) error {
 	if s.cfg.TestClock == nil {
 		return engine.Errorf(engine.EFORBIDDEN, "the clock can only be moved when the server runs with --test-clock")
 	}
-	var req struct {
-		Advance string `json:"advance"`
-		Now     string `json:"now"`
-	}
+	var req engine.ClockRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	switch {
-	case req.Advance != "" && req.Now != "":
-		return engine.Errorf(engine.EINVALID, "give advance or now, not both")
-	case req.Advance != "":
-		d, err := time.ParseDuration(req.Advance)
-		if err != nil {
-			return engine.FieldErrorf(engine.EINVALID, "advance", "must be a duration like 720h")
-		}
-		if err := s.cfg.TestClock.Advance(d); err != nil {
-			return err
-		}
-	case req.Now != "":
-		t, err := time.Parse(time.RFC3339Nano, req.Now)
-		if err != nil {
-			return engine.FieldErrorf(engine.EINVALID, "now", "must be an RFC 3339 time")
-		}
-		if err := s.cfg.TestClock.Set(t); err != nil {
-			return err
-		}
-	default:
-		return engine.Errorf(engine.EINVALID, "give advance or now")
+	now, err := s.cfg.Engine.MoveClock(c.UserContext(), req)
+	if err != nil {
+		return err
 	}
-	return s.getClock(c)
+	return c.JSON(fiber.Map{"now": now})
 }
 
 func (s *Server) createMember(c *fiber.Ctx) error {

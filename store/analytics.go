@@ -9,6 +9,7 @@ import (
 // PutAnalyticsSummary implements engine.Tx. Summaries are kept by time, so
 // the history of a program's segments stays readable.
 func (t *tx) PutAnalyticsSummary(s *engine.AnalyticsSummary) error {
+	t.writing()
 	if err := put(t.bucket(bucketAnalytics), appendTime(nil, s.ComputedAt), s); err != nil {
 		return fmt.Errorf("store: put analytics summary: %w", err)
 	}

@@ -11,8 +11,10 @@ import (
 )
 
 // Check verifies the file's structure and that every index entry points at
-// a live record and back, and that each member's ledger is numbered 1..N
-// with a consistent BalanceAfter chain. It prints one line per problem to w
+// a live record and back, that each member's ledger is numbered 1..N
+// with a consistent BalanceAfter chain, and that no purchase, refund,
+// redemption or adjustment holds an amount or points out of the engine's
+// limits (check_limits.go). It prints one line per problem to w
 // and returns how many it found; err is for failures to run the check.
 // Balances against lots are the engine's to verify. On a writable DB the
 // page check holds the write lock, so run it on a read-only open or a backup
@@ -58,7 +60,7 @@ func (c *checker) problemf(format string, args ...any) {
 }
 
 func (c *checker) indexes(btx *bolt.Tx) error {
-	for _, check := range []func(*bolt.Tx) error{c.members, c.purchases, c.memberData, c.expiry} {
+	for _, check := range []func(*bolt.Tx) error{c.members, c.purchases, c.memberData, c.expiry, c.amounts} {
 		if err := check(btx); err != nil {
 			return err
 		}

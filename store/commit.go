@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -45,8 +46,8 @@ func newCommitter(db *bolt.DB, maxSize int) *committer {
 }
 
 // update queues fn and waits for the commit that carries it. fn may run more
-// than once: when a function of the same transaction fails, the transaction
-// rolls back and the others run again without it.
+// than once: when a function of the same transaction fails after changing
+// it, the transaction rolls back and the others run again without it.
 func (c *committer) update(fn func(*bolt.Tx) error) error {
 	w := &write{fn: fn, err: make(chan error, 1)}
 	c.mu.Lock()
@@ -96,15 +97,26 @@ func (c *committer) loop() {
 	}
 }
 
-// commit runs batch in one transaction. A function that fails is answered
-// with its error and the transaction is run again without it, so a failed
-// write's changes are never committed.
+// commit runs batch in one transaction. A function that fails after
+// changing the transaction is answered with its error and the transaction
+// is run again without it, so a failed write's changes are never committed.
+// A function that fails before changing anything (a refusal: unknown
+// member, too few points) costs the others nothing: they go on in the same
+// transaction, and it is answered with its error once the commit is done,
+// since it read what the functions before it wrote. Should the commit
+// fail, every function of the batch gets that error.
 func (c *committer) commit(batch []*write) {
 	for len(batch) > 0 {
 		failed, failErr := -1, error(nil)
+		refused := make([]error, len(batch))
 		err := c.db.Update(func(tx *bolt.Tx) error {
 			for i, w := range batch {
-				if err := safely(w.fn, tx); err != nil {
+				err := safely(w.fn, tx)
+				switch {
+				case err == nil:
+				case changedNothing(err):
+					refused[i] = err
+				default:
 					failed, failErr = i, err
 					return err
 				}
@@ -112,7 +124,11 @@ func (c *committer) commit(batch []*write) {
 			return nil
 		})
 		if failed < 0 {
-			for _, w := range batch {
+			for i, w := range batch {
+				if err == nil && refused[i] != nil {
+					w.err <- refused[i]
+					continue
+				}
 				w.err <- err
 			}
 			return
@@ -120,6 +136,14 @@ func (c *committer) commit(batch []*write) {
 		batch[failed].err <- failErr
 		batch = append(batch[:failed], batch[failed+1:]...)
 	}
+}
+
+// changedNothing tells whether a write function's error says it left the
+// transaction as it found it; a panic, or an error from a function that
+// does not say so, may have left changes.
+func changedNothing(err error) bool {
+	var fe fnError
+	return errors.As(err, &fe) && fe.unchanged
 }
 
 // safely turns a panic in fn into an error for its caller alone: it runs on

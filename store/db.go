@@ -194,13 +194,19 @@ func (db *DB) Size() int64 {
 
 // fnError carries an error of the caller's function through bbolt, so that
 // View and Update can tell it from bbolt's own and return it unchanged.
-type fnError struct{ err error }
+// unchanged is set when the function had not written anything, which the
+// group commit relies on (commit.go).
+type fnError struct {
+	err       error
+	unchanged bool
+}
 
 func (e fnError) Error() string { return e.err.Error() }
 
 func call(fn func(engine.Tx) error, btx *bolt.Tx) error {
-	if err := fn(&tx{tx: btx}); err != nil {
-		return fnError{err}
+	t := &tx{tx: btx}
+	if err := fn(t); err != nil {
+		return fnError{err: err, unchanged: !t.wrote}
 	}
 	return nil
 }

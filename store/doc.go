@@ -36,6 +36,7 @@
 //	job_runs                name|startedAt → JobRun
 //	events                  seq → Event
 //	analytics_summaries     computedAt → AnalyticsSummary
+//	settings                name → the engine's bytes (engine.Tx.Setting)
 //
 // # Key parts
 //
@@ -135,7 +136,9 @@
 //
 // Update goes through the store's group commit (commit.go): the writes
 // queued while one commit is written share the next commit and its fsync,
-// and a function may run more than once. A function that fails makes its
-// batch roll back and run again without it, so its writes are never seen.
+// and a function may run more than once. A function that fails after it
+// wrote makes its batch roll back and run again without it, so its writes
+// are never seen; one that fails before its first write (tx.go tracks
+// them) leaves the batch going on without a rollback.
 // List methods treat a limit <= 0 as no limit.
 package store

@@ -26,13 +26,19 @@ type RuleUseRecord struct {
 // MarkerRecord is a one-time marker.
 type MarkerRecord struct{ Key string }
 
+// SettingRecord is one of the engine's settings.
+type SettingRecord struct {
+	Name  string
+	Value []byte
+}
+
 // Export hands every record of the file to fn, from one snapshot, for
 // copying to another store: rules versions, then members, then what names
 // a member or a purchase (so a store with foreign keys can take them in
 // this order), then the rest. Records are *engine.RulesVersion,
 // *engine.Member, *engine.Purchase, *engine.Refund, *engine.Redemption,
 // *engine.Adjustment, *engine.LedgerEntry, *engine.Lot, MetricRecord,
-// RuleUseRecord, MarkerRecord, *engine.JobRun, *engine.Event and
+// RuleUseRecord, MarkerRecord, SettingRecord, *engine.JobRun, *engine.Event and
 // *engine.AnalyticsSummary. A rule use whose member is gone is an error
 // rather than a record quietly left behind.
 func (db *DB) Export(fn func(rec any) error) error {
@@ -74,6 +80,15 @@ func (db *DB) Export(fn func(rec any) error) error {
 		err = btx.Bucket(bucketMarkers).ForEach(func(k, _ []byte) error { return fn(MarkerRecord{Key: string(k)}) })
 		if err != nil {
 			return err
+		}
+		// A file older than the settings bucket has none.
+		if settings := btx.Bucket(bucketSettings); settings != nil {
+			err = settings.ForEach(func(k, v []byte) error {
+				return fn(SettingRecord{Name: string(k), Value: bytes.Clone(v)})
+			})
+			if err != nil {
+				return err
+			}
 		}
 		for _, export := range []func(*bolt.Tx, func(any) error) error{
 			bucketExporter[engine.JobRun](bucketJobRuns),

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -120,10 +121,30 @@ type metricSum struct {
 	Sum    engine.MetricEntry
 }
 
-func addMetric(s *engine.MetricEntry, e engine.MetricEntry, sign int64) {
-	s.Spend += sign * e.Spend
-	s.Points += sign * e.Points
-	s.Visits += sign * e.Visits
+var errMetricSum = errors.New("metric sum does not fit in 64 bits")
+
+// addMetric adds (sign 1) or takes away (sign -1) e from s, refusing a sum
+// that would wrap: a stored sum must never mislead a tier decision.
+func addMetric(s *engine.MetricEntry, e engine.MetricEntry, sign int64) error {
+	spend, ok1 := addSigned(s.Spend, e.Spend, sign)
+	points, ok2 := addSigned(s.Points, e.Points, sign)
+	visits, ok3 := addSigned(s.Visits, e.Visits, sign)
+	if !ok1 || !ok2 || !ok3 {
+		return errMetricSum
+	}
+	s.Spend, s.Points, s.Visits = spend, points, visits
+	return nil
+}
+
+func addSigned(a, b, sign int64) (int64, bool) {
+	if sign < 0 {
+		if b == math.MinInt64 {
+			return 0, false
+		}
+		b = -b
+	}
+	sum := a + b
+	return sum, (sum > a) == (b > 0)
 }
 
 // metricRange adds up the member's entries with lo <= time key < hi (hi 0:
@@ -143,7 +164,9 @@ func metricRange(c *bolt.Cursor, p []byte, lo, hi uint64) (engine.MetricEntry, u
 		if err := decode(v, &e); err != nil {
 			return sum, 0, fmt.Errorf("key %x: %w", k, err)
 		}
-		addMetric(&sum, e, 1)
+		if err := addMetric(&sum, e, 1); err != nil {
+			return sum, 0, fmt.Errorf("key %x: %w", k, err)
+		}
 		latest = at
 	}
 	return sum, latest, nil
@@ -169,6 +192,7 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 			return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 		}
 		if t.tx.Writable() {
+			t.writing()
 			if err := put(b, p, &metricSum{From: lo, Latest: latest, Sum: all}); err != nil {
 				return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 			}
@@ -179,9 +203,12 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 		if err != nil {
 			return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 		}
-		addMetric(&s.Sum, left, -1)
+		if err := addMetric(&s.Sum, left, -1); err != nil {
+			return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
+		}
 		s.From = lo
 		if t.tx.Writable() {
+			t.writing()
 			if err := put(b, p, s); err != nil {
 				return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 			}
@@ -193,7 +220,9 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 		if err != nil {
 			return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 		}
-		addMetric(&out, later, -1)
+		if err := addMetric(&out, later, -1); err != nil {
+			return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
+		}
 	}
 	return out, nil
 }
@@ -210,7 +239,9 @@ func (t *tx) countMetric(b *bolt.Bucket, memberID string, e engine.MetricEntry) 
 	if at < s.From {
 		return nil
 	}
-	addMetric(&s.Sum, e, 1)
+	if err := addMetric(&s.Sum, e, 1); err != nil {
+		return err
+	}
 	s.Latest = max(s.Latest, at)
 	return put(b, p, s)
 }

@@ -31,6 +31,7 @@ var (
 	bucketJobRuns      = []byte("job_runs")
 	bucketEvents       = []byte("events")
 	bucketAnalytics    = []byte("analytics_summaries")
+	bucketSettings     = []byte("settings")
 )
 
 var allBuckets = [][]byte{
@@ -38,6 +39,7 @@ var allBuckets = [][]byte{
 	bucketPurchases, bucketPurchaseTime, bucketRefunds, bucketRedemptions,
 	bucketAdjustments, bucketMemberData, bucketExpiry, bucketRuleUses,
 	bucketMarkers, bucketRules, bucketJobRuns, bucketEvents, bucketAnalytics,
+	bucketSettings,
 }
 
 // Sections of a member's data in member_data: the member key, then one of

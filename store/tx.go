@@ -16,10 +16,21 @@ import (
 var _ engine.Tx = (*tx)(nil)
 
 // tx adapts a bbolt transaction to engine.Tx. Open made every bucket, so
-// bucket lookups never fail.
+// bucket lookups never fail (but for buckets added since, on a file opened
+// read-only).
+//
+// wrote is set before the first change a method makes to the bbolt
+// transaction: a write function that fails with it unset changed nothing,
+// so the group commit keeps the others' work instead of rolling back
+// (commit.go). A method sets it before anything that may write, never
+// after, so a failure halfway through a method counts as a change.
 type tx struct {
-	tx *bolt.Tx
+	tx    *bolt.Tx
+	wrote bool
 }
+
+// writing notes that the transaction is about to change.
+func (t *tx) writing() { t.wrote = true }
 
 func (t *tx) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 
@@ -132,6 +143,7 @@ func (t *tx) PutMember(m *engine.Member) error {
 			return fmt.Errorf("store: put member %s: %w", m.ID, err)
 		}
 	}
+	t.writing()
 	if err := putIfChanged(t.bucket(bucketMemberData), accountKey(m.ID), acct); err != nil {
 		return fmt.Errorf("store: put member %s: account: %w", m.ID, err)
 	}
@@ -158,6 +170,7 @@ func (t *tx) putProfile(m *engine.Member, key, oldValue, profile []byte) error {
 			return &engine.Error{Code: engine.ECONFLICT, Field: u.field, Message: u.field + " is already used by another member"}
 		}
 	}
+	t.writing()
 	if err := members.Put(key, profile); err != nil {
 		return err
 	}
@@ -232,6 +245,7 @@ func (t *tx) PutPurchase(p *engine.Purchase) error {
 	if err != nil {
 		return fmt.Errorf("store: put purchase %s: %w", p.ID, err)
 	}
+	t.writing()
 	if err := put(purchases, key, p); err != nil {
 		return fmt.Errorf("store: put purchase %s: %w", p.ID, err)
 	}
@@ -319,6 +333,7 @@ func (t *tx) putByID(bucket []byte, what, id string, rec any) error {
 	if id == "" {
 		return fmt.Errorf("store: put %s: %w", what, errEmptyID)
 	}
+	t.writing()
 	if err := put(t.bucket(bucket), idKey(id), rec); err != nil {
 		return fmt.Errorf("store: put %s %s: %w", what, id, err)
 	}
@@ -334,6 +349,7 @@ func (t *tx) AppendLedger(e *engine.LedgerEntry) error {
 	if b.Get(key) != nil {
 		return fmt.Errorf("store: append ledger: member %s already has entry %d", e.MemberID, e.Seq)
 	}
+	t.writing()
 	if err := put(b, key, e); err != nil {
 		return fmt.Errorf("store: append ledger %s/%d: %w", e.MemberID, e.Seq, err)
 	}
@@ -368,6 +384,7 @@ func (t *tx) PutLot(l *engine.Lot) error {
 	if err != nil {
 		return fmt.Errorf("store: put lot %s/%s: %w", l.MemberID, l.ID, err)
 	}
+	t.writing()
 	if err := put(lots, key, l); err != nil {
 		return fmt.Errorf("store: put lot %s/%s: %w", l.MemberID, l.ID, err)
 	}
@@ -485,6 +502,7 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 		return fmt.Errorf("store: add metric: %w", errEmptyID)
 	}
 	b := t.bucket(bucketMemberData)
+	t.writing()
 	// The bucket sequence keeps two entries at the same instant apart.
 	n, err := b.NextSequence()
 	if err != nil {
@@ -530,6 +548,7 @@ func (t *tx) AddRuleUse(memberID, rule, period string, delta int64) error {
 	if err != nil {
 		return fmt.Errorf("store: add use of %s by %s in %s: %w", rule, memberID, period, err)
 	}
+	t.writing()
 	if err := b.Put(key, encodeCount(n+delta)); err != nil {
 		return fmt.Errorf("store: add use of %s by %s in %s: %w", rule, memberID, period, err)
 	}
@@ -543,6 +562,7 @@ func (t *tx) Marked(key string) (bool, error) {
 
 // Mark implements engine.Tx.
 func (t *tx) Mark(key string) error {
+	t.writing()
 	if err := t.bucket(bucketMarkers).Put([]byte(key), nil); err != nil {
 		return fmt.Errorf("store: mark %q: %w", key, err)
 	}
@@ -551,6 +571,7 @@ func (t *tx) Mark(key string) error {
 
 // PutRules implements engine.Tx.
 func (t *tx) PutRules(v *engine.RulesVersion) error {
+	t.writing()
 	if err := put(t.bucket(bucketRules), rulesKey(v.Version), v); err != nil {
 		return fmt.Errorf("store: put rules version %d: %w", v.Version, err)
 	}
@@ -592,6 +613,7 @@ func (t *tx) LatestRules() (*engine.RulesVersion, error) {
 
 // PutJobRun implements engine.Tx.
 func (t *tx) PutJobRun(r *engine.JobRun) error {
+	t.writing()
 	if err := put(t.bucket(bucketJobRuns), jobRunKey(r.Name, r.StartedAt), r); err != nil {
 		return fmt.Errorf("store: put run of %s: %w", r.Name, err)
 	}
@@ -613,6 +635,7 @@ func (t *tx) JobRuns(name string, limit int) ([]*engine.JobRun, error) {
 // AppendEvent implements engine.Tx.
 func (t *tx) AppendEvent(e *engine.Event) error {
 	b := t.bucket(bucketEvents)
+	t.writing()
 	seq, err := b.NextSequence()
 	if err != nil {
 		return fmt.Errorf("store: append event: %w", err)
@@ -637,4 +660,33 @@ func (t *tx) Events(after uint64, limit int) ([]*engine.Event, error) {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	return es, nil
+}
+
+// Setting implements engine.Tx. A file opened read-only may predate the
+// settings bucket: then nothing is set.
+func (t *tx) Setting(name string) ([]byte, error) {
+	b := t.bucket(bucketSettings)
+	if b == nil {
+		return nil, nil
+	}
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil, nil
+	}
+	return bytes.Clone(v), nil
+}
+
+// PutSetting implements engine.Tx.
+func (t *tx) PutSetting(name string, value []byte) error {
+	if name == "" {
+		return fmt.Errorf("store: put setting: empty name")
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	t.writing()
+	if err := t.bucket(bucketSettings).Put([]byte(name), value); err != nil {
+		return fmt.Errorf("store: put setting %q: %w", name, err)
+	}
+	return nil
 }

@@ -94,3 +94,32 @@ func TestAppendMoney(t *testing.T) {
 		}
 	}
 }
+
+// TestRedemptionBodies checks that the refused-writes load sends valid
+// redemptions, each a new id, that no seeded member can afford: they must
+// be refused for the balance, not for their shape, nor answered as replays.
+func TestRedemptionBodies(t *testing.T) {
+	c := newClient("127.0.0.1:1", []memberRef{{id: "m-1"}, {id: "m-2"}}, "r1")
+	seen := map[string]bool{}
+	for _, w := range []*worker{c.newWorker(1), c.newWorker(2)} {
+		for range 100 {
+			member, body := w.redemptionBody()
+			var req engine.RedemptionRequest
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				t.Fatalf("%s: %v", body, err)
+			}
+			if member != "m-1" && member != "m-2" {
+				t.Fatalf("redemption for %q", member)
+			}
+			if seen[req.ID] || req.ID == "" {
+				t.Fatalf("id %q sent twice", req.ID)
+			}
+			seen[req.ID] = true
+			if req.Points <= 1_000_000 || req.Points > engine.MaxPoints {
+				t.Fatalf("%s: want points above any balance the bench makes and within the limit", body)
+			}
+		}
+	}
+}

@@ -154,6 +154,27 @@ func (w *worker) purchase() error {
 	return w.do(fasthttp.MethodPost, "/v1/purchases", w.purchaseBody(), fasthttp.StatusCreated)
 }
 
+// refusedPoints is more than any seeded member holds, so every redemption
+// the bench asks for is refused (422 insufficient_points).
+const refusedPoints = 1_000_000_000_000
+
+// redemptionBody asks for refusedPoints of a random member, with a new id.
+func (w *worker) redemptionBody() (member string, body []byte) {
+	m := w.c.members[w.rnd.IntN(len(w.c.members))]
+	w.receipt++
+	b := strconv.AppendInt(append(w.body[:0], `{"id":"refused-s`...), w.store, 10)
+	b = strconv.AppendInt(append(b, "-t"...), w.till, 10)
+	b = strconv.AppendInt(append(append(append(b, '-'), w.c.run...), '-'), w.receipt, 10)
+	b = strconv.AppendInt(append(b, `","points":`...), refusedPoints, 10)
+	w.body = append(b, '}')
+	return m.id, w.body
+}
+
+func (w *worker) refusedRedemption() error {
+	member, body := w.redemptionBody()
+	return w.do(fasthttp.MethodPost, "/v1/members/"+member+"/redemptions", body, fasthttp.StatusUnprocessableEntity)
+}
+
 func (w *worker) balance() error {
 	m := w.c.members[w.rnd.IntN(len(w.c.members))]
 	return w.do(fasthttp.MethodGet, "/v1/members/"+m.id+"/balance", nil, fasthttp.StatusOK)

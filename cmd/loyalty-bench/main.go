@@ -1,6 +1,7 @@
 // Command loyalty-bench measures the loyalty server on this machine and
 // prints a table: the raw bbolt group-commit ceiling of the disk, purchases
-// over HTTP at several concurrencies, balance reads while purchases run, the
+// over HTTP at several concurrencies, balance reads while purchases run,
+// purchases while other clients send redemptions the server refuses, the
 // expire-points job over a million lots while purchases run, and the
 // server's database size and peak memory. With --json it writes the same
 // figures for comparing commits.
@@ -51,6 +52,8 @@ type config struct {
 	ceilingDur  time.Duration
 	readConc    int
 	mixedConc   int
+	refusedTill int
+	refusedConc int
 	expireConc  int
 	batchDelay  time.Duration
 	batchSize   int
@@ -97,6 +100,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.ceilingDur, "ceiling-duration", 3*time.Second, "time of each raw ceiling run")
 	fs.IntVar(&cfg.readConc, "read-concurrency", 64, "balance readers during the mixed load")
 	fs.IntVar(&cfg.mixedConc, "mixed-concurrency", 64, "purchase concurrency during the balance reads")
+	fs.IntVar(&cfg.refusedTill, "refused-tills", 32, "purchase concurrency of the refused-writes load, alone and beside the refused redemptions (0: skip it)")
+	fs.IntVar(&cfg.refusedConc, "refused-concurrency", 32, "clients sending redemptions above the balance (422) beside those tills")
 	fs.IntVar(&cfg.expireConc, "expire-concurrency", 64, "purchase concurrency during the expiry run")
 	fs.DurationVar(&cfg.batchDelay, "ceiling-batch-delay", 2*time.Millisecond, "the raw ceiling's bbolt MaxBatchDelay (the server's group commit has no timer)")
 	fs.IntVar(&cfg.batchSize, "batch-size", 0, "most writes per commit, the server's (--batch-size) and the ceiling's (0: the store's default)")
@@ -138,6 +143,7 @@ type Results struct {
 	Ceiling   []ceilingResult `json:"ceiling"`
 	Purchases []stats         `json:"purchases"`
 	Mixed     *mixedResult    `json:"mixed,omitempty"`
+	Refused   *refusedResult  `json:"refused,omitempty"`
 	Expire    *expireResult   `json:"expire,omitempty"`
 	Server    serverResult    `json:"server"`
 	Startup   *startupResult  `json:"startup,omitempty"`
@@ -361,6 +367,13 @@ func mainRun(ctx context.Context, cfg config, bin, dir string, res *Results, log
 	}
 	res.Mixed = mixed
 
+	if cfg.refusedTill > 0 {
+		logf("purchases at %d alone, then beside %d clients sending refused redemptions, then alone again", cfg.refusedTill, cfg.refusedConc)
+		if res.Refused, err = refusedLoad(ctx, cl, cfg, logf); err != nil {
+			return err
+		}
+	}
+
 	if srv != nil && cfg.lots > 0 {
 		logf("expire-points over %d lots with purchases at %d", res.Settings.Lots, cfg.expireConc)
 		if res.Expire, err = expireLoad(ctx, cl, cfg, logf); err != nil {
@@ -434,6 +447,62 @@ func mixedLoad(ctx context.Context, cl *client, cfg config, logf func(string, ..
 		if len(p.l.took) > 0 {
 			r.Purchases.ServerWriteKiB = float64(reads.server.written) / 1024 / float64(len(p.l.took))
 		}
+	}
+	return r, nil
+}
+
+// refusedResult is purchases alone and beside clients whose redemptions are
+// all refused: a refused write must not slow the others down. Purchases
+// run alone before and after, so a drift of the machine over the run shows.
+type refusedResult struct {
+	Before   stats `json:"purchases_alone_before"`
+	Beside   stats `json:"purchases_beside_refusals"`
+	After    stats `json:"purchases_alone_after"`
+	Refusals stats `json:"refused_redemptions"`
+	// Ratio is purchases per second beside the refusals over the mean of
+	// the two runs alone.
+	Ratio float64 `json:"ratio"`
+}
+
+func refusedLoad(ctx context.Context, cl *client, cfg config, logf func(string, ...any)) (*refusedResult, error) {
+	alone := func() (stats, error) {
+		l, err := cl.timed(ctx, cfg.refusedTill, (*worker).purchase, cfg.warmup, cfg.duration)
+		if err != nil {
+			return stats{}, err
+		}
+		reportErrors(logf, "purchases", l)
+		return l.stats(cfg.refusedTill), nil
+	}
+	r := &refusedResult{}
+	var err error
+	if r.Before, err = alone(); err != nil {
+		return nil, err
+	}
+	type out struct {
+		l   *latencies
+		err error
+	}
+	refusals := make(chan out, 1)
+	go func() {
+		l, err := cl.timed(ctx, cfg.refusedConc, (*worker).refusedRedemption, cfg.warmup, cfg.duration)
+		refusals <- out{l, err}
+	}()
+	beside, err := cl.timed(ctx, cfg.refusedTill, (*worker).purchase, cfg.warmup, cfg.duration)
+	ref := <-refusals
+	if err == nil {
+		err = ref.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	reportErrors(logf, "purchases", beside)
+	reportErrors(logf, "refused redemptions", ref.l)
+	r.Beside, r.Refusals = beside.stats(cfg.refusedTill), ref.l.stats(cfg.refusedConc)
+	if r.After, err = alone(); err != nil {
+		return nil, err
+	}
+	if mean := (r.Before.PerSec + r.After.PerSec) / 2; mean > 0 {
+		r.Ratio = r.Beside.PerSec / mean
 	}
 	return r, nil
 }

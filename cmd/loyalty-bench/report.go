@@ -73,6 +73,18 @@ func printMain(w io.Writer, r *Results) {
 		tw.Flush()
 	}
 
+	if x := r.Refused; x != nil {
+		fmt.Fprintf(w, "\n(3b) purchases alone and beside clients sending redemptions above the balance (all 422): %.0f%% of the rate alone\n", 100*x.Ratio)
+		fmt.Fprintln(tw, "load\tconcurrency\tper second\tp50 ms\tp99 ms\tp99.9 ms\terrors\t")
+		for _, row := range []struct {
+			name string
+			s    stats
+		}{{"purchases alone", x.Before}, {"purchases beside refusals", x.Beside}, {"refused redemptions", x.Refusals}, {"purchases alone again", x.After}} {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t\n", row.name, row.s.Concurrency, row.s.PerSec, row.s.P50ms, row.s.P99ms, row.s.P999ms, row.s.Errors)
+		}
+		tw.Flush()
+	}
+
 	if x := r.Expire; x != nil {
 		fmt.Fprintln(w, "\n(4) expire-points job while purchases run")
 		fmt.Fprintln(tw, "lots expired\tseconds\tlots/s\tpurchases/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\t")

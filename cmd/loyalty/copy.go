@@ -153,6 +153,8 @@ func copyWrite(rec any) (kind string, write func(engine.Tx) error, err error) {
 		return "rule uses", func(tx engine.Tx) error { return tx.AddRuleUse(r.MemberID, r.Rule, r.Period, r.Uses) }, nil
 	case store.MarkerRecord:
 		return "markers", func(tx engine.Tx) error { return tx.Mark(r.Key) }, nil
+	case store.SettingRecord:
+		return "settings", func(tx engine.Tx) error { return tx.PutSetting(r.Name, r.Value) }, nil
 	case *engine.JobRun:
 		return "job runs", func(tx engine.Tx) error { return tx.PutJobRun(r) }, nil
 	case *engine.Event:

@@ -20,6 +20,7 @@ import (
 
 	"github.com/loyaltyhq/loyalty/engine"
 	"github.com/loyaltyhq/loyalty/internal/pgtest"
+	"github.com/loyaltyhq/loyalty/store/postgres"
 )
 
 // call sends a JSON request and returns the status and decoded answer.
@@ -154,7 +155,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Errorf("verify before migrate: exit %d, want a message naming migrate:\n%s", code, out)
 	}
 	for range 2 {
-		if code, out := runCLI(t, "migrate", "--db", dsn); code != 0 || !strings.Contains(out, "schema version 1") {
+		if code, out := runCLI(t, "migrate", "--db", dsn); code != 0 || !strings.Contains(out, fmt.Sprintf("schema version %d", postgres.SchemaVersion())) {
 			t.Fatalf("migrate: exit %d\n%s", code, out)
 		}
 	}

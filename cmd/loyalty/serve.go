@@ -167,6 +167,9 @@ func (m *Main) Open() error {
 	}
 	metrics := lhttp.NewMetrics(m.DB.Size)
 	m.Engine = engine.New(m.DB, engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()})
+	if err := m.Engine.RestoreClock(); err != nil {
+		return err
+	}
 	if _, err := m.Engine.LoadRules(prog, "file"); err != nil {
 		return err
 	}

@@ -199,6 +199,7 @@ type purchaseDetail struct {
 	TakenByLine     map[string][]int64    `json:"taken_by_line"`
 	RefundedQty     []int64               `json:"refunded_qty"`
 	RefundedLineAmt []int64               `json:"refunded_line_amount"`
+	Referral        *engine.ReferralGrant `json:"referral,omitempty"`
 }
 
 const purchaseCols = `id, member_id, store_id, terminal_id, occurred_at, recorded_at, currency, amount, points,
@@ -219,6 +220,7 @@ func scanPurchase(rows pgx.Rows) (*engine.Purchase, error) {
 	}
 	p.Items, p.Breakdown, p.Result, p.Refunds = d.Items, d.Breakdown, d.Result, d.Refunds
 	p.TakenByRule, p.TakenByLine, p.RefundedQty, p.RefundedLineAmt = d.TakenByRule, d.TakenByLine, d.RefundedQty, d.RefundedLineAmt
+	p.Referral = d.Referral
 	return &p, nil
 }
 
@@ -248,7 +250,7 @@ func (t *tx) PutPurchase(p *engine.Purchase) error {
 	if p.ID == "" {
 		return fmt.Errorf("postgres: put purchase: %w", errEmptyID)
 	}
-	detail, err := jsonOf(purchaseDetail{p.Items, p.Breakdown, p.Result, p.Refunds, p.TakenByRule, p.TakenByLine, p.RefundedQty, p.RefundedLineAmt})
+	detail, err := jsonOf(purchaseDetail{p.Items, p.Breakdown, p.Result, p.Refunds, p.TakenByRule, p.TakenByLine, p.RefundedQty, p.RefundedLineAmt, p.Referral})
 	if err != nil {
 		return fmt.Errorf("postgres: put purchase %s: %w", p.ID, err)
 	}
@@ -612,6 +614,20 @@ func (t *tx) Marked(key string) (bool, error) {
 // Mark implements engine.Tx.
 func (t *tx) Mark(key string) error {
 	return t.exec(fmt.Sprintf("mark %q", key), `INSERT INTO markers (key) VALUES ($1) ON CONFLICT (key) DO NOTHING`, key)
+}
+
+// Setting implements engine.Tx.
+func (t *tx) Setting(name string) ([]byte, error) {
+	var value []byte
+	err := t.query("setting "+name, `SELECT value FROM settings WHERE name = $1`, []any{name},
+		func(rows pgx.Rows) error { return rows.Scan(&value) })
+	return value, err
+}
+
+// PutSetting implements engine.Tx.
+func (t *tx) PutSetting(name string, value []byte) error {
+	return t.exec("put setting "+name, `INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 }
 
 const rulesCols = `version, hash, source, loaded_at, loaded_by`

@@ -182,7 +182,7 @@ func testTimePrecision(t *testing.T, db engine.Store) {
 	}
 	purchase := &engine.Purchase{ID: "p", MemberID: m, OccurredAt: micro, RecordedAt: farAhead, Amount: 1}
 	refund := &engine.Refund{ID: "r", PurchaseID: "p", MemberID: m, At: pre1970}
-	redemption := &engine.Redemption{ID: "d", MemberID: m, At: micro, CancelledAt: farAhead, Cancelled: true}
+	redemption := &engine.Redemption{ID: "d", MemberID: m, Points: 10, At: micro, CancelledAt: farAhead, Cancelled: true}
 	adjustment := &engine.Adjustment{ID: "a", MemberID: m, At: farAhead}
 	entry := &engine.LedgerEntry{ID: "e", MemberID: m, Seq: 1, At: micro}
 	lot := &engine.Lot{ID: "l", MemberID: m, Points: 1, Remaining: 1, EarnedAt: pre1970, AvailableAt: micro, ExpiresAt: micro}
@@ -451,7 +451,7 @@ func testFailedUpdateRollsBack(t *testing.T, db engine.Store) {
 			tx.PutMember(&engine.Member{ID: m, Email: id("email"), Points: 5}),
 			tx.PutPurchase(&engine.Purchase{ID: id("p"), MemberID: m, OccurredAt: at}),
 			tx.PutRefund(&engine.Refund{ID: id("r"), PurchaseID: "base", MemberID: base, At: at}),
-			tx.PutRedemption(&engine.Redemption{ID: id("d"), MemberID: m, At: at}),
+			tx.PutRedemption(&engine.Redemption{ID: id("d"), MemberID: m, Points: 10, At: at}),
 			tx.PutAdjustment(&engine.Adjustment{ID: id("a"), MemberID: m, At: at}),
 			tx.AppendLedger(&engine.LedgerEntry{MemberID: m, Seq: 1, Points: 5, BalanceAfter: 5, At: at}),
 			tx.PutLot(&engine.Lot{ID: "l", MemberID: m, Points: 5, Remaining: 5, ExpiresAt: at}),

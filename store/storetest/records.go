@@ -246,7 +246,7 @@ func testPurchases(t *testing.T, db engine.Store) {
 			return fmt.Errorf("p0: %v, %v", p, err)
 		}
 		p.OccurredAt = t0.Add(100 * time.Hour)
-		p.RefundedAmount = 5
+		p.Refunds = []string{"r0"}
 		return tx.PutPurchase(p)
 	})
 	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
@@ -723,6 +723,36 @@ func testMarkers(t *testing.T, db engine.Store) {
 			if ok, err := tx.Marked(key); ok != want || err != nil {
 				t.Errorf("Marked(%q) = %v, %v; want %v", key, ok, err, want)
 			}
+		}
+		return nil
+	})
+}
+
+func testSettings(t *testing.T, db engine.Store) {
+	mustUpdate(t, db, func(tx engine.Tx) error {
+		if v, err := tx.Setting("clock.offset"); v != nil || err != nil {
+			t.Errorf("Setting before PutSetting = %q, %v; want nil, nil", v, err)
+		}
+		if err := tx.PutSetting("clock.offset", []byte("1h")); err != nil {
+			return err
+		}
+		if err := tx.PutSetting("clock.offset", []byte("2h")); err != nil {
+			return err
+		}
+		// Read back in the same transaction: the later value wins.
+		if v, err := tx.Setting("clock.offset"); string(v) != "2h" || err != nil {
+			t.Errorf("Setting in the same tx = %q, %v; want 2h", v, err)
+		}
+		return tx.PutSetting("secret", []byte{0, 1, 0xff})
+	})
+	mustView(t, db, func(tx engine.Tx) error {
+		for name, want := range map[string]string{"clock.offset": "2h", "secret": "\x00\x01\xff"} {
+			if v, err := tx.Setting(name); string(v) != want || err != nil {
+				t.Errorf("Setting(%q) = %q, %v; want %q", name, v, err, want)
+			}
+		}
+		if v, err := tx.Setting("clock"); v != nil || err != nil {
+			t.Errorf("Setting of a prefix = %q, %v; want nil", v, err)
 		}
 		return nil
 	})

@@ -39,6 +39,7 @@ var tests = []test{
 	{"Metrics", testMetrics},
 	{"RuleUses", testRuleUses},
 	{"Markers", testMarkers},
+	{"Settings", testSettings},
 	{"RulesVersions", testRulesVersions},
 	{"JobRuns", testJobRuns},
 	{"Events", testEvents},
