@@ -113,8 +113,8 @@ func checkItems(prog *rules.Program, in []ItemRequest) ([]PurchaseItem, error) {
 		if err := checkText(field+".category", it.Category, MaxIDLen); err != nil {
 			return nil, err
 		}
-		if it.Quantity <= 0 || it.Quantity > 1_000_000 {
-			return nil, FieldErrorf(EINVALID, field+".quantity", "must be a whole number from 1 to 1000000")
+		if it.Quantity <= 0 || it.Quantity > MaxQuantity {
+			return nil, FieldErrorf(EINVALID, field+".quantity", "must be a whole number from 1 to %d", MaxQuantity)
 		}
 		amount, err := parseMoney(prog, field+".amount", it.Amount)
 		if err != nil {
