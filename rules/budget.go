@@ -24,9 +24,10 @@ import (
 // an evaluation that reaches a limit fails instead of running on.
 type Limits struct {
 	// Steps counts the work of the expressions: about one step per
-	// instruction of the expression machine, more for a function call, one
-	// per 8 bytes a function or operator reads or writes, and every turn of
-	// a loop (map, filter, reduce...) is paid for as it runs.
+	// instruction of the expression machine, 50 for a function call or a
+	// decimal operation, one per 2 bytes a function or operator reads or
+	// writes; a loop (map, filter, reduce...) pays for all its turns when
+	// it starts.
 	Steps int64
 	// Memory is the bytes the expressions may allocate: text, lists and
 	// maps they build.
@@ -69,8 +70,6 @@ type meter struct {
 // meterVar names the meter in the environment. A rule cannot name it: the
 // expression lexer never produces an identifier with a space.
 const meterVar = "budget meter"
-
-var meterType = reflect.TypeOf((*meter)(nil))
 
 func (m *meter) reset(l Limits) {
 	*m = meter{maxSteps: l.Steps, maxMemory: l.Memory}
@@ -378,7 +377,7 @@ var constantTime = map[string]bool{"len": true, "type": true, "first": true, "la
 // unpatched.
 type meterPatch struct {
 	shadowed map[string]bool // variables a let redeclares, so no longer the request's
-	vars     int
+	vars     int             // variables and calls the patch added
 	// ranges are ranges the optimizer turns into comparisons (x in 1..9),
 	// which are never built.
 	ranges map[*ast.BinaryNode]bool
@@ -442,25 +441,27 @@ func (v *meterPatch) Visit(node *ast.Node) {
 func (v *meterPatch) builtin(node *ast.Node, n *ast.BuiltinNode) {
 	loc := n.Location()
 	args := n.Arguments
+	// A call with too few arguments fails when it runs, having read
+	// nothing; the general case below charges whatever it has.
 	switch {
-	case predicates[n.Name]:
+	case predicates[n.Name] && len(args) >= 1:
 		v.loop(node, n)
 	case constantTime[n.Name]:
-	case n.Name == "repeat":
+	case n.Name == "repeat" && len(args) == 2:
 		ast.Patch(node, v.call(loc, "_repeat", args[0], args[1]))
-	case n.Name == "replace":
+	case n.Name == "replace" && (len(args) == 3 || len(args) == 4):
 		count := ast.Node(&ast.IntegerNode{Value: -1})
 		if len(args) == 4 {
 			count = args[3]
 		}
 		ast.Patch(node, v.call(loc, "_replace", args[0], args[1], args[2], count))
-	case n.Name == "join":
+	case n.Name == "join" && (len(args) == 1 || len(args) == 2):
 		sep := ast.Node(&ast.StringNode{Value: ""})
 		if len(args) == 2 {
 			sep = args[1]
 		}
 		ast.Patch(node, v.call(loc, "_join", args[0], sep))
-	case sorting[n.Name] && !v.bounded(args[0]):
+	case sorting[n.Name] && len(args) >= 1 && !v.bounded(args[0]):
 		v.chargeWith(node, "_sort", []*ast.Node{&args[0]}, true)
 	default:
 		v.chargeUnbounded(node, args, !isScalar(n.Type()))
@@ -599,6 +600,7 @@ func (v *meterPatch) ident(loc file.Location, name string) ast.Node {
 }
 
 func (v *meterPatch) call(loc file.Location, fn string, args ...ast.Node) ast.Node {
+	v.vars++
 	callee := &ast.IdentifierNode{Value: fn}
 	callee.SetLocation(loc)
 	n := &ast.CallNode{Callee: callee, Arguments: append([]ast.Node{v.ident(loc, meterVar)}, args...)}

@@ -213,3 +213,32 @@ earn:
 		t.Errorf("message %q", got)
 	}
 }
+
+// TestFixedCost: rules without loops or data-sized operations have a cost
+// known before they run, an upper bound of what they spend; the others do
+// not.
+func TestFixedCost(t *testing.T) {
+	p := mustParse(t, string(Example))
+	in := purchase(2840,
+		Item{SKU: "latte", Category: "coffee", Quantity: 2, Amount: 800},
+		Item{SKU: "beans", Category: "beans", Quantity: 1, Amount: 1540},
+		Item{SKU: "croissant", Category: "food", Quantity: 1, Amount: 500},
+	)
+	in.Member = Member{ID: "m1", Tier: "gold", ChurnRisk: true}
+	_, m, err := p.earn(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost, fixed := p.FixedCost(len(in.Purchase.Items))
+	if !fixed || cost < m.steps || cost > 2*m.steps {
+		t.Fatalf("fixed cost %d (%v) for %d steps spent", cost, fixed, m.steps)
+	}
+	if more, _ := p.FixedCost(200); more <= cost {
+		t.Errorf("200 items cost %d, 3 cost %d", more, cost)
+	}
+	for _, expr := range []string{`count(purchase.items, .quantity > 1)`, `len(upper(member.id + member.id + member.tier) + repeat("x", 2))`, `len(repeat("x", purchase.hour))`} {
+		if _, fixed := pointsRule(t, "", expr).FixedCost(1); fixed {
+			t.Errorf("%s has a fixed cost", expr)
+		}
+	}
+}

@@ -203,8 +203,18 @@ const (
 // compile type-checks and compiles one expression. forEach adds the item
 // variable, which only for_each rules have. It is expr.Compile taken apart,
 // because that does not tell the type of the result, which is what says
-// that points yields a number.
-func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (*vm.Program, *exprError) {
+// that points yields a number. metered reports whether what a run costs
+// depends on the data (a loop, text built), rather than being known from
+// the compiled program alone.
+func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (prog *vm.Program, metered bool, failed *exprError) {
+	// Rules are compiled by the server that runs them (a PUT, the file
+	// watcher): an expression that trips a bug in the expression library
+	// or in the patches here is refused, not a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			prog, metered, failed = nil, false, &exprError{message: fmt.Sprintf("the expression cannot be compiled: %v", r)}
+		}
+	}()
 	env := map[string]any{
 		"purchase": (*purchaseEnv)(nil),
 		"member":   (*memberEnv)(nil),
@@ -240,36 +250,39 @@ func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (*vm.Pro
 
 	tree, err := checker.ParseCheck(src, cfg)
 	if fields.err != nil {
-		return nil, fields.err
+		return nil, false, fields.err
 	}
 	if err != nil {
-		return nil, c.explain(err, forEach)
+		return nil, false, c.explain(err, forEach)
 	}
 	if limits.err != nil {
-		return nil, limits.err
+		return nil, false, limits.err
 	}
 	if literals.err != nil {
-		return nil, literals.err
+		return nil, false, literals.err
 	}
 	if e := checkResult(tree.Node.Type(), kind); e != "" {
-		return nil, &exprError{message: c.replacer.Replace(e)}
+		return nil, false, &exprError{message: c.replacer.Replace(e)}
 	}
 	ast.Walk(&tree.Node, &c.literals)
 	// The meter goes in once the expression is known to be good, so that
 	// messages speak of the expression as written; checking again types
-	// what the patch added.
-	ast.Walk(&tree.Node, newMeterPatch(tree.Node))
+	// what the patch added. That check looks inside calls the first one
+	// took as typed (an operator on an unknown name), so it can still find
+	// a mistake.
+	patch := newMeterPatch(tree.Node)
+	ast.Walk(&tree.Node, patch)
 	if _, err := checker.Check(tree, cfg); err != nil {
-		return nil, &exprError{message: "internal error metering the expression: " + c.replacer.Replace(err.Error())}
+		return nil, false, c.explain(err, forEach)
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
-		return nil, c.explain(err, forEach)
+		return nil, false, c.explain(err, forEach)
 	}
-	prog, err := compiler.Compile(tree, cfg)
+	prog, err = compiler.Compile(tree, cfg)
 	if err != nil {
-		return nil, c.explain(err, forEach)
+		return nil, false, c.explain(err, forEach)
 	}
-	return prog, nil
+	return prog, patch.vars > 0, nil
 }
 
 // checkResult returns why an expression of type t cannot be a when or points

@@ -667,6 +667,7 @@ func (p *parser) earn(n *yaml.Node) {
 		names[r.rule.Name] = r.nameNode.Line
 		p.prog.Rules = append(p.prog.Rules, r.rule)
 		p.prog.byName[r.rule.Name] = r.rule
+		p.prog.cost.add(r.rule)
 	}
 	p.prog.literals = c.literals.list
 }
@@ -699,10 +700,10 @@ func (p *parser) rule(c *exprCompiler, n *yaml.Node) *parsedRule {
 		}
 	}
 	if v := f["when"]; v != nil {
-		r.when, r.whenAt, r.whenCost = p.expression(c, v, "when", kindBool, r.ForEachItem)
+		r.when, r.whenAt, r.whenCost = p.expression(c, r, v, "when", kindBool)
 	}
 	if v := f["points"]; v != nil {
-		r.points, r.pointsAt, r.pointsCost = p.expression(c, v, "points", kindNumber, r.ForEachItem)
+		r.points, r.pointsAt, r.pointsCost = p.expression(c, r, v, "points", kindNumber)
 	} else {
 		p.errorf(n, "%s needs points: an expression that yields a number", ruleLabel(r.Name))
 	}
@@ -773,10 +774,11 @@ func (p *parser) date(n *yaml.Node, what string) (time.Time, bool) {
 	return t, true
 }
 
-// expression compiles a when or points value, positioning any error inside
-// the YAML scalar. It returns where the expression is, for the errors it
-// may raise when it runs, and what a run costs outside its loops.
-func (p *parser) expression(c *exprCompiler, n *yaml.Node, what string, kind exprKind, forEach bool) (*vm.Program, exprSite, int64) {
+// expression compiles a when or points value of rule r, positioning any
+// error inside the YAML scalar. It returns where the expression is, for
+// the errors it may raise when it runs, and what a run costs outside its
+// loops.
+func (p *parser) expression(c *exprCompiler, r *EarnRule, n *yaml.Node, what string, kind exprKind) (*vm.Program, exprSite, int64) {
 	site := exprSite{what: what, line: n.Line, column: n.Column, style: n.Style, value: n.Value}
 	if n.Kind != yaml.ScalarNode {
 		p.errorf(n, "%s must be an expression, got %s", what, describe(n))
@@ -786,12 +788,13 @@ func (p *parser) expression(c *exprCompiler, n *yaml.Node, what string, kind exp
 		p.errorf(n, "%s must not be empty", what)
 		return nil, site, 0
 	}
-	prog, err := c.compile(n.Value, kind, forEach)
+	prog, metered, err := c.compile(n.Value, kind, r.ForEachItem)
 	if err != nil {
 		line, col := p.scalarPos(n, err.offset)
 		p.errorAt(line, col, "%s", err.message)
 		return nil, site, 0
 	}
+	r.metered = r.metered || metered
 	return prog, site, programCost(prog)
 }
 

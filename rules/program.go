@@ -44,6 +44,34 @@ type Program struct {
 	// literals are texts the expressions compare with ("coffee"), for
 	// the edge cases to use.
 	literals []string
+	cost     fixedCost
+}
+
+// fixedCost sums what the rules cost when no expression is metered: once
+// per purchase, and once per item for for_each rules.
+type fixedCost struct {
+	once, perItem int64
+	metered       bool
+}
+
+func (c *fixedCost) add(r *EarnRule) {
+	n := r.whenCost + r.pointsCost
+	if r.ForEachItem {
+		c.perItem += n
+	} else {
+		c.once += n
+	}
+	c.metered = c.metered || r.metered
+}
+
+// FixedCost returns the most steps the earn rules can take on a purchase
+// of that many items, and true, when that is known before they run: when
+// no expression has a loop or an operation whose cost grows with its data.
+func (p *Program) FixedCost(items int) (int64, bool) {
+	if p.cost.metered {
+		return 0, false
+	}
+	return p.cost.once + p.cost.perItem*int64(items), true
 }
 
 // Rule returns the earn rule of that name, or nil.
@@ -144,8 +172,10 @@ type EarnRule struct {
 
 	when   *vm.Program // nil: always
 	points *vm.Program
-	// What a run of each expression costs outside its loops, in steps.
+	// What a run of each expression costs outside its loops, in steps, and
+	// whether either has loops or operations that pay as they run.
 	whenCost, pointsCost int64
+	metered              bool
 	// Where the rule and its expressions are in the file.
 	line, column     int
 	whenAt, pointsAt exprSite
