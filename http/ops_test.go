@@ -56,7 +56,7 @@ func (b *syncBuffer) String() string {
 
 // opsServer is a server over simpleRules with metrics, backup, a test
 // clock and a captured log; wrap, when set, wraps the store the engine
-// sees.
+// sees, and configure changes the server's configuration.
 type opsServer struct {
 	*server
 	db    *store.DB
@@ -64,7 +64,7 @@ type opsServer struct {
 	log   *syncBuffer
 }
 
-func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store) *opsServer {
+func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store, configure ...func(*lhttp.Config)) *opsServer {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "loyalty.db"), store.DefaultOptions())
 	if err != nil {
@@ -86,7 +86,11 @@ func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine
 	if _, err := e.LoadRules(prog, "file"); err != nil {
 		t.Fatal(err)
 	}
-	srv := lhttp.NewServer(lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics, Backup: db.WriteTo})
+	cfg := lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics, Backup: db.WriteTo}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	srv := lhttp.NewServer(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
