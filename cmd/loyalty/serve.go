@@ -129,18 +129,11 @@ func (m *Main) Open() error {
 		}
 		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only")
 	}
-	src, err := readRules(cfg.RulesPath, cfg.RulesDefaulted, m.Logger)
-	if err != nil {
-		return err
-	}
-	prog, err := rules.Parse(cfg.RulesPath, src)
-	if err != nil {
-		return fmt.Errorf("rules are not valid:\n%w", err)
-	}
 	dbOpts := store.DefaultOptions()
 	if cfg.BatchSize > 0 {
 		dbOpts.MaxBatchSize = cfg.BatchSize
 	}
+	var err error
 	if m.DB, err = store.Open(cfg.DBPath, dbOpts); err != nil {
 		return err
 	}
@@ -156,7 +149,8 @@ func (m *Main) Open() error {
 	}
 	metrics := lhttp.NewMetrics(m.DB.Size)
 	m.Engine = engine.New(m.DB, engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()})
-	if _, err := m.Engine.LoadRules(prog, "file"); err != nil {
+	prog, err := m.startRules(context.Background())
+	if err != nil {
 		return err
 	}
 	m.jobsCtx, m.stopJobs = context.WithCancel(context.Background())
