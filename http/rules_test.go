@@ -143,7 +143,8 @@ func TestRulesThatFailAreRefused(t *testing.T) {
 func TestFailingRuleAtTheTill(t *testing.T) {
 	s := newOpsServer(t, nil, nil)
 	id := s.enrol(`{"external_id": "card-1"}`)
-	fragile := simpleRules + "  - name: store-13\n    when: purchase.store_id == \"s13\"\n    points: 100 / (purchase.amount - 13)\n"
+	fragile := simpleRules + "  - name: store-13\n    when: purchase.store_id == \"s13\"\n    points: 100 / (purchase.amount - 13)\n" +
+		"  - name: store-14\n    when: purchase.store_id == \"s14\"\n    points: 'len(repeat(repeat(\"x\", 999999), 999999))'\n"
 	if r := s.do("PUT", "/v1/rules", fragile); r.status != 200 {
 		t.Fatalf("PUT: %d %s", r.status, r.body)
 	}
@@ -160,14 +161,21 @@ func TestFailingRuleAtTheTill(t *testing.T) {
 	if r := s.do("GET", "/v1/purchases/p13", ""); r.status != 404 {
 		t.Fatalf("the refused purchase: %d %s", r.status, r.body)
 	}
+	// The rule that took the process down with an out-of-memory error
+	// fails its purchase alone.
+	r = s.do("POST", "/v1/purchases", `{"id": "p14", "member_id": "`+id+`", "store_id": "s14", "currency": "USD", "amount": "14.00"}`)
+	if r.status != 422 || !strings.Contains(string(r.body), "exceeds the memory budget") || !strings.Contains(string(r.body), `"rule":"store-14"`) {
+		t.Fatalf("purchase at store 14: %d %s", r.status, r.body)
+	}
 	for i, store := range []string{"s12", "s13"} {
 		body := fmt.Sprintf(`{"id": "ok-%d", "member_id": "%s", "store_id": "%s", "currency": "USD", "amount": "20.00"}`, i, id, store)
 		if r := s.do("POST", "/v1/purchases", body); r.status != 201 {
 			t.Fatalf("purchase at %s: %d %s", store, r.status, r.body)
 		}
 	}
-	if m := string(s.do("GET", "/metrics", "").body); !strings.Contains(m, `loyalty_rule_failures_total{rule="store-13"} 1`) {
-		t.Errorf("/metrics has no failure of store-13")
+	if m := string(s.do("GET", "/metrics", "").body); !strings.Contains(m, `loyalty_rule_failures_total{rule="store-13"} 1`) ||
+		!strings.Contains(m, `loyalty_rule_failures_total{rule="store-14"} 1`) {
+		t.Errorf("/metrics does not count the failures of store-13 and store-14")
 	}
 	if log := s.log.String(); !strings.Contains(log, "rule=store-13") || !strings.Contains(log, "purchase=p13") || !strings.Contains(log, "division by zero") {
 		t.Errorf("the log does not say which rule failed and why:\n%s", log)
