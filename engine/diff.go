@@ -166,7 +166,7 @@ func (e *Engine) DiffRules(ctx context.Context, before, after *rules.Program, si
 				}
 				members[p.MemberID] = m
 			}
-			rm := ruleMember(m, before, now)
+			rm := ruleMember(m)
 			rm.Tier = p.EarnedAtTier
 			in := rules.EarnInput{Purchase: rules.Purchase{
 				Amount: p.Amount, Currency: p.Currency, StoreID: p.StoreID, TerminalID: p.TerminalID,
@@ -224,7 +224,7 @@ func DiffPurchases(before, after *rules.Program, purchases []DiffPurchase, now t
 		in := rules.EarnInput{Purchase: rules.Purchase{
 			Amount: d.amount, Currency: p.Currency, StoreID: p.StoreID, TerminalID: p.TerminalID,
 			OccurredAt: d.occurredAt, Items: ruleItems(d.items),
-		}, Member: ruleMember(m, before, now)}
+		}, Member: ruleMember(m)}
 		if err := acc.replay(before, after, in, m.Tier); err != nil {
 			return nil, err
 		}

@@ -183,6 +183,18 @@ func (e *Engine) RulesVersions() ([]*RulesVersion, error) {
 	return vs, err
 }
 
+// LatestRules returns the latest stored version of the rules, or nil when
+// none was ever stored.
+func (e *Engine) LatestRules() (*RulesVersion, error) {
+	var v *RulesVersion
+	err := e.store.View(func(tx Tx) error {
+		var err error
+		v, err = tx.LatestRules()
+		return err
+	})
+	return v, err
+}
+
 // RulesVersion returns one stored version.
 func (e *Engine) RulesVersion(n int) (*RulesVersion, error) {
 	var v *RulesVersion

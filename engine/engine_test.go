@@ -43,13 +43,19 @@ var start = time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC) // a Monday
 
 func newHarness(t *testing.T, rulesSrc string) *harness {
 	t.Helper()
+	return newHarnessOn(t, rulesSrc, func(db engine.Store) engine.Store { return db }, engine.Hooks{})
+}
+
+// newHarnessOn is newHarness with the engine on wrap(db) and told hooks.
+func newHarnessOn(t *testing.T, rulesSrc string, wrap func(engine.Store) engine.Store, hooks engine.Hooks) *harness {
+	t.Helper()
 	db, err := store.Open(t.TempDir()+"/loyalty.db", store.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := engine.NewTestClock(&fixedClock{t: start})
 	h := &harness{t: t, ctx: context.Background(), db: db, clock: clock}
-	h.e = engine.New(db, engine.Options{Clock: clock, JobChunk: 3})
+	h.e = engine.New(wrap(db), engine.Options{Clock: clock, JobChunk: 3, Hooks: hooks})
 	h.loadRules(rulesSrc)
 	t.Cleanup(func() {
 		var out bytes.Buffer

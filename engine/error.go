@@ -29,14 +29,22 @@ type Error struct {
 	// Details carries positioned problems, such as the errors of a rules
 	// file that does not compile.
 	Details []Detail
+	// cause is the error behind this one, for the log and errors.As; the
+	// client sees only Message.
+	cause error
 }
 
-// Detail is one positioned problem inside a request body.
+// Detail is one positioned problem inside a request body, or in the rules
+// file when Rule names the earn rule at fault.
 type Detail struct {
+	Rule    string `json:"rule,omitempty"`
 	Line    int    `json:"line"`
 	Column  int    `json:"column"`
 	Message string `json:"message"`
 }
+
+// Unwrap returns the error behind e, if any.
+func (e *Error) Unwrap() error { return e.cause }
 
 func (e *Error) Error() string {
 	if e.Field != "" {

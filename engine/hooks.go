@@ -8,6 +8,9 @@ type Hooks struct {
 	JobRun func(run JobRun)
 	// PointsExpired receives the points one expire-points chunk wrote off.
 	PointsExpired func(points int64)
+	// RuleFailed receives the name of an earn rule that failed on a
+	// purchase, which was refused.
+	RuleFailed func(rule string)
 }
 
 func (h Hooks) jobRun(r *JobRun) {
@@ -19,5 +22,11 @@ func (h Hooks) jobRun(r *JobRun) {
 func (h Hooks) pointsExpired(points int64) {
 	if h.PointsExpired != nil && points > 0 {
 		h.PointsExpired(points)
+	}
+}
+
+func (h Hooks) ruleFailed(rule string) {
+	if h.RuleFailed != nil {
+		h.RuleFailed(rule)
 	}
 }

@@ -14,7 +14,7 @@ func TestPublishRules(t *testing.T) {
 	m := h.enrol(engine.MemberInput{})
 
 	typo := strings.Replace(exampleRules, "points: item.quantity * 12", "points: itm.quantity * 12", 1)
-	_, err := h.e.PublishRules("rules.yaml", []byte(typo), "mkt")
+	_, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(typo), "mkt", nil)
 	var ee *engine.Error
 	if !errors.As(err, &ee) || ee.Code != engine.EUNPROCESSABLE || len(ee.Details) != 1 {
 		t.Fatalf("typo: %v", err)
@@ -30,7 +30,7 @@ func TestPublishRules(t *testing.T) {
 	}
 
 	double := strings.Replace(exampleRules, "points: purchase.amount * tier.multiplier", "points: purchase.amount * tier.multiplier * 2", 1)
-	v, err := h.e.PublishRules("rules.yaml", []byte(double), "mkt")
+	v, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(double), "mkt", nil)
 	if err != nil || v.Version != 2 || v.By != "mkt" {
 		t.Fatalf("publish: %+v %v", v, err)
 	}
@@ -40,7 +40,7 @@ func TestPublishRules(t *testing.T) {
 	if res := h.buy("p2", m.ID, "10.00"); res.RulesVersion != 2 || res.Points != 20 {
 		t.Fatalf("after publish: %+v", res)
 	}
-	if v, _ := h.e.PublishRules("rules.yaml", []byte(double), "file"); v.Version != 2 {
+	if v, _ := h.e.PublishRules(h.ctx, "rules.yaml", []byte(double), "file", nil); v.Version != 2 {
 		t.Fatalf("the same text made version %d", v.Version)
 	}
 	led := h.ledger(m.ID)
@@ -58,7 +58,7 @@ func TestPublishReevaluatesPromotions(t *testing.T) {
 	m := h.enrol(engine.MemberInput{})
 	h.buy("p1", m.ID, "150.00")
 	cheaper := strings.Replace(exampleRules, `threshold: "500.00"`, `threshold: "100.00"`, 1)
-	if _, err := h.e.PublishRules("rules.yaml", []byte(cheaper), "mkt"); err != nil {
+	if _, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(cheaper), "mkt", nil); err != nil {
 		t.Fatal(err)
 	}
 	h.e.Wait()
@@ -66,7 +66,7 @@ func TestPublishReevaluatesPromotions(t *testing.T) {
 		t.Fatalf("tier = %s after lowering gold to 100.00", got)
 	}
 	dearer := strings.Replace(exampleRules, `threshold: "500.00"`, `threshold: "900.00"`, 1)
-	if _, err := h.e.PublishRules("rules.yaml", []byte(dearer), "mkt"); err != nil {
+	if _, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(dearer), "mkt", nil); err != nil {
 		t.Fatal(err)
 	}
 	h.e.Wait()
@@ -121,7 +121,7 @@ func TestDiffRules(t *testing.T) {
 	h.buy("p3", a.ID, "5.00", coffee)
 
 	before, _ := h.e.Program()
-	after, err := engine.CompileRules("new.yaml", []byte(strings.NewReplacer(
+	after, err := h.e.CheckRules(h.ctx, "new.yaml", []byte(strings.NewReplacer(
 		"points: item.quantity * 12", "points: item.quantity * 20",
 		`threshold: "500.00"`, `threshold: "250.00"`).Replace(exampleRules)))
 	if err != nil {

@@ -28,23 +28,105 @@ type rulesState struct {
 	bg        sync.WaitGroup
 }
 
-// CompileRules parses and checks rules text without changing anything. A
-// text that does not compile is an unprocessable *Error whose Details hold
-// every positioned problem.
-func CompileRules(filename string, src []byte) (*rules.Program, error) {
+// Trial settings: how many recent purchases a publication tries the rules
+// on, and the limits of a request that the edge cases are made of.
+const TrialPurchases = 100
+
+var trialBounds = rules.Bounds{MaxAmount: MaxAmount, MaxQuantity: MaxQuantity, MaxItems: MaxItems, MaxTotal: MaxMemberTotal}
+
+// TryRules compiles rules text and tries it before it can go live: every
+// rule runs on the edge cases of a request at now, and on the samples
+// given (recent real purchases). It returns the program, or every problem
+// found, compiling or trying, as rules.Errors.
+func TryRules(filename string, src []byte, now time.Time, samples []rules.Sample) (*rules.Program, error) {
 	prog, err := rules.Parse(filename, src)
-	if err == nil {
-		return prog, nil
-	}
-	var errs rules.Errors
-	if !errors.As(err, &errs) {
+	if err != nil {
 		return nil, err
 	}
-	e := Errorf(EUNPROCESSABLE, "the rules do not compile: %d problem(s); the first: %s", len(errs), errs[0].Message)
-	for _, pe := range errs {
-		e.Details = append(e.Details, Detail{Line: pe.Line, Column: pe.Column, Message: pe.Message})
+	if errs := prog.Trial(append(prog.EdgeCases(trialBounds, now), samples...), MaxPoints); errs != nil {
+		return nil, errs
 	}
-	return nil, e
+	return prog, nil
+}
+
+// rulesError makes the problems of a rules text an unprocessable *Error
+// whose Details hold every positioned problem.
+func rulesError(err error) error {
+	var errs rules.Errors
+	if !errors.As(err, &errs) {
+		return err
+	}
+	e := Errorf(EUNPROCESSABLE, "the rules do not compile: %d problem(s); the first: %s", len(errs), errs[0].Message)
+	if errs[0].Rule != "" {
+		e = Errorf(EUNPROCESSABLE, "the rules fail when they run: %d problem(s); the first: %s", len(errs), errs[0].Message)
+	}
+	for _, pe := range errs {
+		e.Details = append(e.Details, Detail{Rule: pe.Rule, Line: pe.Line, Column: pe.Column, Message: pe.Message})
+	}
+	e.cause = err
+	return e
+}
+
+// CheckRules compiles rules text and tries it, on the edge cases of a
+// request and on the most recent purchases of the database, without
+// changing anything. A text that does not compile, or a rule that fails
+// on a sample, is an unprocessable *Error whose Details hold every
+// positioned problem.
+func (e *Engine) CheckRules(ctx context.Context, filename string, src []byte) (*rules.Program, error) {
+	samples, err := e.RecentSamples(ctx, TrialPurchases)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := TryRules(filename, src, e.Now(), samples)
+	if err != nil {
+		return nil, rulesError(err)
+	}
+	return prog, nil
+}
+
+// RecentSamples returns up to n of the latest purchases with their members
+// as they are now, seen at the tier they were made at, to try rules on.
+// It looks back a day, then a week, a month and a year until it has n.
+func (e *Engine) RecentSamples(ctx context.Context, n int) ([]rules.Sample, error) {
+	now := e.Now()
+	var samples []rules.Sample
+	err := e.store.View(func(tx Tx) error {
+		var ps []*Purchase
+		for _, back := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 366 * 24 * time.Hour} {
+			var err error
+			if ps, err = tx.PurchasesBetween(now.Add(-back), now.Add(maxFutureSkew), n); err != nil || len(ps) >= n {
+				break
+			}
+		}
+		members := map[string]*Member{}
+		for _, p := range ps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			m, ok := members[p.MemberID]
+			if !ok {
+				var err error
+				if m, err = tx.Member(p.MemberID); err != nil {
+					return err
+				}
+				members[p.MemberID] = m
+			}
+			if m == nil {
+				continue
+			}
+			rm := ruleMember(m)
+			rm.Tier = p.EarnedAtTier
+			samples = append(samples, rules.Sample{
+				Name: fmt.Sprintf("purchase %q", p.ID),
+				Input: rules.EarnInput{Purchase: rules.Purchase{
+					Amount: p.Amount, Currency: p.Currency, StoreID: p.StoreID, TerminalID: p.TerminalID,
+					OccurredAt: p.OccurredAt, Items: ruleItems(p.Items),
+				}, Member: rm},
+			})
+		}
+		return nil
+	})
+	return samples, err
 }
 
 // OnRulesChange registers fn to run with every program that becomes live
@@ -55,24 +137,42 @@ func (e *Engine) OnRulesChange(fn func(*rules.Program)) {
 	e.rules.onChange = append(e.rules.onChange, fn)
 }
 
-// PublishRules makes rules text live if it compiles: it is stored as a new
-// version (unless identical to the live one) and swapped in atomically, so
-// no purchase sees a half-loaded program. Text that does not compile leaves
-// the old rules live and is remembered as the last error. When tier levels
-// change, members are re-evaluated for promotion in the background.
-func (e *Engine) PublishRules(filename string, src []byte, by string) (RulesVersion, error) {
+// PublishRules makes rules text live if it compiles and passes its trial
+// (CheckRules). Then, in this order: save writes it to the rules file
+// (when save is not nil), it is stored as a new version (unless identical
+// to the live one), and it is swapped in atomically, so that no purchase
+// sees a half-loaded program and the new rules are never live without
+// being in the file. Text that is refused, or that cannot be saved,
+// leaves the old rules live; refused text is remembered as the last
+// error. When tier levels change, members are re-evaluated for promotion
+// in the background.
+func (e *Engine) PublishRules(ctx context.Context, filename string, src []byte, by string, save func([]byte) error) (RulesVersion, error) {
 	e.rules.mu.Lock()
 	defer e.rules.mu.Unlock()
-	prog, err := CompileRules(filename, src)
+	old, current := e.Program()
+	if old != nil && old.Hash == rules.HashOf(src) {
+		e.rules.lastError = nil
+		if save != nil {
+			if err := e.saveRules(save, src, current); err != nil {
+				return RulesVersion{}, err
+			}
+		}
+		return current, nil
+	}
+	prog, err := e.CheckRules(ctx, filename, src)
 	if err != nil {
 		var ee *Error
-		if errors.As(err, &ee) {
+		if errors.As(err, &ee) && ee.Code == EUNPROCESSABLE {
 			e.rules.lastError = &RulesError{At: e.Now(), By: by, Hash: rules.HashOf(src), Details: ee.Details}
-			e.log.Error("rules refused; the old rules stay live", "by", by, "problems", len(ee.Details), "errors", err)
+			e.log.Error("rules refused; the old rules stay live", "by", by, "problems", len(ee.Details), "errors", ee.cause)
 		}
 		return RulesVersion{}, err
 	}
-	old, _ := e.Program()
+	if save != nil {
+		if err := e.saveRules(save, src, current); err != nil {
+			return RulesVersion{}, err
+		}
+	}
 	v, err := e.LoadRules(prog, by)
 	if err != nil {
 		return RulesVersion{}, err
@@ -96,6 +196,17 @@ func (e *Engine) PublishRules(filename string, src []byte, by string) (RulesVers
 		}
 	}
 	return v, nil
+}
+
+// saveRules writes rules text with save; a failure leaves the live rules
+// as they are, and says so.
+func (e *Engine) saveRules(save func([]byte) error, src []byte, live RulesVersion) error {
+	if err := save(src); err != nil {
+		e.log.Error("saving the rules file failed; the old rules stay live", "version", live.Version, "err", err)
+		return &Error{Code: EINTERNAL, cause: err,
+			Message: fmt.Sprintf("the rules could not be written to the rules file, so they are not live: version %d stays live (the server log has the reason)", live.Version)}
+	}
+	return nil
 }
 
 // LastRulesError returns the last refused rules text, if the latest attempt

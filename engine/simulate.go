@@ -45,7 +45,7 @@ func (e *Engine) Simulate(ctx context.Context, req SimulateRequest) (*PurchaseRe
 		return nil, err
 	}
 	if req.Rules != "" {
-		prog, err := CompileRules("rules", []byte(req.Rules))
+		prog, err := e.CheckRules(ctx, "rules", []byte(req.Rules))
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +78,7 @@ func (e *Engine) Simulate(ctx context.Context, req SimulateRequest) (*PurchaseRe
 		if err != nil {
 			return err
 		}
-		res, err = e.applyPurchase(writer{tx: tx, now: now, live: live}, m, &req.Purchase, d, "", newIDs(6))
+		res, err = e.applyPurchase(writer{tx: tx, now: now, live: live}, m, &req.Purchase, d, "", newIDs(6), nil)
 		return err
 	})
 	return res, err

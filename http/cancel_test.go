@@ -16,10 +16,12 @@ import (
 
 // slowDiffRules pay by the item with an expression that takes a few tens
 // of microseconds, so that replaying a few hundred purchases of 200 items
-// takes seconds.
+// takes seconds. Such rules need a budget above the default.
 const slowDiffRules = `currency: USD
 points:
   rounding: floor
+limits:
+  steps: 20000000
 earn:
   - name: per-item
     for_each: item
@@ -87,7 +89,7 @@ func (s *server) requestsCounted(method, route, status string) string {
 // would be counted 200 then). A diff that runs past RequestTimeout answers
 // 503 unavailable.
 func TestLongReadsStop(t *testing.T) {
-	s := newOpsServerWith(t, nil, nil, func(c *lhttp.Config) { c.RequestTimeout = time.Second })
+	s := newOpsServer(t, nil, nil, func(c *lhttp.Config) { c.RequestTimeout = time.Second })
 	seedLongHistory(t, s.e, 600)
 	body := slowDiffBody(t)
 

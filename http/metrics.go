@@ -30,6 +30,7 @@ type Metrics struct {
 	expired   prometheus.Counter
 	jobRuns   *prometheus.CounterVec
 	jobTime   *prometheus.HistogramVec
+	ruleFails *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics; dbSize, when set, is read at every
@@ -75,8 +76,12 @@ func NewMetrics(dbSize func() int64) *Metrics {
 			Help:    "How long job runs took, by job.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}, []string{"job"}),
+		ruleFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyalty_rule_failures_total",
+			Help: "Purchases refused because an earn rule failed on them (422), by rule.",
+		}, []string{"rule"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.refunded, m.expired, m.jobRuns, m.jobTime,
+	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.refunded, m.expired, m.jobRuns, m.jobTime, m.ruleFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if dbSize != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -100,6 +105,7 @@ func (m *Metrics) Hooks() engine.Hooks {
 			m.jobTime.WithLabelValues(r.Name).Observe(r.FinishedAt.Sub(r.StartedAt).Seconds())
 		},
 		PointsExpired: func(points int64) { m.expired.Add(float64(points)) },
+		RuleFailed:    func(rule string) { m.ruleFails.WithLabelValues(rule).Inc() },
 	}
 }
 

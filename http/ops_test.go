@@ -56,7 +56,7 @@ func (b *syncBuffer) String() string {
 
 // opsServer is a server over simpleRules with metrics, backup, a test
 // clock and a captured log; wrap, when set, wraps the store the engine
-// sees.
+// sees, and configure changes the server's configuration.
 type opsServer struct {
 	*server
 	db    *store.DB
@@ -64,14 +64,7 @@ type opsServer struct {
 	log   *syncBuffer
 }
 
-func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store) *opsServer {
-	t.Helper()
-	return newOpsServerWith(t, keys, wrap, nil)
-}
-
-// newOpsServerWith is newOpsServer with configure, when set, changing the
-// server's config before it starts.
-func newOpsServerWith(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store, configure func(*lhttp.Config)) *opsServer {
+func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store, configure ...func(*lhttp.Config)) *opsServer {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "loyalty.db"), store.DefaultOptions())
 	if err != nil {
@@ -94,8 +87,8 @@ func newOpsServerWith(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) en
 		t.Fatal(err)
 	}
 	cfg := lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics, Backup: db.WriteTo}
-	if configure != nil {
-		configure(&cfg)
+	for _, c := range configure {
+		c(&cfg)
 	}
 	srv := lhttp.NewServer(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

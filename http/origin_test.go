@@ -104,7 +104,7 @@ func TestCORSOnlyWhenConfigured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	on := newOpsServerWith(t, keys, nil, func(c *lhttp.Config) { c.CORSOrigins = origins }).server
+	on := newOpsServer(t, keys, nil, func(c *lhttp.Config) { c.CORSOrigins = origins }).server
 	r := preflight(on, "https://app.example")
 	if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
 		!strings.Contains(strings.ToLower(r.header.Get("Access-Control-Allow-Headers")), "authorization") {

@@ -42,21 +42,16 @@ type liveRulesView struct {
 	Source    string             `json:"source"`
 }
 
-// putRules publishes new rules and writes them to the rules file, so the
-// file on disk always holds what is live.
+// putRules publishes new rules, writing them to the rules file before they
+// go live, so the file on disk always holds what is live.
 func (s *Server) putRules(c *fiber.Ctx) error {
 	src, err := rulesBody(c)
 	if err != nil {
 		return err
 	}
-	v, err := s.cfg.Engine.PublishRules("rules", src, whoIs(c).name)
+	v, err := s.cfg.Engine.PublishRules(c.UserContext(), "rules", src, whoIs(c).name, s.cfg.SaveRules)
 	if err != nil {
 		return err
-	}
-	if s.cfg.SaveRules != nil {
-		if err := s.cfg.SaveRules(src); err != nil {
-			return err
-		}
 	}
 	return c.JSON(versionView{Version: v.Version, Hash: v.Hash, LoadedAt: v.LoadedAt, By: v.By})
 }
@@ -66,7 +61,7 @@ func (s *Server) validateRules(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if _, err := engine.CompileRules("rules", src); err != nil {
+	if _, err := s.cfg.Engine.CheckRules(c.UserContext(), "rules", src); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"ok": true})
@@ -109,11 +104,11 @@ func (s *Server) diffRules(c *fiber.Ctx) error {
 	before, _ := s.cfg.Engine.Program()
 	if req.Old != "" {
 		var err error
-		if before, err = engine.CompileRules("old", []byte(req.Old)); err != nil {
+		if before, err = s.cfg.Engine.CheckRules(c.UserContext(), "old", []byte(req.Old)); err != nil {
 			return err
 		}
 	}
-	after, err := engine.CompileRules("new", []byte(req.New))
+	after, err := s.cfg.Engine.CheckRules(c.UserContext(), "new", []byte(req.New))
 	if err != nil {
 		return err
 	}

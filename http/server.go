@@ -282,9 +282,15 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	var ee *engine.Error
 	body := errorBody{}
-	if errors.As(err, &ee) && ee.Code != engine.EINTERNAL {
+	switch {
+	case errors.As(err, &ee) && ee.Code != engine.EINTERNAL:
 		body.Error = errorDetail{Code: ee.Code, Message: ee.Message, Field: ee.Field, Details: ee.Details}
-	} else {
+	case ee != nil:
+		// An internal *Error was written for the client, such as the rules
+		// that could not be saved; what caused it goes to the log only.
+		s.log.Error("request failed", "request_id", c.Locals("request_id"), "method", c.Method(), "path", c.Path(), "err", err, "cause", errors.Unwrap(ee))
+		body.Error = errorDetail{Code: engine.EINTERNAL, Message: ee.Message + " (request " + fmt.Sprint(c.Locals("request_id")) + ")"}
+	default:
 		s.log.Error("request failed", "request_id", c.Locals("request_id"), "method", c.Method(), "path", c.Path(), "err", err)
 		body.Error = errorDetail{Code: engine.EINTERNAL, Message: "internal error; see the server log for request " + fmt.Sprint(c.Locals("request_id"))}
 	}

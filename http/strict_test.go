@@ -101,7 +101,7 @@ func (r response) String() string { return string(r.body) }
 // a request nobody made. A connection that sent half a request still hears
 // why it is dropped.
 func TestIdleConnectionIsClosedSilently(t *testing.T) {
-	s := newOpsServerWith(t, nil, nil, func(c *lhttp.Config) { c.ReadTimeout = 200 * time.Millisecond })
+	s := newOpsServer(t, nil, nil, func(c *lhttp.Config) { c.ReadTimeout = 200 * time.Millisecond })
 	addr := strings.TrimPrefix(s.url, "http://")
 
 	idle, err := net.Dial("tcp", addr)

@@ -62,6 +62,9 @@ Keys marked * are required; everything else has the default shown.
 	  churn_multiple: NUMBER             default 3; above 0
 	  churn_after: DURATION              default 180d; must be longer than zero
 	  risk_multiple: NUMBER              default 2; above 0
+	limits:                              the budget of the earn rules on one purchase
+	  steps: N                           default 1000000, at most 50000000
+	  memory: N                          bytes; default 1048576, at most 67108864
 
 A DURATION is a whole number and a unit: 36h, 30d (30 × 24h), 12mo
 (calendar months) or 1y (12 calendar months). Money may be quoted or not;
@@ -87,6 +90,24 @@ built-ins (abs, round, min, max, int, float...) take integers only, so
 passing them a decimal is an error when the file is loaded. Times and the weekday, hour, day and month are in the
 program's zone; now() is not available, so replaying a purchase always earns
 the same. Each rule's result is rounded, then capped; below zero is zero.
+Integer arithmetic that overflows is an error, and decimals hold at most 32
+digits before the point and 32 after (finer digits are rounded away). The
+methods of values other than times are not available, nor is $env.
+
+# Budget
+
+All the rules of one purchase share a budget (limits: above) of steps and
+bytes. A step is about one instruction of the expression machine; a call of
+a function or a decimal operation costs 50, reading or making 2 bytes of
+text or list costs one, and a loop (map, filter, reduce...) pays for all its
+turns when it starts: its length times its body. The functions whose result
+can dwarf their arguments (repeat, replace, join, the + of two texts, the ..
+of a range) refuse a result the budget cannot pay for before making it. An
+evaluation that reaches the budget fails with a BudgetError.
+
+Trial runs the rules on sample purchases, such as EdgeCases at the limits
+of a request, before they go live: a rule that fails there is reported as a
+positioned Error naming the rule.
 
 # Errors
 
@@ -120,8 +141,15 @@ Parse reports, among others:
 	found character that cannot start any token
 	    a YAML syntax error; the YAML library gives only the line, so
 	    the column is a best guess (the first tab, or the line's start)
+	steps must be at most 50000000 steps, got 99999999999
+	decimal has no method "Shift"
+	number too large: more than 32 digits before the point
 
-Earn returns an error, and no points, when an expression fails at run time,
-for instance on a division by zero.
+Earn returns a *RuleError, and no points, when an expression fails at run
+time (a division by zero, an overflow, the budget), naming the rule and
+where in the file it failed:
+
+	rule "zero": points: division by zero
+	rule "slow": points: exceeds the budget of 1000000 steps per purchase (limits.steps)
 */
 package rules

@@ -17,6 +17,7 @@ import (
 // their fields, and the VM keeps its stack between runs.
 type evalState struct {
 	vm       vm.VM
+	meter    meter
 	env      map[string]any
 	purchase purchaseEnv
 	member   memberEnv
@@ -27,25 +28,47 @@ type evalState struct {
 
 func (p *Program) newState() *evalState {
 	s := &evalState{}
-	s.env = map[string]any{"purchase": &s.purchase, "member": &s.member, "tier": nil, "item": nil}
+	s.env = map[string]any{"purchase": &s.purchase, "member": &s.member, "tier": nil, "item": nil, meterVar: &s.meter}
 	return s
 }
+
+// RuleError is an earn rule that failed on a purchase: an expression that
+// failed at run time (a division by zero), ran out of the budget or
+// yielded what cannot be points. Line and Column are where, in the rules
+// file, the expression that failed starts, or the part of it that failed
+// when known.
+type RuleError struct {
+	Rule   string
+	Line   int
+	Column int
+	Err    error
+}
+
+func (e *RuleError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e.Err) }
+
+func (e *RuleError) Unwrap() error { return e.Err }
 
 // Earn evaluates the earn rules against a purchase and returns what each
 // rule earned. A rule is skipped outside its active dates and once the
 // member has reached one of its caps. An expression failing at run time,
-// such as a division by zero, is an error: the purchase must not silently
-// earn less than the rules say.
+// such as a division by zero, or the rules together going over the
+// program's Limits, is a *RuleError naming the rule: the purchase must
+// not silently earn less than the rules say.
 func (p *Program) Earn(in EarnInput) (Breakdown, error) {
-	var s *evalState
-	if p.states != nil {
-		s = p.states.Get().(*evalState)
-		defer p.states.Put(s)
-	} else {
-		s = p.newState()
-	}
-	p.fill(s, &in)
+	b, _, err := p.earn(in)
+	return b, err
+}
 
+// earn is Earn that also tells what the evaluation used of the budget.
+func (p *Program) earn(in EarnInput) (Breakdown, meter, error) {
+	s := p.state()
+	defer p.release(s)
+	p.fill(s, &in)
+	b, err := p.earnRules(s, &in)
+	return b, s.meter, err
+}
+
+func (p *Program) earnRules(s *evalState, in *EarnInput) (Breakdown, error) {
 	var b Breakdown
 	for _, r := range p.Rules {
 		if r.points == nil || !r.ActiveAt(in.Purchase.OccurredAt) {
@@ -56,21 +79,46 @@ func (p *Program) Earn(in EarnInput) (Breakdown, error) {
 		}
 		res, err := p.evalRule(s, r)
 		if err != nil {
-			return Breakdown{}, fmt.Errorf("rule %q: %w", r.Name, err)
+			return Breakdown{}, p.ruleError(r, err)
 		}
 		if res.Points == 0 {
 			continue
 		}
 		if b.Total > math.MaxInt64-res.Points {
-			return Breakdown{}, fmt.Errorf("rule %q: %w", r.Name, errTooMany)
+			return Breakdown{}, p.ruleError(r, errTooMany)
 		}
 		b.Total += res.Points
-		if b.Rules == nil {
-			b.Rules = make([]RuleResult, 0, len(p.Rules))
-		}
 		b.Rules = append(b.Rules, res)
 	}
 	return b, nil
+}
+
+func (p *Program) state() *evalState {
+	var s *evalState
+	if p.states != nil {
+		s = p.states.Get().(*evalState)
+	} else {
+		s = p.newState()
+	}
+	l := p.limits()
+	s.meter.reset(l)
+	// The machine's own limit counts the elements of the lists and maps it
+	// builds, per run; a word each is what the memory budget buys.
+	s.vm.MemoryBudget = uint(l.Memory / 8)
+	return s
+}
+
+func (p *Program) release(s *evalState) {
+	if p.states != nil {
+		p.states.Put(s)
+	}
+}
+
+func (p *Program) limits() Limits {
+	if p.Limits == (Limits{}) {
+		return DefaultLimits
+	}
+	return p.Limits
 }
 
 // fill copies the input into the pooled environment, converting money to
@@ -221,36 +269,74 @@ func capPoints(pts, limit int64) int64 {
 // returns the rounded points, never below zero.
 func (p *Program) evalOnce(s *evalState, r *EarnRule) (int64, error) {
 	if r.when != nil {
+		if err := s.meter.step(r.whenCost); err != nil {
+			return 0, &exprFailure{site: &r.whenAt, err: err}
+		}
 		out, err := s.vm.Run(r.when, s.env)
 		if err != nil {
-			return 0, runError("when", err)
+			return 0, p.runError(&r.whenAt, err)
 		}
 		ok, isBool := out.(bool)
 		if !isBool {
-			return 0, fmt.Errorf("when must be true or false, got %T", out)
+			return 0, &exprFailure{site: &r.whenAt, err: fmt.Errorf("must be true or false, got %T", out)}
 		}
 		if !ok {
 			return 0, nil
 		}
 	}
+	if err := s.meter.step(r.pointsCost); err != nil {
+		return 0, &exprFailure{site: &r.pointsAt, err: err}
+	}
 	out, err := s.vm.Run(r.points, s.env)
 	if err != nil {
-		return 0, runError("points", err)
+		return 0, p.runError(&r.pointsAt, err)
 	}
-	return p.round(out)
+	pts, err := p.round(out)
+	if err != nil {
+		return 0, &exprFailure{site: &r.pointsAt, err: err}
+	}
+	return pts, nil
 }
+
+// exprFailure is a when or points expression that failed, with where in
+// it when the machine knows.
+type exprFailure struct {
+	site   *exprSite
+	offset int // in characters of the expression
+	err    error
+}
+
+func (e *exprFailure) Error() string { return e.site.what + ": " + e.err.Error() }
+
+func (e *exprFailure) Unwrap() error { return e.err }
 
 // runError shortens an expression's run-time error to one line: the VM's
 // error carries a source snippet meant for a terminal, not a log line.
-func runError(what string, err error) error {
+func (p *Program) runError(site *exprSite, err error) error {
+	f := &exprFailure{site: site, err: err}
 	var fe *file.Error
-	if !errors.As(err, &fe) {
-		return fmt.Errorf("%s: %w", what, err)
+	if errors.As(err, &fe) {
+		f.offset = fe.From
+		if prev := fe.Unwrap(); prev != nil {
+			f.err = prev
+		} else {
+			f.err = errors.New(fe.Message)
+		}
 	}
-	if prev := fe.Unwrap(); prev != nil {
-		return fmt.Errorf("%s: %w", what, prev)
+	if be, ok := budgetOf(f.err, p.limits()); ok {
+		f.err = be
 	}
-	return fmt.Errorf("%s: %s", what, fe.Message)
+	return f
+}
+
+// ruleError positions a failure of rule r in the rules file.
+func (p *Program) ruleError(r *EarnRule, err error) *RuleError {
+	re := &RuleError{Rule: r.Name, Line: r.line, Column: r.column, Err: err}
+	var f *exprFailure
+	if errors.As(err, &f) && f.site.line > 0 {
+		re.Line, re.Column = p.position(f.site, f.offset)
+	}
+	return re
 }
 
 var (
@@ -271,7 +357,7 @@ func (p *Program) round(out any) (int64, error) {
 		d = x
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return 0, fmt.Errorf("points must be a number, got %v", x)
+			return 0, fmt.Errorf("must be a number, got %v", x)
 		}
 		d = decimal.NewFromFloat(x)
 	default:
@@ -285,7 +371,7 @@ func (p *Program) round(out any) (int64, error) {
 		case v.CanFloat():
 			return p.round(v.Float())
 		}
-		return 0, fmt.Errorf("points must be a number, got %T", out)
+		return 0, fmt.Errorf("must be a number, got %T", out)
 	}
 	switch p.Points.Rounding {
 	case RoundCeil:

@@ -12,6 +12,9 @@ type Error struct {
 	Line    int // 1-based
 	Column  int // 1-based, in characters
 	Message string
+	// Rule names the earn rule at fault, for a problem found by running
+	// the rules (Trial) rather than by reading them.
+	Rule string
 }
 
 // Error formats the problem as FILE:LINE:COL: message, the form editors and

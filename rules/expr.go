@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"sort"
@@ -152,6 +153,27 @@ type exprCompiler struct {
 	loc      *time.Location
 	tier     *tierShape
 	replacer *strings.Replacer
+	literals literalSet
+}
+
+// literalSet collects the text literals of every expression, up to a few
+// dozen: the words rules compare purchases with.
+type literalSet struct {
+	seen map[string]bool
+	list []string
+}
+
+// Visit records a text literal.
+func (l *literalSet) Visit(node *ast.Node) {
+	s, ok := (*node).(*ast.StringNode)
+	if !ok || len(l.list) >= 50 || len(s.Value) > 128 || l.seen[s.Value] {
+		return
+	}
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	l.seen[s.Value] = true
+	l.list = append(l.list, s.Value)
 }
 
 func newCompiler(loc *time.Location, tier *tierShape) *exprCompiler {
@@ -181,27 +203,42 @@ const (
 // compile type-checks and compiles one expression. forEach adds the item
 // variable, which only for_each rules have. It is expr.Compile taken apart,
 // because that does not tell the type of the result, which is what says
-// that points yields a number.
-func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (*vm.Program, *exprError) {
+// that points yields a number. metered reports whether what a run costs
+// depends on the data (a loop, text built), rather than being known from
+// the compiled program alone.
+func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (prog *vm.Program, metered bool, failed *exprError) {
+	// Rules are compiled by the server that runs them (a PUT, the file
+	// watcher): an expression that trips a bug in the expression library
+	// or in the patches here is refused, not a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			prog, metered, failed = nil, false, &exprError{message: fmt.Sprintf("the expression cannot be compiled: %v", r)}
+		}
+	}()
 	env := map[string]any{
 		"purchase": (*purchaseEnv)(nil),
 		"member":   (*memberEnv)(nil),
 		"tier":     reflect.Zero(c.tier.typ).Interface(),
+		meterVar:   (*meter)(nil),
 	}
 	if forEach {
 		env["item"] = (*itemEnv)(nil)
 	}
 	fields := &fieldCheck{tier: c.tier}
+	limits := &restrictions{}
+	literals := &exactLiterals{}
 	cfg := conf.CreateNew()
 	opts := []expr.Option{
 		expr.Env(env),
 		// now() would make a purchase earn differently when replayed.
 		expr.DisableBuiltin("now"),
 		expr.Patch(patcher.WithTimezone{Location: c.loc}),
-		expr.Patch(exactLiterals{}),
+		expr.Patch(literals),
 		expr.Patch(fields),
+		expr.Patch(limits),
 	}
 	opts = append(opts, decimalOptions...)
+	opts = append(opts, meterOptions...)
 	opts = append(opts, expr.Patch(&decimalNegation{}))
 	for _, o := range opts {
 		o(cfg)
@@ -213,22 +250,39 @@ func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (*vm.Pro
 
 	tree, err := checker.ParseCheck(src, cfg)
 	if fields.err != nil {
-		return nil, fields.err
+		return nil, false, fields.err
 	}
 	if err != nil {
-		return nil, c.explain(err, forEach)
+		return nil, false, c.explain(err, forEach)
+	}
+	if limits.err != nil {
+		return nil, false, limits.err
+	}
+	if literals.err != nil {
+		return nil, false, literals.err
 	}
 	if e := checkResult(tree.Node.Type(), kind); e != "" {
-		return nil, &exprError{message: c.replacer.Replace(e)}
+		return nil, false, &exprError{message: c.replacer.Replace(e)}
+	}
+	ast.Walk(&tree.Node, &c.literals)
+	// The meter goes in once the expression is known to be good, so that
+	// messages speak of the expression as written; checking again types
+	// what the patch added. That check looks inside calls the first one
+	// took as typed (an operator on an unknown name), so it can still find
+	// a mistake.
+	patch := newMeterPatch(tree.Node)
+	ast.Walk(&tree.Node, patch)
+	if _, err := checker.Check(tree, cfg); err != nil {
+		return nil, false, c.explain(err, forEach)
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
-		return nil, c.explain(err, forEach)
+		return nil, false, c.explain(err, forEach)
 	}
-	prog, err := compiler.Compile(tree, cfg)
+	prog, err = compiler.Compile(tree, cfg)
 	if err != nil {
-		return nil, c.explain(err, forEach)
+		return nil, false, c.explain(err, forEach)
 	}
-	return prog, nil
+	return prog, patch.vars > 0, nil
 }
 
 // checkResult returns why an expression of type t cannot be a when or points
@@ -363,16 +417,76 @@ func tagNames(t reflect.Type) []string {
 	return names
 }
 
+// restrictions refuses what a rule may not reach: $env, which would let it
+// read the evaluation's own bookkeeping, and the methods of values other
+// than times and durations. The methods of decimals in particular
+// (Shift, Pow, StringFixed) could build numbers and text of any size,
+// outside the budget.
+type restrictions struct{ err *exprError }
+
+// Visit records the first use of $env or of a method that is not allowed.
+func (v *restrictions) Visit(node *ast.Node) {
+	if v.err != nil {
+		return
+	}
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if strings.HasPrefix(n.Value, "$") {
+			v.err = &exprError{offset: n.Location().From, message: fmt.Sprintf("unknown name %q", n.Value)}
+		}
+	case *ast.MemberNode:
+		prop, ok := n.Property.(*ast.StringNode)
+		if !ok || !n.Method {
+			return
+		}
+		switch n.Node.Type() {
+		case timeType, durationType, locationType:
+			return
+		}
+		v.err = &exprError{offset: prop.Location().From, message: fmt.Sprintf("%s has no method %q", typeName(n.Node.Type()), prop.Value)}
+	}
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	locationType = reflect.TypeOf((*time.Location)(nil))
+)
+
 // exactLiterals turns float literals into decimals, so that 0.29 * 100 is
 // 29 and not 28.999999999999996. Formatting the float64 with the fewest
 // digits that round-trip recovers the literal as written.
-type exactLiterals struct{}
+type exactLiterals struct{ err *exprError }
 
-// Visit replaces a float literal with the equal decimal constant.
-func (exactLiterals) Visit(node *ast.Node) {
-	if f, ok := (*node).(*ast.FloatNode); ok {
-		ast.Patch(node, &ast.ConstantNode{Value: decimal.NewFromFloat(f.Value)})
+// Visit replaces a float literal with the equal decimal constant, and
+// refuses one outside the range decimals are kept in.
+func (v *exactLiterals) Visit(node *ast.Node) {
+	f, ok := (*node).(*ast.FloatNode)
+	if !ok {
+		return
 	}
+	d, err := boundDecimal(decimal.NewFromFloat(f.Value))
+	if err != nil && v.err == nil {
+		v.err = &exprError{offset: f.Location().From, message: err.Error()}
+	}
+	ast.Patch(node, &ast.ConstantNode{Value: d})
+}
+
+// decimalDigits bounds decimals on both sides of the point, far beyond any
+// amount or points but small enough that every operation on them stays
+// cheap: without it, a loop multiplying a number by itself would build
+// numbers of millions of digits.
+const decimalDigits = 32
+
+// boundDecimal keeps d within decimalDigits: finer digits are rounded away
+// (they cannot change any points) and a larger number is an error.
+func boundDecimal(d decimal.Decimal) (decimal.Decimal, error) {
+	if d.Exponent() < -decimalDigits {
+		d = d.Round(decimalDigits)
+	}
+	if !d.IsZero() && int(d.Exponent())+d.NumDigits() > decimalDigits {
+		return decimal.Decimal{}, fmt.Errorf("number too large: more than %d digits before the point", decimalDigits)
+	}
+	return d, nil
 }
 
 // decimalNegation rewrites unary minus on a decimal, which expr's operator
@@ -407,19 +521,25 @@ func (v *decimalNegation) ShouldRepeat() bool { return v.applied }
 // toDecimal converts an operand of an overloaded operator. Floats only come
 // from functions such as float() or **, and are taken at their shortest
 // round-tripping value.
-func toDecimal(x any) decimal.Decimal {
+func toDecimal(x any) (decimal.Decimal, error) {
 	switch x := x.(type) {
 	case decimal.Decimal:
-		return x
+		return x, nil
 	case int:
-		return decimal.NewFromInt(int64(x))
+		return decimal.NewFromInt(int64(x)), nil
 	case float64:
-		return decimal.NewFromFloat(x)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return decimal.Decimal{}, fmt.Errorf("%v is not a number that points can be made of", x)
+		}
+		return boundDecimal(decimal.NewFromFloat(x))
 	}
 	panic(fmt.Sprintf("unexpected operand %T", x))
 }
 
-var errDivByZero = errors.New("division by zero")
+var (
+	errDivByZero = errors.New("division by zero")
+	errOverflow  = errors.New("integer overflow")
+)
 
 // Operand type pairs for which operators are overloaded: anything involving
 // a decimal, so money never goes through float64.
@@ -440,15 +560,49 @@ var (
 
 func arith(op func(a, b decimal.Decimal) (decimal.Decimal, error)) func(...any) (any, error) {
 	return func(args ...any) (any, error) {
-		return op(toDecimal(args[0]), toDecimal(args[1]))
+		a, err := toDecimal(args[0])
+		if err != nil {
+			return nil, err
+		}
+		b, err := toDecimal(args[1])
+		if err != nil {
+			return nil, err
+		}
+		d, err := op(a, b)
+		if err != nil {
+			return nil, err
+		}
+		return boundDecimal(d)
 	}
 }
 
 func compare(op func(c int) bool) func(...any) (any, error) {
 	return func(args ...any) (any, error) {
-		return op(toDecimal(args[0]).Cmp(toDecimal(args[1]))), nil
+		a, err := toDecimal(args[0])
+		if err != nil {
+			return nil, err
+		}
+		b, err := toDecimal(args[1])
+		if err != nil {
+			return nil, err
+		}
+		return op(a.Cmp(b)), nil
 	}
 }
+
+// integer checks an operation on two integers for overflow, which Go's
+// arithmetic would let wrap around into a wrong number of points.
+func integer(op func(a, b int) (int, bool)) func(...any) (any, error) {
+	return func(args ...any) (any, error) {
+		r, ok := op(args[0].(int), args[1].(int))
+		if !ok {
+			return nil, errOverflow
+		}
+		return r, nil
+	}
+}
+
+var intOp = new(func(int, int) int)
 
 // decimalOptions declares the decimal operator functions and the operator
 // overloads that use them. Integer division is overloaded too, so 7 / 2 is
@@ -457,20 +611,38 @@ var decimalOptions = []expr.Option{
 	expr.Function("_add", arith(func(a, b decimal.Decimal) (decimal.Decimal, error) { return a.Add(b), nil }), dd, di, id, df, fd),
 	expr.Function("_sub", arith(func(a, b decimal.Decimal) (decimal.Decimal, error) { return a.Sub(b), nil }), dd, di, id, df, fd),
 	expr.Function("_mul", arith(func(a, b decimal.Decimal) (decimal.Decimal, error) { return a.Mul(b), nil }), dd, di, id, df, fd),
+	// ii comes before the float overloads: the final check tries them in
+	// order, and trying one that takes a float turns an integer literal
+	// into a float for good.
 	expr.Function("_div", arith(func(a, b decimal.Decimal) (decimal.Decimal, error) {
 		if b.IsZero() {
 			return decimal.Decimal{}, errDivByZero
 		}
 		return a.Div(b), nil
-	}), dd, di, id, df, fd, ii),
+	}), dd, di, id, ii, df, fd),
 	expr.Function("_mod", arith(func(a, b decimal.Decimal) (decimal.Decimal, error) {
 		if b.IsZero() {
 			return decimal.Decimal{}, errDivByZero
 		}
 		return a.Mod(b), nil
 	}), dd, di, id, df, fd),
-	expr.Function("_neg", func(args ...any) (any, error) { return toDecimal(args[0]).Neg(), nil },
+	expr.Function("_neg", func(args ...any) (any, error) { return args[0].(decimal.Decimal).Neg(), nil },
 		new(func(decimal.Decimal) decimal.Decimal)),
+	expr.Function("_iadd", integer(func(a, b int) (int, bool) {
+		r := a + b
+		return r, (r > a) == (b > 0)
+	}), intOp),
+	expr.Function("_isub", integer(func(a, b int) (int, bool) {
+		r := a - b
+		return r, (r < a) == (b > 0)
+	}), intOp),
+	expr.Function("_imul", integer(func(a, b int) (int, bool) {
+		if a == 0 || b == 0 {
+			return 0, true
+		}
+		r := a * b
+		return r, r/b == a && !(a == -1 && b == math.MinInt) && !(b == -1 && a == math.MinInt)
+	}), intOp),
 	expr.Function("_lt", compare(func(c int) bool { return c < 0 }), ddB, diB, idB, dfB, fdB),
 	expr.Function("_le", compare(func(c int) bool { return c <= 0 }), ddB, diB, idB, dfB, fdB),
 	expr.Function("_gt", compare(func(c int) bool { return c > 0 }), ddB, diB, idB, dfB, fdB),
@@ -483,16 +655,17 @@ var decimalOptions = []expr.Option{
 		for _, e := range args[1].([]any) {
 			switch e.(type) {
 			case decimal.Decimal, int, float64:
-				if x.Equal(toDecimal(e)) {
+				d, err := toDecimal(e)
+				if err == nil && x.Equal(d) {
 					return true, nil
 				}
 			}
 		}
 		return false, nil
 	}, new(func(decimal.Decimal, []any) bool)),
-	expr.Operator("+", "_add"),
-	expr.Operator("-", "_sub"),
-	expr.Operator("*", "_mul"),
+	expr.Operator("+", "_add", "_iadd"),
+	expr.Operator("-", "_sub", "_isub"),
+	expr.Operator("*", "_mul", "_imul"),
 	expr.Operator("/", "_div"),
 	expr.Operator("%", "_mod"),
 	expr.Operator("<", "_lt"),

@@ -21,7 +21,7 @@ import (
 
 // Keys each mapping of the file accepts.
 var (
-	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "jobs", "analytics"}
+	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "jobs", "analytics", "limits"}
 	pointsKeys   = []string{"rounding", "pending", "expiry"}
 	expiryKeys   = []string{"after", "at", "notify_before"}
 	tiersKeys    = []string{"metric", "window", "downgrade", "grace", "levels"}
@@ -31,6 +31,7 @@ var (
 	bonusKeys    = []string{"enrol", "referral", "birthday"}
 	referKeys    = []string{"referrer", "referee", "after"}
 	birthdayKeys = []string{"points"}
+	limitsKeys   = []string{"steps", "memory"}
 )
 
 // defaultJobs are the known jobs with their schedules when the file does not
@@ -94,8 +95,10 @@ func (p *parser) parse() *Program {
 			Downgrade: "one_step",
 		},
 		Bonuses: Bonuses{Referral: ReferralBonus{After: "first_purchase"}},
+		Limits:  DefaultLimits,
 		Source:  bytes.Clone(p.src),
 		Hash:    HashOf(p.src),
+		file:    p.file,
 	}
 	p.prog = prog
 
@@ -126,6 +129,7 @@ func (p *parser) parse() *Program {
 	p.bonuses(f["bonuses"])
 	p.jobs(f["jobs"])
 	p.analytics(f["analytics"])
+	p.limits(f["limits"])
 	prog.states = &sync.Pool{New: func() any { return prog.newState() }}
 	return prog
 }
@@ -318,7 +322,17 @@ func (p *parser) number(n *yaml.Node, what string) (decimal.Decimal, bool) {
 		p.errorf(n, "%s must not be negative, got %s", what, n.Value)
 		return d, false
 	}
-	return d, true
+	return p.bounded(n, what, d)
+}
+
+// bounded refuses a number that expressions could not compute with.
+func (p *parser) bounded(n *yaml.Node, what string, d decimal.Decimal) (decimal.Decimal, bool) {
+	b, err := boundDecimal(d)
+	if err != nil {
+		p.errorf(n, "%s: %v", what, err)
+		return d, false
+	}
+	return b, true
 }
 
 func (p *parser) duration(n *yaml.Node, what string) (Duration, bool) {
@@ -597,7 +611,8 @@ func (p *parser) extra(n *yaml.Node, key string) (any, bool) {
 				p.errorf(n, "%s: %q is not a decimal number", key, n.Value)
 				return nil, false
 			}
-			return d, true
+			d, ok := p.bounded(n, key, d)
+			return d, ok
 		case "!!bool":
 			b, _ := strconv.ParseBool(n.Value)
 			return b, true
@@ -638,6 +653,7 @@ func (p *parser) earn(n *yaml.Node) {
 	}
 	c := newCompiler(p.prog.Location, p.prog.tier)
 	names := map[string]int{}
+	p.prog.byName = map[string]*EarnRule{}
 	for _, rn := range n.Content {
 		rn = resolve(rn)
 		r := p.rule(c, rn)
@@ -650,7 +666,10 @@ func (p *parser) earn(n *yaml.Node) {
 		}
 		names[r.rule.Name] = r.nameNode.Line
 		p.prog.Rules = append(p.prog.Rules, r.rule)
+		p.prog.byName[r.rule.Name] = r.rule
+		p.prog.cost.add(r.rule)
 	}
+	p.prog.literals = c.literals.list
 }
 
 type parsedRule struct {
@@ -664,7 +683,7 @@ func (p *parser) rule(c *exprCompiler, n *yaml.Node) *parsedRule {
 	if f == nil {
 		return nil
 	}
-	r := &EarnRule{}
+	r := &EarnRule{line: n.Line, column: n.Column}
 	var named bool
 	if v := f["name"]; v != nil {
 		r.Name, named = p.str(v, "name")
@@ -681,10 +700,10 @@ func (p *parser) rule(c *exprCompiler, n *yaml.Node) *parsedRule {
 		}
 	}
 	if v := f["when"]; v != nil {
-		r.when = p.expression(c, v, "when", kindBool, r.ForEachItem)
+		r.when, r.whenAt, r.whenCost = p.expression(c, r, v, "when", kindBool)
 	}
 	if v := f["points"]; v != nil {
-		r.points = p.expression(c, v, "points", kindNumber, r.ForEachItem)
+		r.points, r.pointsAt, r.pointsCost = p.expression(c, r, v, "points", kindNumber)
 	} else {
 		p.errorf(n, "%s needs points: an expression that yields a number", ruleLabel(r.Name))
 	}
@@ -755,24 +774,61 @@ func (p *parser) date(n *yaml.Node, what string) (time.Time, bool) {
 	return t, true
 }
 
-// expression compiles a when or points value, positioning any error inside
-// the YAML scalar.
-func (p *parser) expression(c *exprCompiler, n *yaml.Node, what string, kind exprKind, forEach bool) *vm.Program {
+// expression compiles a when or points value of rule r, positioning any
+// error inside the YAML scalar. It returns where the expression is, for
+// the errors it may raise when it runs, and what a run costs outside its
+// loops.
+func (p *parser) expression(c *exprCompiler, r *EarnRule, n *yaml.Node, what string, kind exprKind) (*vm.Program, exprSite, int64) {
+	site := exprSite{what: what, line: n.Line, column: n.Column, style: n.Style, value: n.Value}
 	if n.Kind != yaml.ScalarNode {
 		p.errorf(n, "%s must be an expression, got %s", what, describe(n))
-		return nil
+		return nil, site, 0
 	}
 	if strings.TrimSpace(n.Value) == "" {
 		p.errorf(n, "%s must not be empty", what)
-		return nil
+		return nil, site, 0
 	}
-	prog, err := c.compile(n.Value, kind, forEach)
+	prog, metered, err := c.compile(n.Value, kind, r.ForEachItem)
 	if err != nil {
 		line, col := p.scalarPos(n, err.offset)
 		p.errorAt(line, col, "%s", err.message)
-		return nil
+		return nil, site, 0
 	}
-	return prog
+	r.metered = r.metered || metered
+	return prog, site, programCost(prog)
+}
+
+// limits reads the budget of an evaluation; a rules file may lower it or
+// raise it up to the ceilings.
+func (p *parser) limits(n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	f := p.fields(n, "limits", limitsKeys)
+	l := &p.prog.Limits
+	for _, lim := range []struct {
+		key      string
+		dst      *int64
+		ceiling  int64
+		unitName string
+	}{
+		{"steps", &l.Steps, MaxSteps, "steps"},
+		{"memory", &l.Memory, MaxMemory, "bytes"},
+	} {
+		v := f[lim.key]
+		if v == nil {
+			continue
+		}
+		x, ok := p.integer(v, lim.key, 1)
+		if !ok {
+			continue
+		}
+		if x > lim.ceiling {
+			p.errorf(v, "%s must be at most %d %s, got %d", lim.key, lim.ceiling, lim.unitName, x)
+			continue
+		}
+		*lim.dst = x
+	}
 }
 
 func (p *parser) bonuses(n *yaml.Node) {

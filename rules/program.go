@@ -6,6 +6,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 	"github.com/shopspring/decimal"
+	"go.yaml.in/yaml/v3"
 )
 
 // Program is a compiled, validated rules file. It is immutable once built, so
@@ -29,13 +30,52 @@ type Program struct {
 	Jobs []Job
 	// Analytics parameterises the analytics job, defaulted if absent.
 	Analytics Analytics
+	// Limits bound the work of the earn rules on one purchase; DefaultLimits
+	// unless the file has a limits section.
+	Limits Limits
 
 	Source []byte // the file as given
 	Hash   string // hex sha256 of Source
 
-	tier   *tierShape // the tier variable of expressions, one value per level
-	states *sync.Pool // of *evalState, so Earn does not allocate its environment
+	file   string               // the name Parse was given, for positioned errors
+	tier   *tierShape           // the tier variable of expressions, one value per level
+	states *sync.Pool           // of *evalState, so Earn does not allocate its environment
+	byName map[string]*EarnRule // Rules by name
+	// literals are texts the expressions compare with ("coffee"), for
+	// the edge cases to use.
+	literals []string
+	cost     fixedCost
 }
+
+// fixedCost sums what the rules cost when no expression is metered: once
+// per purchase, and once per item for for_each rules.
+type fixedCost struct {
+	once, perItem int64
+	metered       bool
+}
+
+func (c *fixedCost) add(r *EarnRule) {
+	n := r.whenCost + r.pointsCost
+	if r.ForEachItem {
+		c.perItem += n
+	} else {
+		c.once += n
+	}
+	c.metered = c.metered || r.metered
+}
+
+// FixedCost returns the most steps the earn rules can take on a purchase
+// of that many items, and true, when that is known before they run: when
+// no expression has a loop or an operation whose cost grows with its data.
+func (p *Program) FixedCost(items int) (int64, bool) {
+	if p.cost.metered {
+		return 0, false
+	}
+	return p.cost.once + p.cost.perItem*int64(items), true
+}
+
+// Rule returns the earn rule of that name, or nil.
+func (p *Program) Rule(name string) *EarnRule { return p.byName[name] }
 
 // Rounding says how a rule's fractional result becomes whole points.
 type Rounding string
@@ -132,6 +172,29 @@ type EarnRule struct {
 
 	when   *vm.Program // nil: always
 	points *vm.Program
+	// What a run of each expression costs outside its loops, in steps, and
+	// whether either has loops or operations that pay as they run.
+	whenCost, pointsCost int64
+	metered              bool
+	// Where the rule and its expressions are in the file.
+	line, column     int
+	whenAt, pointsAt exprSite
+}
+
+// exprSite is where an expression sits in the file: what scalarPos needs
+// to turn an offset inside it into a line and column.
+type exprSite struct {
+	what         string // "when" or "points"
+	line, column int
+	style        yaml.Style
+	value        string
+}
+
+// position returns the file position of a character offset inside the
+// expression at site.
+func (p *Program) position(site *exprSite, offset int) (line, col int) {
+	pr := &parser{src: p.Source}
+	return pr.scalarPos(&yaml.Node{Kind: yaml.ScalarNode, Line: site.line, Column: site.column, Style: site.style, Value: site.value}, offset)
 }
 
 // Purchase is what earn rules see of a purchase. Money is in minor units.

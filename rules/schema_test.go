@@ -91,3 +91,74 @@ func TestSchemaRejectsWhatParseRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestGrammarInStep: the key lists Parse checks against, the schema an
+// editor checks against, the grammar of the package doc and docs/RULES.md
+// name the same keys.
+func TestGrammarInStep(t *testing.T) {
+	var schema map[string]any
+	if err := json.Unmarshal(Schema, &schema); err != nil {
+		t.Fatal(err)
+	}
+	// props follows a path of property names (and "[]" for a list's items)
+	// to the properties of an object in the schema.
+	props := func(path ...string) map[string]any {
+		node := schema
+		for _, p := range path {
+			if p == "[]" {
+				node = node["items"].(map[string]any)
+				continue
+			}
+			node = node["properties"].(map[string]any)[p].(map[string]any)
+		}
+		return node["properties"].(map[string]any)
+	}
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grammar := string(doc[bytes.Index(doc, []byte("# Grammar")):bytes.Index(doc, []byte("# Expressions"))])
+	manual, err := os.ReadFile("../docs/RULES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := make([]string, len(defaultJobs))
+	for i, j := range defaultJobs {
+		jobs[i] = j.Name
+	}
+	for _, tc := range []struct {
+		keys []string
+		path []string
+		open bool // the schema lets the marketer add keys of their own
+	}{
+		{topKeys, nil, false},
+		{pointsKeys, []string{"points"}, false},
+		{expiryKeys, []string{"points", "expiry"}, false},
+		{tiersKeys, []string{"tiers"}, false},
+		{levelKeys, []string{"tiers", "levels", "[]"}, true},
+		{ruleKeys, []string{"earn", "[]"}, false},
+		{activeKeys, []string{"earn", "[]", "active"}, false},
+		{bonusKeys, []string{"bonuses"}, false},
+		{referKeys, []string{"bonuses", "referral"}, false},
+		{birthdayKeys, []string{"bonuses", "birthday"}, false},
+		{jobs, []string{"jobs"}, false},
+		{analyticsKeys, []string{"analytics"}, false},
+		{limitsKeys, []string{"limits"}, false},
+	} {
+		in := props(tc.path...)
+		for _, k := range tc.keys {
+			if _, ok := in[k]; !ok {
+				t.Errorf("schema %v has no %q", tc.path, k)
+			}
+			if !strings.Contains(grammar, k+":") {
+				t.Errorf("the grammar in doc.go has no %q", k)
+			}
+			if !strings.Contains(string(manual), k) {
+				t.Errorf("docs/RULES.md does not mention %q", k)
+			}
+		}
+		if !tc.open && len(in) != len(tc.keys) {
+			t.Errorf("schema %v has %d keys, Parse knows %d: %v", tc.path, len(in), len(tc.keys), tc.keys)
+		}
+	}
+}

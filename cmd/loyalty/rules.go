@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/loyaltyhq/loyalty/engine"
 	"github.com/loyaltyhq/loyalty/rules"
 )
 
@@ -17,7 +19,7 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	switch args[0] {
 	case "check":
-		return runRulesCheck(args[1:], stdout, stderr)
+		return runRulesCheck(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		return runRulesSimulate(ctx, args[1:], stdout, stderr)
 	case "diff":
@@ -28,30 +30,43 @@ func runRules(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // runRulesCheck prints "ok" for each good file, or every error as
-// FILE:LINE:COL: message, and fails if any file has an error.
-func runRulesCheck(args []string, stdout, stderr io.Writer) error {
+// FILE:LINE:COL: message, and fails if any file has an error. A file is
+// good when it compiles and its rules pass their trial: the edge cases of
+// a request, and with --db that database's recent purchases.
+func runRulesCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("rules check", stderr)
-	if err := parseFlags(fs, args); err != nil {
+	dbPath := fs.String("db", "", "database to try the rules on its recent purchases (a backup, or a stopped server's file)")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: loyalty rules check FILE...")
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "usage: loyalty rules check FILE... [--db FILE]")
 		return errUsage
 	}
+	var samples []rules.Sample
+	if *dbPath != "" {
+		_, s, closeDB, err := openSamples(ctx, *dbPath)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
+		samples = s
+	}
 	failed := false
-	for _, name := range fs.Args() {
+	for _, name := range files {
 		src, err := os.ReadFile(name)
 		if err != nil {
 			fmt.Fprintf(stdout, "%s: %v\n", name, errors.Unwrap(err))
 			failed = true
 			continue
 		}
-		if _, err := rules.Parse(name, src); err != nil {
+		if _, err := engine.TryRules(name, src, time.Now().UTC(), samples); err != nil {
 			fmt.Fprintln(stdout, err)
 			failed = true
 			continue
 		}
-		if fs.NArg() == 1 {
+		if len(files) == 1 {
 			fmt.Fprintln(stdout, "ok")
 		} else {
 			fmt.Fprintf(stdout, "%s: ok\n", name)

@@ -17,19 +17,37 @@ import (
 	"github.com/loyaltyhq/loyalty/store"
 )
 
-// loadProgram reads and compiles a rules file, printing its errors in the
-// FILE:LINE:COL form on failure.
-func loadProgram(path string, stdout io.Writer) (*rules.Program, error) {
+// loadProgram reads, compiles and tries a rules file on the edge cases of
+// a request and on samples (recent purchases of a database, if any),
+// printing its errors in the FILE:LINE:COL form on failure.
+func loadProgram(path string, samples []rules.Sample, stdout io.Writer) (*rules.Program, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	prog, err := rules.Parse(path, src)
+	prog, err := engine.TryRules(path, src, time.Now().UTC(), samples)
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return nil, exitError(1)
 	}
 	return prog, nil
+}
+
+// openSamples opens a database (a bbolt file or a PostgreSQL URL)
+// read-only and returns its recent purchases as samples for a trial, and a
+// function that closes it.
+func openSamples(ctx context.Context, dsn string) (*engine.Engine, []rules.Sample, func(), error) {
+	db, err := openDatabase(ctx, dsn, dbOptions{readOnly: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	e := engine.New(db, engine.Options{Logger: discardLogger()})
+	samples, err := e.RecentSamples(ctx, engine.TrialPurchases)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	return e, samples, func() { db.Close() }, nil
 }
 
 // readJSON decodes a file as strictly as the API decodes a request body.
@@ -58,7 +76,7 @@ func runRulesSimulate(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "usage: loyalty rules simulate FILE --purchase p.json [--member m.json]")
 		return errUsage
 	}
-	prog, err := loadProgram(files[0], stdout)
+	prog, err := loadProgram(files[0], nil, stdout)
 	if err != nil {
 		return err
 	}
@@ -114,11 +132,20 @@ func runRulesDiff(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "usage: loyalty rules diff OLD NEW (--db FILE [--last 30d] | --purchases FILE.json) [--json]")
 		return errUsage
 	}
-	before, err := loadProgram(files[0], stdout)
+	var e *engine.Engine
+	var samples []rules.Sample
+	if *dbPath != "" {
+		var closeDB func()
+		if e, samples, closeDB, err = openSamples(ctx, *dbPath); err != nil {
+			return err
+		}
+		defer closeDB()
+	}
+	before, err := loadProgram(files[0], samples, stdout)
 	if err != nil {
 		return err
 	}
-	after, err := loadProgram(files[1], stdout)
+	after, err := loadProgram(files[1], samples, stdout)
 	if err != nil {
 		return err
 	}
@@ -136,12 +163,6 @@ func runRulesDiff(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return fmt.Errorf("--last: %w", err)
 		}
-		db, err := openDatabase(ctx, *dbPath, dbOptions{readOnly: true})
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		e := engine.New(db, engine.Options{Logger: discardLogger()})
 		now := e.Now()
 		since := now.AddDate(0, -d.Months, 0).Add(-d.Fixed)
 		if rep, err = e.DiffRules(ctx, before, after, since); err != nil {

@@ -142,14 +142,6 @@ func (m *Main) Open() error {
 		}
 		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only and refuses requests addressed to other hosts or sent by other sites' pages")
 	}
-	src, err := readRules(cfg.RulesPath, cfg.RulesDefaulted, m.Logger)
-	if err != nil {
-		return err
-	}
-	prog, err := rules.Parse(cfg.RulesPath, src)
-	if err != nil {
-		return fmt.Errorf("rules are not valid:\n%w", err)
-	}
 	db, err := openDatabase(context.Background(), cfg.DBPath, dbOptions{batchSize: cfg.BatchSize})
 	if err != nil {
 		return err
@@ -170,7 +162,8 @@ func (m *Main) Open() error {
 	if err := m.Engine.RestoreClock(); err != nil {
 		return err
 	}
-	if _, err := m.Engine.LoadRules(prog, "file"); err != nil {
+	prog, err := m.startRules(context.Background())
+	if err != nil {
 		return err
 	}
 	m.jobsCtx, m.stopJobs = context.WithCancel(context.Background())

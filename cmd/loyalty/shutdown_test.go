@@ -22,10 +22,13 @@ import (
 
 // slowDiffRules pay by the item with an expression that takes a few tens
 // of microseconds, so that replaying a few thousand purchases of 200 items
-// takes far longer than the shutdown bound.
+// takes far longer than the shutdown bound. Such rules need a budget above
+// the default.
 const slowDiffRules = `currency: USD
 points:
   rounding: floor
+limits:
+  steps: 20000000
 earn:
   - name: per-item
     for_each: item

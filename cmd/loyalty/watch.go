@@ -57,7 +57,7 @@ func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Lo
 				}
 				log.Error("watching the rules file", "err", err)
 			case <-timer.C:
-				reloadRules(abs, path, e, log)
+				reloadRules(ctx, abs, path, e, log)
 			}
 		}
 	}()
@@ -68,7 +68,7 @@ func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Lo
 }
 
 // reloadRules publishes the file if it differs from the live rules.
-func reloadRules(abs, name string, e *engine.Engine, log *slog.Logger) {
+func reloadRules(ctx context.Context, abs, name string, e *engine.Engine, log *slog.Logger) {
 	src, err := os.ReadFile(abs)
 	if err != nil {
 		log.Error("reading the rules file", "file", name, "err", err)
@@ -77,7 +77,7 @@ func reloadRules(abs, name string, e *engine.Engine, log *slog.Logger) {
 	if prog, _ := e.Program(); prog != nil && bytes.Equal(prog.Source, src) {
 		return
 	}
-	v, err := e.PublishRules(name, src, "file")
+	v, err := e.PublishRules(ctx, name, src, "file", nil)
 	if err != nil {
 		return
 	}
