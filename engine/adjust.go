@@ -37,7 +37,7 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 		Req    AdjustmentRequest
 	}{memberID, req})
 	ids := newIDs(2)
-	err = e.store.Update(func(tx Tx) error {
+	err = e.store.Update(ctx, func(tx Tx) error {
 		res, replayed = nil, false
 		if a, err := tx.Adjustment(req.ID); err != nil || a != nil {
 			if err == nil {

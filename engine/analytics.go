@@ -391,7 +391,7 @@ func (e *Engine) analytics(ctx context.Context, live *liveRules, now time.Time) 
 	if err := e.expiringPoints(ctx, now, sum); err != nil {
 		return processed, err
 	}
-	if err := e.store.Update(func(tx Tx) error { return tx.PutAnalyticsSummary(sum) }); err != nil {
+	if err := e.store.Update(ctx, func(tx Tx) error { return tx.PutAnalyticsSummary(sum) }); err != nil {
 		return processed, fmt.Errorf("analytics: write summary: %w", err)
 	}
 	return processed, nil
@@ -445,7 +445,7 @@ func (e *Engine) writeAnalytics(ctx context.Context, an *analyser, figs []figure
 			}
 		}
 		var written int64
-		err := e.store.Update(func(tx Tx) error {
+		err := e.store.Update(ctx, func(tx Tx) error {
 			written = 0
 			for i := range chunk {
 				m, err := tx.Member(chunk[i].id)
@@ -482,7 +482,7 @@ func (e *Engine) expiringPoints(ctx context.Context, now time.Time, sum *Analyti
 			return err
 		}
 		var n int
-		err := e.store.View(func(tx Tx) error {
+		err := e.store.View(ctx, func(tx Tx) error {
 			lots, err := tx.DueLots(in90, after, e.jobChunk)
 			if err != nil {
 				return err

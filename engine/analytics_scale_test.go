@@ -58,7 +58,7 @@ func TestAnalyticsScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.LoadRules(prog, "scale"); err != nil {
+	if _, err := e.LoadRules(t.Context(), prog, "scale"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -179,7 +179,7 @@ func buildPopulation(t *testing.T, path string, n int, now time.Time) ([]string,
 	purchases := 0
 	const chunk = 5000
 	for lo := 0; lo < n; lo += chunk {
-		err := db.Update(func(tx engine.Tx) error {
+		err := db.Update(t.Context(), func(tx engine.Tx) error {
 			for i := lo; i < min(lo+chunk, n); i++ {
 				m := &engine.Member{
 					ID: ids[i], ExternalID: fmt.Sprintf("card-%08d", i), Status: engine.StatusActive,

@@ -71,7 +71,7 @@ func (e *Engine) AnalyticsSummary(ctx context.Context) (*AnalyticsSummaryView, e
 		return nil, err
 	}
 	var s *AnalyticsSummary
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		s, err = tx.LatestAnalyticsSummary()
 		return err
 	})
@@ -225,7 +225,7 @@ func (e *Engine) scanAnalytics(ctx context.Context, f AnalyticsFilter, cursor st
 		var matched []AnalyticsMember
 		var got int
 		var lastRead string
-		err := e.store.View(func(tx Tx) error {
+		err := e.store.View(ctx, func(tx Tx) error {
 			members, err := tx.Members(last, n)
 			if err != nil {
 				return err

@@ -32,7 +32,7 @@ func (e *Engine) Balance(ctx context.Context, memberID string) (*Balance, error)
 		return nil, err
 	}
 	var b *Balance
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		m, err := getMember(tx, memberID)
 		if err != nil {
 			return err

@@ -62,7 +62,7 @@ func openBenchEngine(b *testing.B, path string, opts store.Options) (*engine.Eng
 		b.Fatal(err)
 	}
 	e := engine.New(db, engine.Options{Clock: engine.NewTestClock(&fixedClock{t: start}), Logger: slog.New(slog.DiscardHandler)})
-	if _, err := e.LoadRules(prog, "bench"); err != nil {
+	if _, err := e.LoadRules(b.Context(), prog, "bench"); err != nil {
 		b.Fatal(err)
 	}
 	return e, db
@@ -228,7 +228,7 @@ func BenchmarkPurchaseManyRules(b *testing.B) {
 			}
 			b.Cleanup(func() { db.Close() })
 			e := engine.New(db, engine.Options{Clock: engine.NewTestClock(&fixedClock{t: start}), Logger: slog.New(slog.DiscardHandler)})
-			if _, err := e.LoadRules(prog, "bench"); err != nil {
+			if _, err := e.LoadRules(b.Context(), prog, "bench"); err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()

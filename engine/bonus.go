@@ -48,7 +48,7 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 	loc := prog.Location
 	today := startOfDay(now, loc)
 	from := today
-	last, err := e.lastGoodRun(JobBirthdayBonus)
+	last, err := e.lastGoodRun(ctx, JobBirthdayBonus)
 	if err != nil {
 		return 0, err
 	}
@@ -81,7 +81,7 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 		}
 		ids := newIDs(2 * len(grants))
 		var n int64
-		err := e.store.Update(func(tx Tx) error {
+		err := e.store.Update(ctx, func(tx Tx) error {
 			n = 0
 			w := writer{tx: tx, now: now, live: live}
 			for i, g := range grants {
@@ -128,9 +128,9 @@ func startOfDay(t time.Time, loc *time.Location) time.Time {
 }
 
 // lastGoodRun returns the newest run of a job that finished without error.
-func (e *Engine) lastGoodRun(name string) (*JobRun, error) {
+func (e *Engine) lastGoodRun(ctx context.Context, name string) (*JobRun, error) {
 	var last *JobRun
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		runs, err := tx.JobRuns(name, 20)
 		for _, r := range runs {
 			if r.Error == "" {

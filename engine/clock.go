@@ -101,7 +101,7 @@ func (e *Engine) MoveClock(ctx context.Context, req ClockRequest) (time.Time, er
 	case target.Before(cur):
 		return time.Time{}, FieldErrorf(EINVALID, field, "the clock only moves forward")
 	}
-	latest, err := e.latestWrite()
+	latest, err := e.latestWrite(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -109,7 +109,7 @@ func (e *Engine) MoveClock(ctx context.Context, req ClockRequest) (time.Time, er
 		return time.Time{}, FieldErrorf(EINVALID, field, "would put the clock at %s, before the newest stored record (%s)",
 			target.Format(time.RFC3339Nano), latest.Format(time.RFC3339Nano))
 	}
-	if err := e.storeClock(tc, target); err != nil {
+	if err := e.storeClock(ctx, tc, target); err != nil {
 		return time.Time{}, err
 	}
 	return e.Now(), nil
@@ -133,12 +133,12 @@ func advanceFrom(cur time.Time, s string) (time.Time, error) {
 // storeClock stores the offset that shows target, then sets tc to it: a
 // clock the store could not remember is not moved. The caller holds
 // e.clockMu, but not tc.mu: a write reads the clock.
-func (e *Engine) storeClock(tc *TestClock, target time.Time) error {
+func (e *Engine) storeClock(ctx context.Context, tc *TestClock, target time.Time) error {
 	offset, ok := offsetTo(tc.base.Now(), target)
 	if !ok {
 		return Errorf(EINVALID, "the clock cannot show %s", target.Format(time.RFC3339Nano))
 	}
-	err := e.store.Update(func(tx Tx) error {
+	err := e.store.Update(ctx, func(tx Tx) error {
 		return tx.PutSetting(settingClockOffset, strconv.AppendInt(nil, int64(offset), 10))
 	})
 	if err != nil {
@@ -155,10 +155,10 @@ func (e *Engine) storeClock(tc *TestClock, target time.Time) error {
 // wall clock went back, or the database was written by a clock further
 // ahead), so time never runs back behind the records. Another clock is left
 // alone; a warning says when the records are ahead of it.
-func (e *Engine) RestoreClock() error {
+func (e *Engine) RestoreClock(ctx context.Context) error {
 	var offset time.Duration
 	var latest time.Time
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		v, err := tx.Setting(settingClockOffset)
 		if err != nil || v == nil {
 			return err
@@ -171,7 +171,7 @@ func (e *Engine) RestoreClock() error {
 		return nil
 	})
 	if err == nil {
-		latest, err = e.latestWrite()
+		latest, err = e.latestWrite(ctx)
 	}
 	if err != nil {
 		return err
@@ -196,9 +196,9 @@ func (e *Engine) RestoreClock() error {
 }
 
 // latestWrite reads the engine time of the newest write; zero for none.
-func (e *Engine) latestWrite() (time.Time, error) {
+func (e *Engine) latestWrite(ctx context.Context) (time.Time, error) {
 	var latest time.Time
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		var err error
 		latest, err = readLatestWrite(tx)
 		return err
@@ -231,9 +231,9 @@ type stampingStore struct {
 	clock Clock
 }
 
-func (s stampingStore) Update(fn func(Tx) error) error {
+func (s stampingStore) Update(ctx context.Context, fn func(Tx) error) error {
 	at := s.clock.Now().UTC()
-	return s.Store.Update(func(tx Tx) error {
+	return s.Store.Update(ctx, func(tx Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}

@@ -146,7 +146,7 @@ func newDiffAcc(from, to time.Time) *diffAcc {
 func (e *Engine) DiffRules(ctx context.Context, before, after *rules.Program, since time.Time) (*DiffReport, error) {
 	now := e.Now()
 	acc := newDiffAcc(since, now)
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		ps, err := tx.PurchasesBetween(since, now.Add(time.Nanosecond), MaxDiffPurchases+1)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -28,16 +29,16 @@ func (g *gatedStore) hooks() (func(string), func()) {
 	return g.onRuleUses, g.afterView
 }
 
-func (g *gatedStore) View(fn func(engine.Tx) error) error {
-	err := g.Store.View(func(tx engine.Tx) error { return fn(gatedTx{tx, g}) })
+func (g *gatedStore) View(ctx context.Context, fn func(engine.Tx) error) error {
+	err := g.Store.View(ctx, func(tx engine.Tx) error { return fn(gatedTx{tx, g}) })
 	if _, after := g.hooks(); after != nil {
 		after()
 	}
 	return err
 }
 
-func (g *gatedStore) Update(fn func(engine.Tx) error) error {
-	return g.Store.Update(func(tx engine.Tx) error { return fn(gatedTx{tx, g}) })
+func (g *gatedStore) Update(ctx context.Context, fn func(engine.Tx) error) error {
+	return g.Store.Update(ctx, func(tx engine.Tx) error { return fn(gatedTx{tx, g}) })
 }
 
 type gatedTx struct {
@@ -260,7 +261,7 @@ func TestPublishWithAFailingSave(t *testing.T) {
 	if prog, v := h.e.Program(); v.Version != 1 || prog.Hash == rules.HashOf([]byte(double)) {
 		t.Fatalf("live: version %d", v.Version)
 	}
-	if vs, _ := h.e.RulesVersions(); len(vs) != 1 {
+	if vs, _ := h.e.RulesVersions(h.ctx); len(vs) != 1 {
 		t.Fatalf("%d versions stored", len(vs))
 	}
 	var saved []byte

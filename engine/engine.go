@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -125,8 +126,9 @@ func New(store Store, opts Options) *Engine {
 }
 
 // Now is the engine's time; every command reads it once and stamps
-// everything it writes with it.
-func (e *Engine) Now() time.Time { return e.clock.Now().UTC() }
+// everything it writes with it. It is truncated to microseconds, which
+// every store keeps (Store: Time).
+func (e *Engine) Now() time.Time { return e.clock.Now().UTC().Truncate(time.Microsecond) }
 
 // Clock returns the engine's clock, so the HTTP layer can move a TestClock.
 func (e *Engine) Clock() Clock { return e.clock }
@@ -143,13 +145,13 @@ func (e *Engine) Program() (*rules.Program, RulesVersion) {
 // LoadRules makes prog live. A program whose text differs from the latest
 // stored version is stored as a new version first; one that matches reuses
 // that version, so restarting the server does not inflate the history.
-func (e *Engine) LoadRules(prog *rules.Program, by string) (RulesVersion, error) {
+func (e *Engine) LoadRules(ctx context.Context, prog *rules.Program, by string) (RulesVersion, error) {
 	if err := checkBonuses(prog); err != nil {
 		return RulesVersion{}, err
 	}
 	now := e.Now()
 	var v RulesVersion
-	err := e.store.Update(func(tx Tx) error {
+	err := e.store.Update(ctx, func(tx Tx) error {
 		latest, err := tx.LatestRules()
 		if err != nil {
 			return err
@@ -173,9 +175,9 @@ func (e *Engine) LoadRules(prog *rules.Program, by string) (RulesVersion, error)
 }
 
 // RulesVersions lists every stored version of the rules, oldest first.
-func (e *Engine) RulesVersions() ([]*RulesVersion, error) {
+func (e *Engine) RulesVersions(ctx context.Context) ([]*RulesVersion, error) {
 	var vs []*RulesVersion
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		var err error
 		vs, err = tx.RulesVersions()
 		return err
@@ -185,9 +187,9 @@ func (e *Engine) RulesVersions() ([]*RulesVersion, error) {
 
 // LatestRules returns the latest stored version of the rules, or nil when
 // none was ever stored.
-func (e *Engine) LatestRules() (*RulesVersion, error) {
+func (e *Engine) LatestRules(ctx context.Context) (*RulesVersion, error) {
 	var v *RulesVersion
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		var err error
 		v, err = tx.LatestRules()
 		return err
@@ -196,9 +198,9 @@ func (e *Engine) LatestRules() (*RulesVersion, error) {
 }
 
 // RulesVersion returns one stored version.
-func (e *Engine) RulesVersion(n int) (*RulesVersion, error) {
+func (e *Engine) RulesVersion(ctx context.Context, n int) (*RulesVersion, error) {
 	var v *RulesVersion
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		var err error
 		v, err = tx.RulesVersion(n)
 		return err

@@ -78,7 +78,7 @@ func (h *harness) loadRules(src string) {
 	if err != nil {
 		h.t.Fatalf("rules: %v", err)
 	}
-	if _, err := h.e.LoadRules(prog, "test"); err != nil {
+	if _, err := h.e.LoadRules(context.Background(), prog, "test"); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -35,7 +35,7 @@ func (e *Engine) Events(ctx context.Context, after string, limit int) (*EventPag
 		}
 	}
 	page := &EventPage{Events: []EventView{}, NextCursor: strconv.FormatUint(from, 10)}
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		evs, err := tx.Events(from, limit)
 		for _, ev := range evs {
 			page.Events = append(page.Events, EventView{Seq: ev.Seq, Type: ev.Type, MemberID: ev.MemberID, At: ev.At, Data: ev.Data})

@@ -22,12 +22,12 @@ type plainStore struct{ *store.DB }
 // plainTx has the methods of engine.Tx and nothing more.
 type plainTx struct{ engine.Tx }
 
-func (s plainStore) View(fn func(engine.Tx) error) error {
-	return s.DB.View(func(tx engine.Tx) error { return fn(plainTx{tx}) })
+func (s plainStore) View(ctx context.Context, fn func(engine.Tx) error) error {
+	return s.DB.View(ctx, func(tx engine.Tx) error { return fn(plainTx{tx}) })
 }
 
-func (s plainStore) Update(fn func(engine.Tx) error) error {
-	return s.DB.Update(func(tx engine.Tx) error { return fn(plainTx{tx}) })
+func (s plainStore) Update(ctx context.Context, fn func(engine.Tx) error) error {
+	return s.DB.Update(ctx, func(tx engine.Tx) error { return fn(plainTx{tx}) })
 }
 
 // TestShortcutsChangeNothing runs one random history of purchases, refunds,
@@ -51,7 +51,7 @@ func TestShortcutsChangeNothing(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		e := engine.New(wrap(db), engine.Options{Clock: clock, JobChunk: 7, Logger: slog.New(slog.DiscardHandler)})
-		if _, err := e.LoadRules(prog, "test"); err != nil {
+		if _, err := e.LoadRules(t.Context(), prog, "test"); err != nil {
 			t.Fatal(err)
 		}
 		return e, db

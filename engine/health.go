@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -70,11 +71,11 @@ type healthStore struct {
 	now    func() time.Time
 }
 
-func (s healthStore) Update(fn func(Tx) error) error {
+func (s healthStore) Update(ctx context.Context, fn func(Tx) error) error {
 	// fn may run more than once (group commit); what counts is its last
 	// run. A panic leaves fnFailed set: the write failed, not the store.
 	var fnFailed bool
-	err := s.Store.Update(func(tx Tx) error {
+	err := s.Store.Update(ctx, func(tx Tx) error {
 		fnFailed = true
 		err := fn(tx)
 		fnFailed = err != nil
@@ -93,9 +94,9 @@ func (s healthStore) Update(fn func(Tx) error) error {
 // failing, the check itself tries an empty write (at most once a second),
 // so that the health recovers on its own once the store does, even when no
 // till writes because a load balancer took this server out on the failure.
-func (e *Engine) StoreHealth() StoreHealth {
+func (e *Engine) StoreHealth(ctx context.Context) StoreHealth {
 	if e.health.probeDue() {
-		_ = e.store.Update(func(Tx) error { return nil })
+		_ = e.store.Update(ctx, func(Tx) error { return nil })
 	}
 	return e.health.get()
 }

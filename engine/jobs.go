@@ -48,7 +48,7 @@ func (e *Engine) Jobs(ctx context.Context) ([]JobInfo, error) {
 		return nil, err
 	}
 	out := make([]JobInfo, 0, len(JobNames))
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		for _, name := range JobNames {
 			j, _ := live.prog.Job(name)
 			info := JobInfo{Name: name, Schedule: j.Schedule}
@@ -67,9 +67,9 @@ func (e *Engine) Jobs(ctx context.Context) ([]JobInfo, error) {
 }
 
 // LastJobRun returns the newest run of a job, or nil.
-func (e *Engine) LastJobRun(name string) (*JobRun, error) {
+func (e *Engine) LastJobRun(ctx context.Context, name string) (*JobRun, error) {
 	var last *JobRun
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		runs, err := tx.JobRuns(name, 1)
 		if len(runs) > 0 {
 			last = runs[0]
@@ -119,7 +119,7 @@ func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
 	} else {
 		e.log.Info("job done", "job", name, "processed", processed, "took", rec.FinishedAt.Sub(rec.StartedAt))
 	}
-	if err := e.store.Update(func(tx Tx) error { return tx.PutJobRun(rec) }); err != nil {
+	if err := e.store.Update(ctx, func(tx Tx) error { return tx.PutJobRun(rec) }); err != nil {
 		return nil, fmt.Errorf("record run of %s: %w", name, err)
 	}
 	e.hooks.jobRun(rec)
@@ -137,7 +137,7 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 		ids := newIDs(e.jobChunk)
 		var n int
 		var points int64
-		err := e.store.Update(func(tx Tx) error {
+		err := e.store.Update(ctx, func(tx Tx) error {
 			lots, err := tx.DueLots(now, nil, e.jobChunk)
 			if err != nil {
 				return err
@@ -226,7 +226,7 @@ func (e *Engine) notifyExpiring(ctx context.Context, live *liveRules, now time.T
 		}
 		var notices []notice
 		var n int
-		err := e.store.View(func(tx Tx) error {
+		err := e.store.View(ctx, func(tx Tx) error {
 			lots, err := tx.DueLots(until, after, e.jobChunk)
 			if err != nil {
 				return err
@@ -253,7 +253,7 @@ func (e *Engine) notifyExpiring(ctx context.Context, live *liveRules, now time.T
 			return processed, fmt.Errorf("find expiring points: %w", err)
 		}
 		if len(notices) > 0 {
-			err = e.store.Update(func(tx Tx) error {
+			err = e.store.Update(ctx, func(tx Tx) error {
 				for _, nt := range notices {
 					key := "notice:" + nt.member + ":" + nt.on
 					done, err := tx.Marked(key)

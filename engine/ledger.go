@@ -136,7 +136,7 @@ func (e *Engine) Ledger(ctx context.Context, memberID, cursor string, limit int)
 		}
 	}
 	page := &LedgerPage{Entries: []LedgerView{}}
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		if _, err := getMember(tx, memberID); err != nil {
 			return err
 		}

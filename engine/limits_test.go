@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 // ledger entries that account for them, as many earlier credits would.
 func (h *harness) fill(memberID string, n int) {
 	h.t.Helper()
-	err := h.db.Update(func(tx engine.Tx) error {
+	err := h.db.Update(context.Background(), func(tx engine.Tx) error {
 		m, err := tx.Member(memberID)
 		if err != nil {
 			return err
@@ -76,7 +77,7 @@ func TestBalanceCannotPassTheLimit(t *testing.T) {
 func TestLifetimeSpendCannotPassTheLimit(t *testing.T) {
 	h := newHarness(t, exampleRules)
 	m := h.enrol(engine.MemberInput{})
-	err := h.db.Update(func(tx engine.Tx) error {
+	err := h.db.Update(t.Context(), func(tx engine.Tx) error {
 		stored, err := tx.Member(m.ID)
 		if err != nil {
 			return err

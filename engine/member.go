@@ -170,7 +170,7 @@ func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView,
 	}
 	bonusIDs := newIDs(2)
 	var view *MemberView
-	err = e.store.Update(func(tx Tx) error {
+	err = e.store.Update(ctx, func(tx Tx) error {
 		m := m.clone()
 		if m.ReferrerID != "" {
 			ref, err := tx.Member(m.ReferrerID)
@@ -241,7 +241,7 @@ func (e *Engine) Member(ctx context.Context, id string) (*MemberView, error) {
 		return nil, err
 	}
 	var view *MemberView
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		m, err := getMember(tx, id)
 		if err != nil {
 			return err
@@ -270,7 +270,7 @@ func (e *Engine) FindMembers(ctx context.Context, key, value string) ([]*MemberV
 		return nil, Errorf(EINVALID, "look members up by external_id, email or phone")
 	}
 	views := []*MemberView{}
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		m, err := tx.MemberByKey(key, value)
 		if err != nil || m == nil {
 			return err
@@ -324,7 +324,7 @@ func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*M
 		}
 	}
 	var view *MemberView
-	err = e.store.Update(func(tx Tx) error {
+	err = e.store.Update(ctx, func(tx Tx) error {
 		m, err := getMember(tx, id)
 		if err != nil {
 			return err

@@ -194,7 +194,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 	}
 	for range tries {
 		var ev *earning
-		err = e.store.View(func(tx Tx) error {
+		err = e.store.View(ctx, func(tx Tx) error {
 			m, err := find(tx)
 			if err != nil || m == nil {
 				return err
@@ -205,7 +205,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 		if err != nil || ev == nil {
 			return res, replayed, e.purchaseFailed(&req, err)
 		}
-		err = e.store.Update(func(tx Tx) error {
+		err = e.store.Update(ctx, func(tx Tx) error {
 			m, err := find(tx)
 			if err != nil || m == nil {
 				return err
@@ -224,7 +224,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 			return res, replayed, e.purchaseFailed(&req, err)
 		}
 	}
-	err = e.store.Update(func(tx Tx) error {
+	err = e.store.Update(ctx, func(tx Tx) error {
 		m, err := find(tx)
 		if err != nil || m == nil {
 			return err
@@ -432,7 +432,7 @@ func (e *Engine) GetPurchase(ctx context.Context, id string) (*PurchaseView, err
 		return nil, err
 	}
 	var p *Purchase
-	err = e.store.View(func(tx Tx) error {
+	err = e.store.View(ctx, func(tx Tx) error {
 		p, err = tx.Purchase(id)
 		return err
 	})

@@ -43,7 +43,7 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		Req    RedemptionRequest
 	}{memberID, req})
 	ids := newIDs(1)
-	err = e.store.Update(func(tx Tx) error {
+	err = e.store.Update(ctx, func(tx Tx) error {
 		res, replayed = nil, false
 		if r, err := tx.Redemption(req.ID); err != nil || r != nil {
 			if err == nil {
@@ -117,7 +117,7 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 	}
 	ids := newIDs(1)
 	var res *RedemptionResult
-	err = e.store.Update(func(tx Tx) error {
+	err = e.store.Update(ctx, func(tx Tx) error {
 		r, err := tx.Redemption(id)
 		if err != nil {
 			return err

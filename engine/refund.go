@@ -62,7 +62,7 @@ func (e *Engine) Refund(ctx context.Context, purchaseID string, req RefundReques
 		Req      RefundRequest
 	}{purchaseID, req})
 	ids := newIDs(3)
-	err = e.store.Update(func(tx Tx) error {
+	err = e.store.Update(ctx, func(tx Tx) error {
 		res, replayed = nil, false
 		if r, err := tx.Refund(req.ID); err != nil || r != nil {
 			if err == nil {

@@ -47,7 +47,7 @@ func TestPublishRules(t *testing.T) {
 	if led[0].RulesVersion != 2 || led[1].RulesVersion != 1 {
 		t.Fatalf("ledger versions: %d, %d", led[0].RulesVersion, led[1].RulesVersion)
 	}
-	vs, _ := h.e.RulesVersions()
+	vs, _ := h.e.RulesVersions(h.ctx)
 	if len(vs) != 2 || vs[1].By != "mkt" || vs[0].By != "test" {
 		t.Fatalf("versions: %+v", vs)
 	}

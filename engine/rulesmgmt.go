@@ -37,13 +37,17 @@ var trialBounds = rules.Bounds{MaxAmount: MaxAmount, MaxQuantity: MaxQuantity, M
 // TryRules compiles rules text and tries it before it can go live: every
 // rule runs on the edge cases of a request at now, and on the samples
 // given (recent real purchases). It returns the program, or every problem
-// found, compiling or trying, as rules.Errors.
-func TryRules(filename string, src []byte, now time.Time, samples []rules.Sample) (*rules.Program, error) {
+// found, compiling or trying, as rules.Errors. It stops once ctx is done.
+func TryRules(ctx context.Context, filename string, src []byte, now time.Time, samples []rules.Sample) (*rules.Program, error) {
 	prog, err := rules.Parse(filename, src)
 	if err != nil {
 		return nil, err
 	}
-	if errs := prog.Trial(append(prog.EdgeCases(trialBounds, now), samples...), MaxPoints); errs != nil {
+	errs, err := prog.Trial(ctx, append(prog.EdgeCases(trialBounds, now), samples...), MaxPoints)
+	switch {
+	case err != nil:
+		return nil, err
+	case errs != nil:
 		return nil, errs
 	}
 	return prog, nil
@@ -77,7 +81,7 @@ func (e *Engine) CheckRules(ctx context.Context, filename string, src []byte) (*
 	if err != nil {
 		return nil, err
 	}
-	prog, err := TryRules(filename, src, e.Now(), samples)
+	prog, err := TryRules(ctx, filename, src, e.Now(), samples)
 	if err != nil {
 		return nil, rulesError(err)
 	}
@@ -90,7 +94,7 @@ func (e *Engine) CheckRules(ctx context.Context, filename string, src []byte) (*
 func (e *Engine) RecentSamples(ctx context.Context, n int) ([]rules.Sample, error) {
 	now := e.Now()
 	var samples []rules.Sample
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		var ps []*Purchase
 		for _, back := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour, 31 * 24 * time.Hour, 366 * 24 * time.Hour} {
 			var err error
@@ -173,7 +177,7 @@ func (e *Engine) PublishRules(ctx context.Context, filename string, src []byte, 
 			return RulesVersion{}, err
 		}
 	}
-	v, err := e.LoadRules(prog, by)
+	v, err := e.LoadRules(ctx, prog, by)
 	if err != nil {
 		return RulesVersion{}, err
 	}

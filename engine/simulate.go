@@ -72,7 +72,7 @@ func (e *Engine) Simulate(ctx context.Context, req SimulateRequest) (*PurchaseRe
 		return nil, err
 	}
 	var res *PurchaseResult
-	err = e.store.View(func(base Tx) error {
+	err = e.store.View(ctx, func(base Tx) error {
 		tx := newDryTx(base, hypo)
 		m, err := e.purchaseMember(tx, &req.Purchase)
 		if err != nil {

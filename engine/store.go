@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Store keeps the engine's records. Implementations decide nothing: every
 // policy lives in the Engine. Two implement it, store (bbolt) and
@@ -28,13 +31,20 @@ import "time"
 // values captured before, and change nothing outside it. When fn returns
 // an error, Update returns that error and none of fn's writes are kept.
 //
+// Context: View and Update take the caller's context (a request's, a
+// job's). A store may stop waiting (for a lock, a connection, its turn in
+// a group commit) once ctx is done and return its error; fn itself checks
+// ctx only if it loops. An Update whose ctx ends may still have committed
+// (the commit was under way): callers keep the idempotency rules that make
+// a retry safe.
+//
 // Time: stamps are UTC and keep at least microseconds. bbolt keeps
 // nanoseconds; PostgreSQL keeps microseconds and drops the rest. So that a
 // value reads back equal from either store, every stamp the engine stores
-// should be truncated to microseconds (issue 13 phase B: Engine.Now and
-// the request parsers truncate). Query bounds may be finer: they compare
-// with stored stamps as the exact values would. The zero time means unset
-// (a lot's ExpiresAt: never) and reads back as the zero time.
+// is truncated to microseconds: Engine.Now and the request parsers
+// truncate. Query bounds may be finer: they compare with stored stamps as
+// the exact values would. The zero time means unset (a lot's ExpiresAt:
+// never) and reads back as the zero time.
 //
 // Members first: records that belong to a member (ledger entries, lots,
 // metric entries, rule uses, purchases, refunds, redemptions, adjustments)
@@ -54,20 +64,21 @@ import "time"
 type Store interface {
 	// View runs fn in a read-only snapshot that never blocks writers;
 	// writes in it fail.
-	View(fn func(Tx) error) error
+	View(ctx context.Context, fn func(Tx) error) error
 	// Update runs fn in a read-write transaction (see above on isolation).
 	// Concurrent calls may share one commit (group commit) or run side by
 	// side and be run again on conflict, so fn may run more than once and
 	// must depend on nothing but the transaction and values captured
 	// before.
 	//
-	// On a store with group commit (bbolt), a fn that fails before its first write costs the others nothing: it
-	// is answered with its error and they commit as if it had not run. A
-	// fn that fails after writing makes the shared transaction roll back
-	// and every other fn of it run again, which under load costs a whole
-	// commit's work. So write functions make every refusal (not found,
-	// blocked, too few points, over a limit) before they write.
-	Update(fn func(Tx) error) error
+	// On a store with group commit (bbolt), a fn that fails before its
+	// first write costs the others nothing: it is answered with its error
+	// and they commit as if it had not run. A fn that fails after writing
+	// makes the shared transaction roll back and every other fn of it run
+	// again, which under load costs a whole commit's work. So write
+	// functions make every refusal (not found, blocked, too few points,
+	// over a limit) before they write.
+	Update(ctx context.Context, fn func(Tx) error) error
 	Close() error
 }
 

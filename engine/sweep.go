@@ -19,7 +19,7 @@ func (e *Engine) sweepMembers(ctx context.Context, read func(tx Tx, members []*M
 			return seen, err
 		}
 		var n int
-		err := e.store.View(func(tx Tx) error {
+		err := e.store.View(ctx, func(tx Tx) error {
 			members, err := tx.Members(after, e.jobChunk)
 			if err != nil {
 				return err
@@ -76,7 +76,7 @@ func (e *Engine) moveTiers(ctx context.Context, prog *rules.Program, now time.Ti
 			return nil
 		}
 		var n int64
-		err := e.store.Update(func(tx Tx) error {
+		err := e.store.Update(ctx, func(tx Tx) error {
 			n = 0
 			for _, id := range ids {
 				m, err := getMember(tx, id)

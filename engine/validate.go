@@ -74,7 +74,8 @@ func parseTime(field, s string, def time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, FieldErrorf(EINVALID, field, "must be an RFC 3339 time like 2026-11-23T14:05:00Z")
 	}
-	return t.UTC(), nil
+	// Stores keep microseconds (Store: Time).
+	return t.UTC().Truncate(time.Microsecond), nil
 }
 
 // hashRequest fingerprints a decoded request so that a retry with the same

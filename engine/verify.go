@@ -20,7 +20,7 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 		problems++
 		fmt.Fprintf(w, format+"\n", args...)
 	}
-	err := e.store.View(func(tx Tx) error {
+	err := e.store.View(ctx, func(tx Tx) error {
 		verifyClock(tx, report)
 		after := ""
 		for {

@@ -32,7 +32,7 @@ func TestDatabaseWithItsOwnBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.LoadRules(prog, "file"); err != nil {
+	if _, err := e.LoadRules(t.Context(), prog, "file"); err != nil {
 		t.Fatal(err)
 	}
 	var down atomic.Bool

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -38,7 +39,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := e.LoadRules(prog, "file"); err != nil {
+	if _, err := e.LoadRules(context.Background(), prog, "file"); err != nil {
 		f.Fatal(err)
 	}
 	ft := &fuzzTarget{srv: lhttp.NewServer(lhttp.Config{Engine: e, Logger: discardLogger()})}

@@ -100,7 +100,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "the database does not answer"})
 		}
 	}
-	if h := s.cfg.Engine.StoreHealth(); h.Failing {
+	if h := s.cfg.Engine.StoreHealth(c.UserContext()); h.Failing {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
 			"status": "failing", "since": h.Since,
 			"reason": "the database refuses writes: " + h.Err,
@@ -227,7 +227,7 @@ func (s *Server) getPurchase(c *fiber.Ctx) error {
 }
 
 func (s *Server) listRulesVersions(c *fiber.Ctx) error {
-	vs, err := s.cfg.Engine.RulesVersions()
+	vs, err := s.cfg.Engine.RulesVersions(c.UserContext())
 	if err != nil {
 		return err
 	}
@@ -243,7 +243,7 @@ func (s *Server) getRulesVersion(c *fiber.Ctx) error {
 	if err != nil || n < 1 {
 		return engine.Errorf(engine.ENOTFOUND, "rules version %q not found", c.Params("n"))
 	}
-	v, err := s.cfg.Engine.RulesVersion(n)
+	v, err := s.cfg.Engine.RulesVersion(c.UserContext(), n)
 	if err != nil {
 		return err
 	}

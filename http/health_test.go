@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -17,11 +18,11 @@ type fullDisk struct {
 	full *atomic.Bool
 }
 
-func (d fullDisk) Update(fn func(engine.Tx) error) error {
+func (d fullDisk) Update(ctx context.Context, fn func(engine.Tx) error) error {
 	if d.full.Load() {
 		return errors.New("store: update: write loyalty.db: no space left on device")
 	}
-	return d.Store.Update(fn)
+	return d.Store.Update(ctx, fn)
 }
 
 // TestHealthzReportsFailingWrites fills the disk under a running server:

@@ -49,7 +49,7 @@ func newServerWithKeys(t *testing.T, testClock bool, keys *lhttp.Keys) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.LoadRules(prog, "file"); err != nil {
+	if _, err := e.LoadRules(t.Context(), prog, "file"); err != nil {
 		t.Fatal(err)
 	}
 	srv := lhttp.NewServer(lhttp.Config{Engine: e, TestClock: tc, Keys: keys})

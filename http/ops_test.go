@@ -83,7 +83,7 @@ func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.LoadRules(prog, "file"); err != nil {
+	if _, err := e.LoadRules(t.Context(), prog, "file"); err != nil {
 		t.Fatal(err)
 	}
 	cfg := lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics, Backup: db.WriteTo}
@@ -220,7 +220,7 @@ func TestHammerOneMember(t *testing.T) {
 // handler.
 type panicStore struct{ engine.Store }
 
-func (panicStore) View(func(engine.Tx) error) error { panic("boom") }
+func (panicStore) View(context.Context, func(engine.Tx) error) error { panic("boom") }
 
 func TestPanicBecomesInternal(t *testing.T) {
 	s := newOpsServer(t, nil, func(st engine.Store) engine.Store { return panicStore{st} })
@@ -355,7 +355,7 @@ func TestBackupEndpoint(t *testing.T) {
 		t.Fatalf("the copy: %d problems, %v\n%s", n, err, out.String())
 	}
 	var found bool
-	if err := cp.View(func(tx engine.Tx) error {
+	if err := cp.View(t.Context(), func(tx engine.Tx) error {
 		p, err := tx.Purchase("p1")
 		found = p != nil
 		return err

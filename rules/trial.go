@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -22,8 +23,10 @@ type Sample struct {
 // together as the till would run them, within one budget and maxPoints
 // for the purchase. The problems come back as Errors, at most one per
 // rule, positioned at the expression that failed and naming the sample;
-// nil when every rule passed.
-func (p *Program) Trial(samples []Sample, maxPoints int64) Errors {
+// nil when every rule passed. A trial of many rules on many samples takes
+// a while, so it stops between samples once ctx is done and returns ctx's
+// error.
+func (p *Program) Trial(ctx context.Context, samples []Sample, maxPoints int64) (Errors, error) {
 	var errs Errors
 	failed := map[string]bool{}
 	record := func(re *RuleError, sample string) {
@@ -32,6 +35,9 @@ func (p *Program) Trial(samples []Sample, maxPoints int64) Errors {
 			Message: fmt.Sprintf("%v (on %s)", re, sample)})
 	}
 	for _, smp := range samples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		in := smp.Input
 		in.Uses = nil
 		s := p.state()
@@ -68,7 +74,7 @@ func (p *Program) Trial(samples []Sample, maxPoints int64) Errors {
 		}
 	}
 	errs.sort()
-	return errs
+	return errs, nil
 }
 
 // Bounds are the largest values a purchase request may carry, which the

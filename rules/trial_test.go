@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -14,8 +16,27 @@ const testMaxPoints = 10_000_000_000_000
 
 func trial(t *testing.T, src string) Errors {
 	t.Helper()
-	p := mustParse(t, src)
-	return p.Trial(p.EdgeCases(testBounds, saturday), testMaxPoints)
+	return mustTrial(t, mustParse(t, src))
+}
+
+func mustTrial(t *testing.T, p *Program) Errors {
+	t.Helper()
+	errs, err := p.Trial(t.Context(), p.EdgeCases(testBounds, saturday), testMaxPoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return errs
+}
+
+// TestTrialStopsWhenCancelled: a publication whose client went away stops
+// trying the rules.
+func TestTrialStopsWhenCancelled(t *testing.T) {
+	p := mustParse(t, "currency: USD\nearn:\n  - name: base\n    points: purchase.amount\n")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if errs, err := p.Trial(ctx, p.EdgeCases(testBounds, saturday), testMaxPoints); !errors.Is(err, context.Canceled) || errs != nil {
+		t.Fatalf("Trial after cancel = %v, %v; want context.Canceled", errs, err)
+	}
 }
 
 // TestTrialRefusesFailingRules: each rule the issue found failing at the
@@ -110,10 +131,10 @@ func TestTrialTogether(t *testing.T) {
 	src := "currency: USD\nlimits: {steps: 30000}\nearn:\n  - name: a\n" + turn + "  - name: b\n" + turn
 	p := mustParse(t, src)
 	one := mustParse(t, "currency: USD\nlimits: {steps: 30000}\nearn:\n  - name: a\n"+turn)
-	if errs := one.Trial(one.EdgeCases(testBounds, saturday), testMaxPoints); errs != nil {
+	if errs := mustTrial(t, one); errs != nil {
 		t.Fatalf("one loop: %v", errs)
 	}
-	errs := p.Trial(p.EdgeCases(testBounds, saturday), testMaxPoints)
+	errs := mustTrial(t, p)
 	if len(errs) != 1 || errs[0].Rule != "b" || !strings.Contains(errs[0].Message, "exceeds the budget of 30000 steps") {
 		t.Fatalf("got %v, want rule b over the budget", errs)
 	}

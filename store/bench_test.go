@@ -52,7 +52,7 @@ func benchPurchases(b *testing.B, opts Options) {
 			n := next.Add(1)
 			memberID, purchaseID, lotID := members[n%int64(len(members))], newID(), newID()
 			at := t0.Add(time.Duration(n) * time.Second)
-			err := db.Update(func(tx engine.Tx) error {
+			err := db.Update(b.Context(), func(tx engine.Tx) error {
 				m, err := tx.Member(memberID)
 				if err != nil {
 					return err
@@ -120,7 +120,7 @@ func BenchmarkOpenLots(b *testing.B) {
 	target := seedLotHistory(b, db)
 	b.ReportAllocs()
 	for b.Loop() {
-		err := db.View(func(tx engine.Tx) error {
+		err := db.View(b.Context(), func(tx engine.Tx) error {
 			lots, err := tx.OpenLots(target)
 			if err == nil && len(lots) != 50 {
 				err = fmt.Errorf("%d open lots, want 50", len(lots))

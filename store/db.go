@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -223,14 +224,23 @@ func unwrapFn(op string, err error) error {
 	}
 }
 
-// View runs fn in a read-only transaction.
-func (db *DB) View(fn func(engine.Tx) error) error {
+// View runs fn in a read-only transaction, unless ctx is already done.
+func (db *DB) View(ctx context.Context, fn func(engine.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: view: %w", err)
+	}
 	return unwrapFn("view", db.bolt.View(func(btx *bolt.Tx) error { return call(fn, btx) }))
 }
 
 // Update runs fn in a read-write transaction shared with concurrent calls
-// (group commit, commit.go); fn may run more than once.
-func (db *DB) Update(fn func(engine.Tx) error) error {
+// (group commit, commit.go); fn may run more than once. A ctx already done
+// keeps fn out of the queue; once queued, Update waits for its commit
+// whatever ctx does, because fn will still run and the caller's variables
+// it sets must not be read before.
+func (db *DB) Update(ctx context.Context, fn func(engine.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: update: %w", err)
+	}
 	return unwrapFn("update", db.commits.update(func(btx *bolt.Tx) error { return call(fn, btx) }))
 }
 

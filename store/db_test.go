@@ -102,7 +102,7 @@ func TestReadOnly(t *testing.T) {
 			return nil
 		})
 	}
-	if err := ro.Update(func(tx engine.Tx) error { return tx.Mark("x") }); err == nil {
+	if err := ro.Update(t.Context(), func(tx engine.Tx) error { return tx.Mark("x") }); err == nil {
 		t.Error("Update on a read-only store: no error")
 	}
 	mustCheck(t, ro)
@@ -189,7 +189,7 @@ func TestUpdateConcurrent(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			id := newID()
-			errs <- db.Update(func(tx engine.Tx) error {
+			errs <- db.Update(t.Context(), func(tx engine.Tx) error {
 				if err := tx.PutMember(&engine.Member{ID: id, Email: id + "@x", Points: int64(i)}); err != nil {
 					return err
 				}
@@ -247,7 +247,7 @@ func TestUpdateError(t *testing.T) {
 	var mineErr, conflictErr error
 	okErrs := make([]error, 20)
 	wg.Go(func() {
-		mineErr = db.Update(func(tx engine.Tx) error {
+		mineErr = db.Update(t.Context(), func(tx engine.Tx) error {
 			if err := tx.Mark("failed-1"); err != nil {
 				return err
 			}
@@ -255,7 +255,7 @@ func TestUpdateError(t *testing.T) {
 		})
 	})
 	wg.Go(func() {
-		conflictErr = db.Update(func(tx engine.Tx) error {
+		conflictErr = db.Update(t.Context(), func(tx engine.Tx) error {
 			if err := tx.Mark("failed-2"); err != nil {
 				return err
 			}
@@ -264,7 +264,7 @@ func TestUpdateError(t *testing.T) {
 	})
 	for i := range okErrs {
 		wg.Go(func() {
-			okErrs[i] = db.Update(func(tx engine.Tx) error { return tx.Mark("ok-" + string(rune('a'+i))) })
+			okErrs[i] = db.Update(t.Context(), func(tx engine.Tx) error { return tx.Mark("ok-" + string(rune('a'+i))) })
 		})
 	}
 	wg.Wait()
@@ -291,7 +291,7 @@ func TestUpdateError(t *testing.T) {
 	})
 
 	viewErr := errors.New("view failed")
-	if err := db.View(func(engine.Tx) error { return viewErr }); err != viewErr {
+	if err := db.View(t.Context(), func(engine.Tx) error { return viewErr }); err != viewErr {
 		t.Errorf("View returned %v, want the function's own error", err)
 	}
 }
@@ -337,7 +337,7 @@ func TestViewDoesNotStallGrowth(t *testing.T) {
 	viewing, release := make(chan struct{}), make(chan struct{})
 	viewDone := make(chan error)
 	go func() {
-		viewDone <- db.View(func(engine.Tx) error {
+		viewDone <- db.View(t.Context(), func(engine.Tx) error {
 			close(viewing)
 			<-release
 			return nil
@@ -347,7 +347,7 @@ func TestViewDoesNotStallGrowth(t *testing.T) {
 	wrote := make(chan error)
 	go func() {
 		note := strings.Repeat("x", 1000)
-		wrote <- db.Update(func(tx engine.Tx) error {
+		wrote <- db.Update(t.Context(), func(tx engine.Tx) error {
 			for i := range 2000 {
 				if err := tx.PutAdjustment(&engine.Adjustment{ID: newID(), Points: int64(i), Reason: note}); err != nil {
 					return err

@@ -215,7 +215,7 @@ func BenchmarkOpenLotBalances(b *testing.B) {
 	target := seedLotHistory(b, db)
 	b.ReportAllocs()
 	for b.Loop() {
-		err := db.View(func(tx engine.Tx) error {
+		err := db.View(b.Context(), func(tx engine.Tx) error {
 			lots, err := tx.(engine.LotBalancer).OpenLotBalances(target)
 			if err == nil && len(lots) != 50 {
 				err = fmt.Errorf("%d open lots, want 50", len(lots))
@@ -249,7 +249,7 @@ func BenchmarkMetricSum(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				now = now.Add(time.Hour)
-				err := db.Update(func(tx engine.Tx) error {
+				err := db.Update(b.Context(), func(tx engine.Tx) error {
 					if mode == "sum" {
 						_, err := tx.(engine.MetricSummer).MetricSum(m, now.AddDate(-1, 0, 0), now)
 						return err

@@ -56,14 +56,14 @@ func mustCheck(tb testing.TB, db *DB) {
 
 func mustUpdate(tb testing.TB, db *DB, fn func(engine.Tx) error) {
 	tb.Helper()
-	if err := db.Update(fn); err != nil {
+	if err := db.Update(tb.Context(), fn); err != nil {
 		tb.Fatal(err)
 	}
 }
 
 func mustView(tb testing.TB, db *DB, fn func(engine.Tx) error) {
 	tb.Helper()
-	if err := db.View(fn); err != nil {
+	if err := db.View(tb.Context(), fn); err != nil {
 		tb.Fatal(err)
 	}
 }

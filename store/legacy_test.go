@@ -280,7 +280,7 @@ func checkAccounts(t *testing.T, db *DB, want legacyAnswers) {
 	if len(want.Members) != 3 {
 		t.Fatalf("the answers name %d members, want the café's 3", len(want.Members))
 	}
-	err := db.View(func(tx engine.Tx) error {
+	err := db.View(t.Context(), func(tx engine.Tx) error {
 		for _, id := range want.Members {
 			var bal struct {
 				Available      int64 `json:"available"`

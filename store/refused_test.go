@@ -24,7 +24,7 @@ func queueTxWrites(t *testing.T, db *DB, fns []func(engine.Tx) error) []error {
 	errs := make([]chan error, len(fns))
 	for i, fn := range fns {
 		errs[i] = make(chan error, 1)
-		go func() { errs[i] <- db.Update(fn) }()
+		go func() { errs[i] <- db.Update(t.Context(), fn) }()
 		waitQueued(t, db.commits, i+1)
 	}
 	if err := release(); err != nil {

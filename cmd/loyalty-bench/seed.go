@@ -41,7 +41,7 @@ func openBulk(path string) (*store.DB, *rules.Program, *engine.Engine, error) {
 		return nil, nil, nil, err
 	}
 	e := engine.New(db, engine.Options{Logger: slog.New(slog.DiscardHandler)})
-	if _, err := e.LoadRules(prog, "file"); err != nil {
+	if _, err := e.LoadRules(context.Background(), prog, "file"); err != nil {
 		_ = db.Close()
 		return nil, nil, nil, err
 	}
@@ -102,7 +102,7 @@ func closeDB(db *store.DB, err *error) {
 // has been running would have. Without them a fresh server's catch-up would
 // run every job at start-up, in the middle of the measurements.
 func recordJobRuns(db *store.DB, prog *rules.Program, now time.Time) error {
-	return db.Update(func(tx engine.Tx) error {
+	return db.Update(context.Background(), func(tx engine.Tx) error {
 		for _, j := range prog.Jobs {
 			if err := tx.PutJobRun(&engine.JobRun{Name: j.Name, StartedAt: now, FinishedAt: now}); err != nil {
 				return err
@@ -153,7 +153,7 @@ func seedLots(ctx context.Context, path string, members []memberRef, perMember i
 			return err
 		}
 		part := members[lo:min(lo+chunk, len(members))]
-		err := db.Update(func(tx engine.Tx) error {
+		err := db.Update(ctx, func(tx engine.Tx) error {
 			w := lotWriter{tx: tx}
 			for _, ref := range part {
 				m, err := tx.Member(ref.id)
@@ -204,7 +204,7 @@ func buildBigDB(ctx context.Context, path string, n, entries, sample int, progre
 			return nil, err
 		}
 		hi := min(lo+chunk, n)
-		err := db.Update(func(tx engine.Tx) error {
+		err := db.Update(ctx, func(tx engine.Tx) error {
 			w := lotWriter{tx: tx}
 			for i := lo; i < hi; i++ {
 				m := &engine.Member{

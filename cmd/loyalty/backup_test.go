@@ -63,7 +63,7 @@ func TestBackupUnderLoad(t *testing.T) {
 		t.Fatalf("enrol: %v %v", res, err)
 	}
 	var memberID string
-	if err := m.DB.View(func(tx engine.Tx) error {
+	if err := m.DB.View(t.Context(), func(tx engine.Tx) error {
 		mem, err := tx.MemberByKey(engine.KeyExternalID, "card-1")
 		if mem != nil {
 			memberID = mem.ID
@@ -138,7 +138,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	}
 
 	cp := openCopy(t, to)
-	if err := cp.View(func(tx engine.Tx) error {
+	if err := cp.View(t.Context(), func(tx engine.Tx) error {
 		for _, id := range before {
 			if p, err := tx.Purchase(id); err != nil || p == nil {
 				return fmt.Errorf("purchase %s acknowledged before the backup is missing (%v)", id, err)

@@ -98,7 +98,7 @@ func copyRecords(ctx context.Context, src *store.DB, dst *postgres.DB) (map[stri
 		}
 		writes := chunk
 		chunk = nil
-		return dst.Update(func(tx engine.Tx) error {
+		return dst.Update(ctx, func(tx engine.Tx) error {
 			for _, w := range writes {
 				if err := w(tx); err != nil {
 					return err

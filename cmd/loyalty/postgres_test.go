@@ -207,7 +207,7 @@ func TestCopyToPostgres(t *testing.T) {
 	mustCall(t, 201, "POST", base+"/v1/members/"+id+"/redemptions", `{"id": "d1", "points": 10, "reward": "drink"}`)
 	mustCall(t, 200, "POST", base+"/v1/redemptions/d1/cancel", `{}`)
 	mustCall(t, 201, "POST", base+"/v1/members/"+id+"/adjustments", `{"id": "a1", "points": 7, "reason": "goodwill"}`)
-	if err := m.DB.Update(func(tx engine.Tx) error {
+	if err := m.DB.Update(t.Context(), func(tx engine.Tx) error {
 		return errors.Join(
 			tx.AppendEvent(&engine.Event{Type: "points.expiring", MemberID: id, At: time.Now().UTC(), Data: map[string]string{"points": "3"}}),
 			tx.AppendEvent(&engine.Event{Type: "points.expiring", At: time.Now().UTC()}),
@@ -256,7 +256,7 @@ func TestCopyToPostgres(t *testing.T) {
 func snapshot(t *testing.T, db engine.Store, id string) string {
 	t.Helper()
 	var b strings.Builder
-	if err := db.View(func(tx engine.Tx) error {
+	if err := db.View(t.Context(), func(tx engine.Tx) error {
 		m, err := tx.Member(id)
 		if err != nil {
 			return err

@@ -61,7 +61,7 @@ func runRulesCheck(ctx context.Context, args []string, stdout, stderr io.Writer)
 			failed = true
 			continue
 		}
-		if _, err := engine.TryRules(name, src, time.Now().UTC(), samples); err != nil {
+		if _, err := engine.TryRules(ctx, name, src, time.Now().UTC(), samples); err != nil {
 			fmt.Fprintln(stdout, err)
 			failed = true
 			continue

@@ -25,7 +25,7 @@ func loadProgram(path string, samples []rules.Sample, stdout io.Writer) (*rules.
 	if err != nil {
 		return nil, err
 	}
-	prog, err := engine.TryRules(path, src, time.Now().UTC(), samples)
+	prog, err := engine.TryRules(context.Background(), path, src, time.Now().UTC(), samples)
 	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return nil, exitError(1)
@@ -100,7 +100,7 @@ func runRulesSimulate(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	defer db.Close()
 	e := engine.New(db, engine.Options{Logger: discardLogger()})
-	if _, err := e.LoadRules(prog, "simulate"); err != nil {
+	if _, err := e.LoadRules(ctx, prog, "simulate"); err != nil {
 		return err
 	}
 	res, err := e.Simulate(ctx, req)

@@ -77,7 +77,7 @@ func (s *Scheduler) catchUp(ctx context.Context, prog *rules.Program) {
 		if err != nil {
 			continue
 		}
-		last, err := s.engine.LastJobRun(j.Name)
+		last, err := s.engine.LastJobRun(ctx, j.Name)
 		if err != nil {
 			s.log.Error("catch-up: read last run", "job", j.Name, "err", err)
 			continue

@@ -159,7 +159,7 @@ func (m *Main) Open() error {
 	}
 	metrics := lhttp.NewMetrics(m.DB.Size)
 	m.Engine = engine.New(m.DB, engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()})
-	if err := m.Engine.RestoreClock(); err != nil {
+	if err := m.Engine.RestoreClock(context.Background()); err != nil {
 		return err
 	}
 	prog, err := m.startRules(context.Background())

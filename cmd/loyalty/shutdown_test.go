@@ -59,7 +59,7 @@ func seedDB(t *testing.T, path string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.LoadRules(prog, "file"); err != nil {
+	if _, err := e.LoadRules(t.Context(), prog, "file"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -26,7 +26,7 @@ import (
 // The log says which won and why.
 func (m *Main) startRules(ctx context.Context) (*rules.Program, error) {
 	path, log, e := m.Config.RulesPath, m.Logger, m.Engine
-	latest, err := e.LatestRules()
+	latest, err := e.LatestRules(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -35,11 +35,11 @@ func (m *Main) startRules(ctx context.Context) (*rules.Program, error) {
 		if err != nil {
 			return nil, err
 		}
-		prog, err := engine.TryRules(path, src, e.Now(), nil)
+		prog, err := engine.TryRules(ctx, path, src, e.Now(), nil)
 		if err != nil {
 			return nil, fmt.Errorf("rules are not valid:\n%w", err)
 		}
-		if _, err := e.LoadRules(prog, "file"); err != nil {
+		if _, err := e.LoadRules(ctx, prog, "file"); err != nil {
 			return nil, err
 		}
 		return prog, nil
@@ -50,7 +50,7 @@ func (m *Main) startRules(ctx context.Context) (*rules.Program, error) {
 		return nil, fmt.Errorf("the database's rules (version %d) no longer compile:\n%w", latest.Version, err)
 	}
 	keep := func() (*rules.Program, error) {
-		if _, err := e.LoadRules(stored, latest.By); err != nil {
+		if _, err := e.LoadRules(ctx, stored, latest.By); err != nil {
 			return nil, err
 		}
 		return stored, nil

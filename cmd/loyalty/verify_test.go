@@ -21,7 +21,7 @@ func TestVerifyReportsValuesOutOfRange(t *testing.T) {
 	}
 	at := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	const big = 2 * engine.MaxMemberTotal
-	err = db.Update(func(tx engine.Tx) error {
+	err = db.Update(t.Context(), func(tx engine.Tx) error {
 		m := &engine.Member{ID: "5d1b4c1e-7c47-4d35-9a4f-2d1b5b8e8a01", Status: engine.StatusActive, EnrolledAt: at, Tier: "green",
 			Points: big, LifetimeEarned: big, LedgerSeq: 1, LifetimeSpend: big, PurchaseCount: 1}
 		if err := tx.PutLot(&engine.Lot{ID: "l1", MemberID: m.ID, Points: big, Remaining: big, EarnedAt: at, Ref: "p1"}); err != nil {

@@ -18,7 +18,7 @@ func TestEveryKindOpens(t *testing.T) {
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
 			s := Open(t, kind)
-			if err := s.Update(func(tx engine.Tx) error {
+			if err := s.Update(t.Context(), func(tx engine.Tx) error {
 				if err := tx.PutMember(&engine.Member{ID: "m", Points: 5, LedgerSeq: 1}); err != nil {
 					return err
 				}

@@ -65,7 +65,7 @@ func BenchmarkUpdate(b *testing.B) {
 		ids[i] = storetest.NewID()
 	}
 	for i := 0; i < members; i += 1000 {
-		if err := db.Update(func(tx engine.Tx) error {
+		if err := db.Update(b.Context(), func(tx engine.Tx) error {
 			for _, id := range ids[i : i+1000] {
 				if err := tx.PutMember(&engine.Member{ID: id, Status: engine.StatusActive}); err != nil {
 					return err
@@ -85,7 +85,7 @@ func BenchmarkUpdate(b *testing.B) {
 		start := time.Now()
 		for range b.N {
 			m, p := next()
-			if err := db.Update(purchaseLike(m, p, at)); err != nil {
+			if err := db.Update(b.Context(), purchaseLike(m, p, at)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -97,7 +97,7 @@ func BenchmarkUpdate(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				m, p := next()
-				if err := db.Update(purchaseLike(m, p, at)); err != nil {
+				if err := db.Update(b.Context(), purchaseLike(m, p, at)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -114,7 +114,7 @@ func BenchmarkUpdate(b *testing.B) {
 				m, p := next()
 				fns = append(fns, purchaseLike(m, p, at))
 			}
-			if err := db.Update(func(tx engine.Tx) error {
+			if err := db.Update(b.Context(), func(tx engine.Tx) error {
 				for _, fn := range fns {
 					if err := fn(tx); err != nil {
 						return err

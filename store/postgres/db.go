@@ -160,14 +160,24 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // View runs fn in a read-only snapshot (REPEATABLE READ READ ONLY), which
 // never blocks writers.
-func (db *DB) View(fn func(engine.Tx) error) error {
+func (db *DB) View(ctx context.Context, fn func(engine.Tx) error) error {
+	ctx, stop := db.bound(ctx)
+	defer stop()
 	var err error
 	for attempt := 1; ; attempt++ {
 		var retry bool
-		if retry, err = db.run(db.ctx, fn, false); !retry || attempt >= maxLostAttempts {
+		if retry, err = db.run(ctx, fn, false); !retry || attempt >= maxLostAttempts {
 			return err
 		}
 	}
+}
+
+// bound returns ctx ended also when the store closes, so that Close never
+// waits on a caller's transaction longer than its statements take to stop.
+func (db *DB) bound(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(db.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // maxLostAttempts bounds the attempts of a View whose connection was lost:
@@ -183,11 +193,13 @@ const maxLostAttempts = 3
 // back and runs fn again, after a random backoff that grows with each
 // attempt: fn may run more than once, as engine.Store allows. A connection
 // lost during COMMIT leaves the outcome unknown and is an error.
-func (db *DB) Update(fn func(engine.Tx) error) error {
+func (db *DB) Update(ctx context.Context, fn func(engine.Tx) error) error {
+	parent, stop := db.bound(ctx)
+	defer stop()
 	var err error
 	duplicates := 0
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(db.ctx, db.opts.UpdateTimeout)
+		ctx, cancel := context.WithTimeout(parent, db.opts.UpdateTimeout)
 		var retry bool
 		retry, err = db.run(ctx, fn, true)
 		cancel()
@@ -199,7 +211,7 @@ func (db *DB) Update(fn func(engine.Tx) error) error {
 		if !retry || attempt >= db.opts.MaxAttempts || duplicates >= maxDuplicateAttempts {
 			break
 		}
-		if err := sleep(db.ctx, backoff(attempt)); err != nil {
+		if err := sleep(parent, backoff(attempt)); err != nil {
 			return fmt.Errorf("postgres: update: %w", err)
 		}
 	}

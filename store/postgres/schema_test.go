@@ -215,18 +215,18 @@ func TestOpenRefusesOtherSchemas(t *testing.T) {
 // runs again, seeing the change; the first run's writes are gone.
 func TestConflictingUpdateRunsAgain(t *testing.T) {
 	db := mustOpen(t)
-	if err := db.Update(func(tx engine.Tx) error { return tx.PutMember(&engine.Member{ID: "m"}) }); err != nil {
+	if err := db.Update(t.Context(), func(tx engine.Tx) error { return tx.PutMember(&engine.Member{ID: "m"}) }); err != nil {
 		t.Fatal(err)
 	}
 	runs := 0
-	err := db.Update(func(tx engine.Tx) error {
+	err := db.Update(t.Context(), func(tx engine.Tx) error {
 		runs++
 		// The transaction's snapshot is taken by its first read.
 		if _, err := tx.Marked("anything"); err != nil {
 			return err
 		}
 		if runs == 1 {
-			if err := db.Update(func(tx engine.Tx) error {
+			if err := db.Update(t.Context(), func(tx engine.Tx) error {
 				return tx.PutMember(&engine.Member{ID: "m", Points: 10})
 			}); err != nil {
 				return err
@@ -248,7 +248,7 @@ func TestConflictingUpdateRunsAgain(t *testing.T) {
 	if runs != 2 {
 		t.Errorf("the function ran %d times, want 2", runs)
 	}
-	if err := db.View(func(tx engine.Tx) error {
+	if err := db.View(t.Context(), func(tx engine.Tx) error {
 		m, err := tx.Member("m")
 		if err != nil {
 			return err

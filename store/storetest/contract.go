@@ -422,7 +422,7 @@ func testShortcutsAgree(t *testing.T, db engine.Store) {
 // testViewIsReadOnly: a write in View fails and leaves nothing behind.
 func testViewIsReadOnly(t *testing.T, db engine.Store) {
 	m := NewID()
-	err := db.View(func(tx engine.Tx) error { return tx.PutMember(&engine.Member{ID: m}) })
+	err := db.View(t.Context(), func(tx engine.Tx) error { return tx.PutMember(&engine.Member{ID: m}) })
 	if err == nil {
 		t.Error("PutMember in View: no error")
 	}
@@ -469,7 +469,7 @@ func testFailedUpdateRollsBack(t *testing.T, db engine.Store) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = db.Update(func(tx engine.Tx) error {
+			errs[i] = db.Update(t.Context(), func(tx engine.Tx) error {
 				if err := writeAll(tx, i); err != nil {
 					return err
 				}
@@ -540,7 +540,7 @@ func testConcurrentUpdatesOfOneMember(t *testing.T, db engine.Store) {
 	for range writers {
 		wg.Go(func() {
 			for range each {
-				errs <- db.Update(func(tx engine.Tx) error {
+				errs <- db.Update(t.Context(), func(tx engine.Tx) error {
 					runs.Add(1)
 					mem, err := tx.Member(m)
 					if err != nil {
@@ -601,7 +601,7 @@ func testInterleavedUpdateIsNotLost(t *testing.T, db engine.Store) {
 	var runs atomic.Int64
 	first := make(chan error, 1)
 	go func() {
-		first <- db.Update(func(tx engine.Tx) error {
+		first <- db.Update(t.Context(), func(tx engine.Tx) error {
 			runs.Add(1)
 			mem, err := tx.Member(m)
 			if err != nil {
@@ -623,7 +623,7 @@ func testInterleavedUpdateIsNotLost(t *testing.T, db engine.Store) {
 	}()
 	<-read
 	go func() {
-		otherDone <- db.Update(func(tx engine.Tx) error {
+		otherDone <- db.Update(t.Context(), func(tx engine.Tx) error {
 			mem, err := tx.Member(m)
 			if err != nil {
 				return err
@@ -660,7 +660,7 @@ func testEventFeedWaitsForLateCommit(t *testing.T, db engine.Store) {
 	var once sync.Once
 	slow := make(chan error, 1)
 	go func() {
-		slow <- db.Update(func(tx engine.Tx) error {
+		slow <- db.Update(t.Context(), func(tx engine.Tx) error {
 			if err := tx.AppendEvent(&engine.Event{Type: "slow", At: t0}); err != nil {
 				return err
 			}
@@ -672,7 +672,7 @@ func testEventFeedWaitsForLateCommit(t *testing.T, db engine.Store) {
 	<-appended
 	fast := make(chan error, 1)
 	go func() {
-		fast <- db.Update(func(tx engine.Tx) error { return tx.AppendEvent(&engine.Event{Type: "fast", At: t0}) })
+		fast <- db.Update(t.Context(), func(tx engine.Tx) error { return tx.AppendEvent(&engine.Event{Type: "fast", At: t0}) })
 	}()
 	fastDone := false
 	// A store that commits Updates one at a time makes the fast one wait:

@@ -88,7 +88,7 @@ func testMemberUniqueIndexes(t *testing.T, db engine.Store) {
 	for _, st := range steps {
 		before := snapshotMembers(t, db)
 		m := st.m
-		err := db.Update(func(tx engine.Tx) error {
+		err := db.Update(t.Context(), func(tx engine.Tx) error {
 			// Written first, so a conflict must roll it back too.
 			if err := tx.Mark("step " + st.name); err != nil {
 				return err
@@ -175,7 +175,7 @@ func snapshotMembers(t *testing.T, db engine.Store) map[string]string {
 }
 
 func testPutMemberEmptyID(t *testing.T, db engine.Store) {
-	if err := db.Update(func(tx engine.Tx) error { return tx.PutMember(&engine.Member{Email: "a@x"}) }); err == nil {
+	if err := db.Update(t.Context(), func(tx engine.Tx) error { return tx.PutMember(&engine.Member{Email: "a@x"}) }); err == nil {
 		t.Error("PutMember without an id: no error")
 	}
 }
@@ -318,7 +318,7 @@ func testIdempotentRecords(t *testing.T, db engine.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mustUpdate(t, db, func(tx engine.Tx) error { return tt.put(tx, tt.name+"-1") })
-			if err := db.Update(func(tx engine.Tx) error { return tt.put(tx, "") }); err == nil {
+			if err := db.Update(t.Context(), func(tx engine.Tx) error { return tt.put(tx, "") }); err == nil {
 				t.Error("put with an empty id: no error")
 			}
 			mustView(t, db, func(tx engine.Tx) error {
@@ -399,7 +399,7 @@ func testLedger(t *testing.T, db engine.Store) {
 		}
 		return nil
 	})
-	err := db.Update(func(tx engine.Tx) error {
+	err := db.Update(t.Context(), func(tx engine.Tx) error {
 		return tx.AppendLedger(&engine.LedgerEntry{MemberID: a, Seq: 25, Points: 1, BalanceAfter: 326})
 	})
 	if err == nil {

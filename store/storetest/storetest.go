@@ -67,14 +67,14 @@ func Run(t *testing.T, open Open) {
 
 func mustUpdate(tb testing.TB, s engine.Store, fn func(engine.Tx) error) {
 	tb.Helper()
-	if err := s.Update(fn); err != nil {
+	if err := s.Update(tb.Context(), fn); err != nil {
 		tb.Fatal(err)
 	}
 }
 
 func mustView(tb testing.TB, s engine.Store, fn func(engine.Tx) error) {
 	tb.Helper()
-	if err := s.View(fn); err != nil {
+	if err := s.View(tb.Context(), fn); err != nil {
 		tb.Fatal(err)
 	}
 }
