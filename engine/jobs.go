@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -263,10 +262,8 @@ func (e *Engine) notifyExpiring(ctx context.Context, live *liveRules, now time.T
 					if done {
 						continue
 					}
-					if err := tx.AppendEvent(&Event{
-						Type: "points.expiring", MemberID: nt.member, At: now,
-						Data: map[string]string{"points": strconv.FormatInt(nt.points, 10), "on": nt.on},
-					}); err != nil {
+					err = emit(tx, now, EventPointsExpiring, nt.member, expiringData{MemberID: nt.member, Points: nt.points, ExpiresOn: nt.on})
+					if err != nil {
 						return err
 					}
 					if err := tx.Mark(key); err != nil {

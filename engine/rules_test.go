@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -225,8 +226,16 @@ func TestNotifyExpiring(t *testing.T) {
 		t.Fatalf("events = %+v, want one notice", page.Events)
 	}
 	ev := page.Events[0]
-	if ev.Type != "points.expiring" || ev.MemberID != m.ID || ev.Data["points"] != "90" || ev.Data["on"] != "2027-03-02" {
-		t.Fatalf("event = %+v", ev)
+	var data struct {
+		MemberID  string `json:"member_id"`
+		Points    int64  `json:"points"`
+		ExpiresOn string `json:"expires_on"`
+	}
+	if err := json.Unmarshal(ev.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "points.expiring" || !strings.HasPrefix(ev.ID, "evt_") || data.MemberID != m.ID || data.Points != 90 || data.ExpiresOn != "2027-03-02" {
+		t.Fatalf("event = %+v, data %s", ev, ev.Data)
 	}
 	next, err := h.e.Events(h.ctx, page.NextCursor, 0)
 	if err != nil || len(next.Events) != 0 || next.NextCursor != page.NextCursor {

@@ -178,6 +178,18 @@ type Tx interface {
 	Setting(name string) ([]byte, error)
 	PutSetting(name string, value []byte) error
 
+	// TakeLease takes or renews the lease called name for holder, for ttl
+	// from now, and tells whether holder has it: it does when the lease is
+	// free, expired, or already holder's. Leases let one of several
+	// servers on one database do a thing at a time (run the scheduled
+	// jobs, deliver webhooks); a holder that dies loses its lease when the
+	// ttl runs out. "Now" is the store's clock (on PostgreSQL the
+	// database's), so servers whose clocks differ agree on expiry.
+	TakeLease(name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives up holder's lease called name; a lease held by
+	// another is left alone.
+	ReleaseLease(name, holder string) error
+
 	// AppendEvent stores an event; its Seq is set by the time Update
 	// returns (see Store on the order of seqs).
 	AppendEvent(e *Event) error

@@ -267,11 +267,21 @@ type JobRun struct {
 	Error      string
 }
 
-// Event is an entry of the outgoing event feed (expiry notices and the like).
+// Event is one change that other systems follow, through the events feed
+// and webhooks. It is written in the transaction of the change it
+// reports, so it exists if and only if the change committed.
 type Event struct {
-	Seq      uint64 // assigned by the store, increasing
+	// ID is unique and stable ("evt_" and 32 hex digits): the webhook-id
+	// of every delivery of the event.
+	ID       string
+	Seq      uint64 // assigned by the store, increasing (Store: Events)
 	Type     string
-	MemberID string
-	At       time.Time
-	Data     map[string]string
+	MemberID string    // the member it is about, if any
+	At       time.Time // when the change happened, engine time
+	// Payload is the event's data object as JSON, in the shape the
+	// catalogue of docs/API.md gives for its type.
+	Payload []byte
+	// Notice is the data of an expiry notice written before events had a
+	// payload (string values); read, never written.
+	Notice map[string]string `json:"Data" store:"name=Data"`
 }

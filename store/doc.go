@@ -37,6 +37,8 @@
 //	events                  seq → Event
 //	analytics_summaries     computedAt → AnalyticsSummary
 //	settings                name → the engine's bytes (engine.Tx.Setting)
+//	leases                  name → expiry (unix nanoseconds, 8 bytes) and
+//	                        holder (engine.Tx.TakeLease)
 //
 // # Key parts
 //

@@ -32,6 +32,7 @@ var (
 	bucketEvents       = []byte("events")
 	bucketAnalytics    = []byte("analytics_summaries")
 	bucketSettings     = []byte("settings")
+	bucketLeases       = []byte("leases")
 )
 
 var allBuckets = [][]byte{
@@ -39,7 +40,7 @@ var allBuckets = [][]byte{
 	bucketPurchases, bucketPurchaseTime, bucketRefunds, bucketRedemptions,
 	bucketAdjustments, bucketMemberData, bucketExpiry, bucketRuleUses,
 	bucketMarkers, bucketRules, bucketJobRuns, bucketEvents, bucketAnalytics,
-	bucketSettings,
+	bucketSettings, bucketLeases,
 }
 
 // Sections of a member's data in member_data: the member key, then one of

@@ -179,6 +179,16 @@ var txWrites = map[string]func(tx engine.Tx, member string) error{
 		return tx.AppendEvent(&engine.Event{Type: "t", MemberID: member})
 	},
 	"PutSetting": func(tx engine.Tx, member string) error { return tx.PutSetting("s", []byte(member)) },
+	"TakeLease": func(tx engine.Tx, member string) error {
+		_, err := tx.TakeLease("l", member, time.Minute)
+		return err
+	},
+	"ReleaseLease": func(tx engine.Tx, member string) error {
+		if _, err := tx.TakeLease("l", member, time.Minute); err != nil {
+			return err
+		}
+		return tx.ReleaseLease("l", member)
+	},
 }
 
 // txReads never change the file.

@@ -690,3 +690,38 @@ func (t *tx) PutSetting(name string, value []byte) error {
 	}
 	return nil
 }
+
+// TakeLease implements engine.Tx, on the wall clock: a bbolt file has one
+// process, so only its own goroutines share its leases.
+func (t *tx) TakeLease(name, holder string, ttl time.Duration) (bool, error) {
+	if name == "" || holder == "" {
+		return false, fmt.Errorf("store: take lease: empty name or holder")
+	}
+	b := t.bucket(bucketLeases)
+	now := time.Now()
+	if v := b.Get([]byte(name)); len(v) >= 8 {
+		until := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		if string(v[8:]) != holder && now.Before(until) {
+			return false, nil
+		}
+	}
+	t.writing()
+	v := append(binary.BigEndian.AppendUint64(nil, uint64(now.Add(ttl).UnixNano())), holder...)
+	if err := b.Put([]byte(name), v); err != nil {
+		return false, fmt.Errorf("store: take lease %q: %w", name, err)
+	}
+	return true, nil
+}
+
+// ReleaseLease implements engine.Tx.
+func (t *tx) ReleaseLease(name, holder string) error {
+	b := t.bucket(bucketLeases)
+	if v := b.Get([]byte(name)); len(v) < 8 || string(v[8:]) != holder {
+		return nil
+	}
+	t.writing()
+	if err := b.Delete([]byte(name)); err != nil {
+		return fmt.Errorf("store: release lease %q: %w", name, err)
+	}
+	return nil
+}

@@ -209,7 +209,7 @@ func TestCopyToPostgres(t *testing.T) {
 	mustCall(t, 201, "POST", base+"/v1/members/"+id+"/adjustments", `{"id": "a1", "points": 7, "reason": "goodwill"}`)
 	if err := m.DB.Update(t.Context(), func(tx engine.Tx) error {
 		return errors.Join(
-			tx.AppendEvent(&engine.Event{Type: "points.expiring", MemberID: id, At: time.Now().UTC(), Data: map[string]string{"points": "3"}}),
+			tx.AppendEvent(&engine.Event{ID: "evt_1", Type: "points.expiring", MemberID: id, At: time.Now().UTC(), Payload: []byte(`{"points":3}`)}),
 			tx.AppendEvent(&engine.Event{Type: "points.expiring", At: time.Now().UTC()}),
 			tx.Mark("notice:"+id+":2027-01-01"),
 			tx.AddRuleUse(id, "welcome", "all", 1),

@@ -766,16 +766,16 @@ func (t *tx) Events(after uint64, limit int) ([]*engine.Event, error) {
 		return nil, nil
 	}
 	var out []*engine.Event
-	err := t.query("events", `SELECT seq, type, member_id, at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+	err := t.query("events", `SELECT seq, coalesce(id, ''), type, member_id, at, payload, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
 		[]any{int64(after), limitOf(limit)}, func(rows pgx.Rows) error {
 			var e engine.Event
 			var seq int64
-			var data []byte
-			if err := rows.Scan(&seq, &e.Type, &e.MemberID, &e.At, &data); err != nil {
+			var notice []byte
+			if err := rows.Scan(&seq, &e.ID, &e.Type, &e.MemberID, &e.At, &e.Payload, &notice); err != nil {
 				return err
 			}
 			e.Seq, e.At = uint64(seq), e.At.UTC()
-			if err := fromJSON(data, &e.Data); err != nil {
+			if err := fromJSON(notice, &e.Notice); err != nil {
 				return err
 			}
 			out = append(out, &e)
@@ -792,10 +792,35 @@ func (t *tx) PutEvent(e *engine.Event) error {
 	if err != nil {
 		return err
 	}
-	data, err := jsonOf(e.Data)
+	notice, err := jsonOf(e.Notice)
 	if err != nil {
 		return err
 	}
+	var id *string
+	if e.ID != "" {
+		id = &e.ID
+	}
 	return t.exec(fmt.Sprintf("put event %d", e.Seq), `WITH c AS (UPDATE event_seq SET last_seq = greatest(last_seq, $1) WHERE id = 1)
-		INSERT INTO events (seq, type, member_id, at, data) VALUES ($1, $2, $3, $4, $5)`, seq, e.Type, e.MemberID, e.At, data)
+		INSERT INTO events (seq, id, type, member_id, at, payload, data) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		seq, id, e.Type, e.MemberID, e.At, e.Payload, notice)
+}
+
+// TakeLease implements engine.Tx, on the database's clock, in the lease
+// table the migrations run under too.
+func (t *tx) TakeLease(name, holder string, ttl time.Duration) (bool, error) {
+	held := false
+	err := t.query("take lease "+name, `INSERT INTO loyalty_leases (name, holder, expires_at)
+		VALUES ($1, $2, now() + $3 * interval '1 microsecond')
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE loyalty_leases.expires_at <= now() OR loyalty_leases.holder = excluded.holder
+		RETURNING true`, []any{name, holder, ttl.Microseconds()}, func(rows pgx.Rows) error {
+		held = true
+		return nil
+	})
+	return held, err
+}
+
+// ReleaseLease implements engine.Tx.
+func (t *tx) ReleaseLease(name, holder string) error {
+	return t.exec("release lease "+name, `DELETE FROM loyalty_leases WHERE name = $1 AND holder = $2`, name, holder)
 }

@@ -151,16 +151,14 @@ func (t *tx) commit() {
 	b := t.batch()
 	var last int64
 	if n := len(t.events); n > 0 {
-		types, members, ats, data := make([]string, n), make([]string, n), make([]time.Time, n), make([]string, n)
+		ids, types, members, ats, payloads := make([]*string, n), make([]string, n), make([]string, n), make([]time.Time, n), make([][]byte, n)
 		for i, e := range t.events {
-			d, err := json.Marshal(e.Data)
-			if err != nil {
-				t.err = fmt.Errorf("postgres: append event: %w", err)
-				return
+			if e.ID != "" {
+				ids[i] = &e.ID
 			}
-			types[i], members[i], ats[i], data[i] = e.Type, e.MemberID, e.At, string(d)
+			types[i], members[i], ats[i], payloads[i] = e.Type, e.MemberID, e.At, e.Payload
 		}
-		b.Queue(insertEvents, n, types, members, ats, data).Fn = func(br pgx.BatchResults) error {
+		b.Queue(insertEvents, n, ids, types, members, ats, payloads).Fn = func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
 				return fmt.Errorf("postgres: append events: %w", err)
@@ -198,9 +196,9 @@ func (t *tx) commit() {
 // COMMIT, so the counter row stays locked only while the transaction
 // commits.
 const insertEvents = `WITH c AS (UPDATE event_seq SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq)
-INSERT INTO events (seq, type, member_id, at, data)
-SELECT c.last_seq - $1 + e.n, e.type, e.member_id, e.at, nullif(e.data, 'null')::jsonb
-FROM c, unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS e(type, member_id, at, data, n)
+INSERT INTO events (seq, id, type, member_id, at, payload)
+SELECT c.last_seq - $1 + e.n, e.id, e.type, e.member_id, e.at, e.payload
+FROM c, unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[]) WITH ORDINALITY AS e(id, type, member_id, at, payload, n)
 RETURNING seq`
 
 // lockMember makes the next round trip lock the member's row, unless this

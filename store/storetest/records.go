@@ -839,10 +839,51 @@ func testJobRuns(t *testing.T, db engine.Store) {
 	})
 }
 
+func testLeases(t *testing.T, db engine.Store) {
+	take := func(name, holder string, ttl time.Duration) bool {
+		t.Helper()
+		var got bool
+		mustUpdate(t, db, func(tx engine.Tx) error {
+			var err error
+			got, err = tx.TakeLease(name, holder, ttl)
+			return err
+		})
+		return got
+	}
+	release := func(name, holder string) {
+		t.Helper()
+		mustUpdate(t, db, func(tx engine.Tx) error { return tx.ReleaseLease(name, holder) })
+	}
+	if !take("jobs", "a", time.Minute) {
+		t.Fatal("a could not take a free lease")
+	}
+	if take("jobs", "b", time.Minute) {
+		t.Fatal("b took a lease a holds")
+	}
+	if !take("jobs", "a", time.Minute) {
+		t.Fatal("a could not renew its lease")
+	}
+	if !take("webhooks", "b", time.Minute) {
+		t.Fatal("b could not take another lease")
+	}
+	release("jobs", "b") // not b's: stays a's
+	if take("jobs", "b", time.Minute) {
+		t.Fatal("a release by another holder freed the lease")
+	}
+	release("jobs", "a")
+	if !take("jobs", "b", 50*time.Millisecond) {
+		t.Fatal("b could not take a released lease")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if !take("jobs", "a", time.Minute) {
+		t.Fatal("a could not take an expired lease")
+	}
+}
+
 func testEvents(t *testing.T, db engine.Store) {
 	var seqs []uint64
 	for i := range 5 {
-		e := &engine.Event{Type: "expiry_notice", MemberID: "m", At: t0, Data: map[string]string{"i": fmt.Sprint(i)}}
+		e := &engine.Event{ID: fmt.Sprint("evt_", i), Type: "points.expiring", MemberID: "m", At: t0, Payload: fmt.Appendf(nil, `{"i":%d}`, i)}
 		mustUpdate(t, db, func(tx engine.Tx) error { return tx.AppendEvent(e) })
 		seqs = append(seqs, e.Seq)
 	}
@@ -883,7 +924,7 @@ func testEvents(t *testing.T, db engine.Store) {
 			}
 		}
 		es, _ := tx.Events(1, 1)
-		if es[0].Data["i"] != "1" {
+		if es[0].ID != "evt_1" || string(es[0].Payload) != `{"i":1}` || es[0].Type != "points.expiring" || es[0].MemberID != "m" || !es[0].At.Equal(t0) {
 			t.Errorf("event 2 = %+v", es[0])
 		}
 		return nil

@@ -40,6 +40,7 @@ var tests = []test{
 	{"RuleUses", testRuleUses},
 	{"Markers", testMarkers},
 	{"Settings", testSettings},
+	{"Leases", testLeases},
 	{"RulesVersions", testRulesVersions},
 	{"JobRuns", testJobRuns},
 	{"Events", testEvents},
