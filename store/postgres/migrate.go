@@ -196,18 +196,27 @@ func takeLease(ctx context.Context, pool *pgxpool.Pool, name, holder string, ttl
 		switch {
 		case err == nil:
 			return nil
+		case ctx.Err() != nil:
+			// The wait ended, whether between attempts or during one.
+			return leaseHeld(pool, name, ctx.Err())
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("postgres: take the %s lease: %w", name, err)
 		}
 		select {
 		case <-ctx.Done():
-			var other string
-			var until time.Time
-			_ = pool.QueryRow(context.Background(), `SELECT holder, expires_at FROM loyalty_leases WHERE name = $1`, name).Scan(&other, &until)
-			return fmt.Errorf("postgres: the %s lease is held by %s until %s: %w", name, other, until.UTC().Format(time.RFC3339), ctx.Err())
+			return leaseHeld(pool, name, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// leaseHeld says who holds the lease a wait gave up on, so the operator
+// knows which server to look at.
+func leaseHeld(pool *pgxpool.Pool, name string, cause error) error {
+	var other string
+	var until time.Time
+	_ = pool.QueryRow(context.Background(), `SELECT holder, expires_at FROM loyalty_leases WHERE name = $1`, name).Scan(&other, &until)
+	return fmt.Errorf("postgres: the %s lease is held by %s until %s: %w", name, other, until.UTC().Format(time.RFC3339), cause)
 }
 
 // holderName tells who holds a lease, for the operator reading the table.
