@@ -706,3 +706,31 @@ func TestRulesDiffShowsRewards(t *testing.T) {
 		t.Errorf("rewards diff:\n%v\nwant\n%s", got, want)
 	}
 }
+
+// TestTourCoupon is the README tour's coupon, on the example rules: after
+// the tour's purchase the member can afford the free coffee, takes it,
+// and a till uses the coupon once.
+func TestTourCoupon(t *testing.T) {
+	s := newServer(t, false)
+	id := s.enrol(`{"external_id": "card-000123", "email": "ana@example.com", "name": "Ana"}`)
+	if r := s.do("POST", "/v1/purchases", purchase); r.status != 201 {
+		t.Fatalf("purchase: %d %s", r.status, r.body)
+	}
+	if got := s.offers(id)["free-coffee"]; got != "" || s.available(id) != 97 {
+		t.Fatalf("before the take: free-coffee %q, %v available", got, s.available(id))
+	}
+	r := s.take(id, "till2-take-1", "free-coffee")
+	if r.status != 201 || r.json(t)["balance"].(map[string]any)["available"] != 7.0 {
+		t.Fatalf("take: %d %s", r.status, r.body)
+	}
+	code := r.json(t)["coupon"].(map[string]any)["code"].(string)
+	if got := s.do("GET", "/v1/coupons/"+strings.ToLower(strings.ReplaceAll(code, "-", "")), ""); got.status != 200 {
+		t.Fatalf("lookup: %d %s", got.status, got.body)
+	}
+	if used := s.do("POST", "/v1/coupons/"+code+"/use", `{"id": "till2-use-1", "store_id": "store7"}`); used.status != 200 || used.json(t)["status"] != "used" {
+		t.Fatalf("use: %d %s", used.status, used.body)
+	}
+	if status, _, reason := refusal(t, s.do("POST", "/v1/coupons/"+code+"/use", `{"id": "till3-use-1", "store_id": "store7"}`)); status != 422 || reason != "used" {
+		t.Errorf("second use: %d %q", status, reason)
+	}
+}
