@@ -232,3 +232,30 @@ func TestVerifyChecksCoupons(t *testing.T) {
 		t.Errorf("verify of a coupon the ledger disagrees with: %q", got)
 	}
 }
+
+// TestSimulatedPromotionIssuesNothing: a simulated purchase that would
+// promote shows the coupon the promotion would issue, and stores none.
+func TestSimulatedPromotionIssuesNothing(t *testing.T) {
+	h := newHarness(t, rewardTestRules)
+	m := h.enrol(engine.MemberInput{}).ID
+	sim, err := h.e.Simulate(h.ctx, engine.SimulateRequest{MemberID: m, Purchase: engine.PurchaseRequest{Currency: "USD", Amount: "150.00"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sim.Tier.Changed || len(sim.Coupons) != 1 || sim.Coupons[0].Reward != "welcome" {
+		t.Errorf("simulated promotion: %+v", sim)
+	}
+	coupons, err := h.e.MemberCoupons(h.ctx, m)
+	if err != nil || len(coupons) != 0 {
+		t.Errorf("a simulation stored coupons: %+v, %v", coupons, err)
+	}
+	report, err := h.e.RewardsReport(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range report {
+		if r.Issued != 0 {
+			t.Errorf("a simulation counted a coupon: %+v", r)
+		}
+	}
+}
