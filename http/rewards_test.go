@@ -489,6 +489,11 @@ func TestCouponCancel(t *testing.T) {
 			t.Errorf("mugs report: %v", o)
 		}
 	}
+	s.runJob("analytics")
+	summary := s.as(marketerKey).do("GET", "/v1/analytics/summary", "")
+	if summary.status != 200 || !strings.Contains(string(summary.body), `{"reward":"mugs","title":"Mug","issued":3,"used":0,"expired":0,"cancelled":2,"outstanding":1,"points_spent":20,"stock_left":1}`) {
+		t.Errorf("summary's rewards: %d %s", summary.status, summary.body)
+	}
 	csv := s.as(marketerKey).do("GET", "/v1/analytics/rewards?format=csv", "")
 	if csv.status != 200 || !strings.HasPrefix(csv.header.Get("Content-Type"), "text/csv") ||
 		!strings.Contains(string(csv.body), "reward,title,issued,used,expired,cancelled,outstanding,points_spent,stock_left\n") ||
