@@ -44,6 +44,9 @@ type AnalyticsSummaryView struct {
 	ChurnRisk  int64            `json:"churn_risk"`
 	Revenue    RevenueView      `json:"revenue"`
 	Points     LiabilityView    `json:"points"`
+	// Rewards are the coupons of each reward as of now, not of the run:
+	// RewardsReport.
+	Rewards []RewardReport `json:"rewards"`
 }
 
 // RevenueView is how concentrated the window's revenue is: the share the
@@ -64,7 +67,8 @@ type LiabilityView struct {
 	Expiring90d int64  `json:"expiring_90d"`
 }
 
-// AnalyticsSummary returns the summary of the last analytics run.
+// AnalyticsSummary returns the summary of the last analytics run, with
+// the rewards' coupons as of now.
 func (e *Engine) AnalyticsSummary(ctx context.Context) (*AnalyticsSummaryView, error) {
 	live, err := e.mustProgram()
 	if err != nil {
@@ -93,6 +97,9 @@ func (e *Engine) AnalyticsSummary(ctx context.Context) (*AnalyticsSummaryView, e
 	}
 	if s.Revenue > 0 {
 		v.Revenue.TopShare = math.Round(float64(s.TopRevenue)/float64(s.Revenue)*1e4) / 1e4
+	}
+	if v.Rewards, err = e.RewardsReport(ctx); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

@@ -34,15 +34,15 @@ func latestBirthday(birthday string, today time.Time, loc *time.Location) (time.
 	return day, ok
 }
 
-// birthdayBonus grants the birthday bonus to members whose latest birthday
-// fell since the job's last successful run (today only on the first run),
-// at most once per member and year, and never for a birthday before
-// enrolment. After a long downtime that is the latest birthday alone: the
+// birthdayBonus grants the birthday bonus (points, a reward's coupon or
+// both) to members whose latest birthday fell since the job's last
+// successful run (today only on the first run), at most once per member
+// and year, and never for a birthday before enrolment. After a long downtime that is the latest birthday alone: the
 // years missed are not paid, each with a fresh expiry, at once.
 func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
 	prog := live.prog
-	points := prog.Bonuses.Birthday
-	if points <= 0 {
+	points, reward := prog.Bonuses.Birthday, prog.Bonuses.BirthdayReward
+	if points <= 0 && reward == "" {
 		return 0, nil
 	}
 	loc := prog.Location
@@ -80,6 +80,12 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 			return nil
 		}
 		ids := newIDs(2 * len(grants))
+		codes := make([][]string, len(grants))
+		if reward != "" {
+			for i := range codes {
+				codes[i] = newCouponCodes(couponCodeTries)
+			}
+		}
 		var n int64
 		err := e.store.Update(ctx, func(tx Tx) error {
 			n = 0
@@ -105,6 +111,16 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 				}
 				if err := tx.PutMember(m); err != nil {
 					return err
+				}
+				if reward != "" {
+					id := fmt.Sprintf("birthday:%s:%d", m.ID, g.year)
+					_, skipped, err := w.bonusCoupon(m, reward, id, CouponBirthday, codes[i], points <= 0)
+					if err != nil {
+						return err
+					}
+					if skipped != "" {
+						e.log.Warn("a birthday reward was not issued", "member", m.ID, "reward", reward, "reason", skipped)
+					}
 				}
 				if err := tx.Mark(key); err != nil {
 					return err

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -61,8 +63,35 @@ type DiffReport struct {
 	TierChanges []MemberTierChange `json:"tier_changes"`
 	// TierChangesTotal counts every member whose tier would change; the list
 	// above stops at MaxTierChanges.
-	TierChangesTotal int      `json:"tier_changes_total"`
-	Notes            []string `json:"notes,omitempty"`
+	TierChangesTotal int `json:"tier_changes_total"`
+	// Rewards is what the catalogue gains, loses and changes.
+	Rewards RewardsDiff `json:"rewards"`
+	Notes   []string    `json:"notes,omitempty"`
+}
+
+// RewardsDiff compares two catalogues: rewards by name, and the rewards
+// the bonuses and tier levels issue.
+type RewardsDiff struct {
+	Added   []string       `json:"added"`
+	Removed []string       `json:"removed"`
+	Changed []RewardChange `json:"changed"`
+	// Issued lists changes of the rewards that bonuses and tier levels
+	// issue ("bonuses.birthday.reward", "tiers.levels.gold.reward").
+	Issued []FieldChange `json:"issued"`
+}
+
+// RewardChange is a reward whose terms differ.
+type RewardChange struct {
+	Reward  string        `json:"reward"`
+	Changes []FieldChange `json:"changes"`
+}
+
+// FieldChange is one setting before and after, as the rules file writes
+// it ("" for unset).
+type FieldChange struct {
+	Field  string `json:"field"`
+	Before string `json:"before"`
+	After  string `json:"after"`
 }
 
 // Diff limits, so a diff over a large database stays an interactive tool.
@@ -129,7 +158,88 @@ func (a *diffAcc) finish(before, after *rules.Program) *DiffReport {
 	if rep.TierChanges == nil {
 		rep.TierChanges = []MemberTierChange{}
 	}
+	rep.Rewards = diffRewards(before, after)
 	return rep
+}
+
+// diffRewards compares the catalogues of two programs.
+func diffRewards(before, after *rules.Program) RewardsDiff {
+	d := RewardsDiff{Added: []string{}, Removed: []string{}, Changed: []RewardChange{}, Issued: []FieldChange{}}
+	for _, r := range after.Rewards {
+		old := before.Reward(r.Name)
+		if old == nil {
+			d.Added = append(d.Added, r.Name)
+			continue
+		}
+		var changes []FieldChange
+		a, b := rewardTerms(old), rewardTerms(r)
+		for i := range a {
+			if a[i].value != b[i].value {
+				changes = append(changes, FieldChange{Field: a[i].field, Before: a[i].value, After: b[i].value})
+			}
+		}
+		if len(changes) > 0 {
+			d.Changed = append(d.Changed, RewardChange{Reward: r.Name, Changes: changes})
+		}
+	}
+	for _, r := range before.Rewards {
+		if after.Reward(r.Name) == nil {
+			d.Removed = append(d.Removed, r.Name)
+		}
+	}
+	issued := func(p *rules.Program) map[string]string {
+		m := map[string]string{"bonuses.birthday.reward": p.Bonuses.BirthdayReward}
+		for _, l := range p.Tiers.Levels {
+			m["tiers.levels."+l.Name+".reward"] = l.Reward
+		}
+		return m
+	}
+	was, is := issued(before), issued(after)
+	fields := map[string]bool{}
+	for f := range was {
+		fields[f] = true
+	}
+	for f := range is {
+		fields[f] = true
+	}
+	for f := range fields {
+		if was[f] != is[f] {
+			d.Issued = append(d.Issued, FieldChange{Field: f, Before: was[f], After: is[f]})
+		}
+	}
+	sort.Slice(d.Issued, func(i, j int) bool { return d.Issued[i].Field < d.Issued[j].Field })
+	return d
+}
+
+type rewardTerm struct{ field, value string }
+
+// rewardTerms writes a reward's terms as the rules file does, in the
+// order of the file's keys.
+func rewardTerms(r *rules.Reward) []rewardTerm {
+	date := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Format(dateLayout)
+	}
+	stock, perMember := "", ""
+	if r.StockLimited {
+		stock = strconv.FormatInt(r.Stock, 10)
+	}
+	if r.PerMemberMax > 0 {
+		perMember = fmt.Sprintf("%d per %s", r.PerMemberMax, r.PerMemberPer)
+	}
+	return []rewardTerm{
+		{"title", r.Title},
+		{"cost", strconv.FormatInt(r.Cost, 10)},
+		{"when", r.When},
+		{"valid.from", date(r.ValidFrom)},
+		{"valid.to", date(r.ValidTo)},
+		{"stock", stock},
+		{"per_member", perMember},
+		{"coupon.expires_after", r.CouponLifetime.String()},
+		{"refund_on_expiry", strconv.FormatBool(r.RefundOnExpiry)},
+	}
 }
 
 func newDiffAcc(from, to time.Time) *diffAcc {

@@ -18,6 +18,9 @@ const (
 	// EUNAVAILABLE is work stopped before it was done (the server shutting
 	// down, a deadline): the same request may succeed later.
 	EUNAVAILABLE = "unavailable"
+	// ERATELIMITED is a caller that made too many requests of a kind
+	// (lookups of coupon codes that do not exist): it may try again later.
+	ERATELIMITED = "rate_limited"
 )
 
 // Error is an error a client can act on. Anything that is not an *Error is
@@ -29,6 +32,10 @@ type Error struct {
 	// Details carries positioned problems, such as the errors of a rules
 	// file that does not compile.
 	Details []Detail
+	// Info holds facts a client acts on by their name, such as the reason
+	// a coupon is refused ({"reason": "used"}); shown as details when
+	// Details is empty.
+	Info map[string]string
 	// cause is the error behind this one, for the log and errors.As; the
 	// client sees only Message.
 	cause error
@@ -76,4 +83,9 @@ func ErrorCode(err error) string {
 	default:
 		return EINTERNAL
 	}
+}
+
+// ReasonErrorf returns an *Error whose Info gives the reason word.
+func ReasonErrorf(code, reason, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Info: map[string]string{"reason": reason}}
 }

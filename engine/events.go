@@ -14,6 +14,15 @@ import (
 // Event types; docs/API.md has the catalogue with each type's data.
 const (
 	EventPointsExpiring = "points.expiring"
+	EventBonusGranted   = "bonus.granted"
+
+	EventCouponIssued    = "coupon.issued"
+	EventCouponUsed      = "coupon.used"
+	EventCouponCancelled = "coupon.cancelled"
+	EventCouponExpired   = "coupon.expired"
+	// EventCouponExpiring is the notice of a coupon about to expire, as
+	// points.expiring is of points.
+	EventCouponExpiring = "coupon.expiring"
 )
 
 // EventView is an event of the feed as the API shows it.

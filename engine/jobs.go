@@ -13,10 +13,11 @@ const (
 	JobNotifyExpiring = "notify-expiring"
 	JobBirthdayBonus  = "birthday-bonus"
 	JobAnalytics      = "analytics"
+	JobExpireCoupons  = "expire-coupons"
 )
 
 // JobNames lists every job in a stable order.
-var JobNames = []string{JobExpirePoints, JobEvaluateTiers, JobNotifyExpiring, JobBirthdayBonus, JobAnalytics}
+var JobNames = []string{JobExpirePoints, JobEvaluateTiers, JobNotifyExpiring, JobBirthdayBonus, JobAnalytics, JobExpireCoupons}
 
 // JobRunView is a job run as the API shows it.
 type JobRunView struct {
@@ -88,6 +89,7 @@ func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
 		JobNotifyExpiring: e.notifyExpiring,
 		JobBirthdayBonus:  e.birthdayBonus,
 		JobAnalytics:      e.analytics,
+		JobExpireCoupons:  e.expireCoupons,
 	}[name]
 	if !ok {
 		return nil, Errorf(ENOTFOUND, "no job named %q", name)
@@ -197,7 +199,7 @@ func expireLots(w writer, memberID string, lots []*Lot, entryID string) error {
 // evaluateTiers applies the tier policy to every member: demotion after
 // grace, and promotion of anyone the rules now qualify.
 func (e *Engine) evaluateTiers(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
-	seen, _, err := e.moveTiers(ctx, live.prog, now, false)
+	seen, _, err := e.moveTiers(ctx, live, now, false)
 	if err != nil {
 		return seen, fmt.Errorf("evaluate tiers: %w", err)
 	}
@@ -205,8 +207,8 @@ func (e *Engine) evaluateTiers(ctx context.Context, live *liveRules, now time.Ti
 }
 
 // notifyExpiring records one event per member and expiry date for points
-// expiring within the notice period; a marker keeps it from being sent
-// twice.
+// expiring within the notice period, and one per coupon expiring within
+// it; a marker keeps each from being sent twice.
 func (e *Engine) notifyExpiring(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
 	prog := live.prog
 	if prog.Points.Expiry.NotifyBefore.IsZero() {
@@ -278,7 +280,8 @@ func (e *Engine) notifyExpiring(ctx context.Context, live *liveRules, now time.T
 		}
 		processed += int64(len(notices))
 		if n < e.jobChunk {
-			return processed, nil
+			coupons, err := e.notifyCoupons(ctx, live, now, until)
+			return processed + coupons, err
 		}
 	}
 }

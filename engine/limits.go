@@ -110,8 +110,8 @@ func mulDiv(a, b, c int64) int64 {
 	return int64(q)
 }
 
-// checkBonuses refuses rules whose bonuses pay more than MaxPoints at once:
-// each would then be refused where it is paid.
+// checkBonuses refuses rules whose bonuses pay, or whose rewards cost, more
+// than MaxPoints at once: each would then be refused where it is paid.
 func checkBonuses(prog *rules.Program) error {
 	b := prog.Bonuses
 	for _, f := range []struct {
@@ -123,6 +123,11 @@ func checkBonuses(prog *rules.Program) error {
 	} {
 		if f.points > MaxPoints {
 			return FieldErrorf(EUNPROCESSABLE, f.field, "pays %d points, more than the %d one bonus may", f.points, MaxPoints)
+		}
+	}
+	for _, r := range prog.Rewards {
+		if r.Cost > MaxPoints {
+			return FieldErrorf(EUNPROCESSABLE, "rewards", "reward %q costs %d points, more than the %d one request may spend", r.Name, r.Cost, MaxPoints)
 		}
 	}
 	return nil

@@ -398,6 +398,12 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	if err := tx.PutMember(m); err != nil {
 		return nil, err
 	}
+	var coupons []CouponView
+	if changed {
+		if coupons, err = w.promotionCoupons(m, prog.Tiers.Index(earnedAt), e.log.Warn); err != nil {
+			return nil, err
+		}
+	}
 	bal, err := balanceSummary(tx, m, w.now)
 	if err != nil {
 		return nil, err
@@ -405,7 +411,7 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	res := &PurchaseResult{
 		ID: req.ID, MemberID: m.ID, Points: bd.Total, Breakdown: []RuleLine{},
 		RulesVersion: w.live.version.Version, Balance: bal,
-		Tier: TierChange{Name: m.Tier, Changed: changed},
+		Tier: TierChange{Name: m.Tier, Changed: changed}, Coupons: coupons,
 	}
 	if grant != nil && grant.RefereePoints > 0 {
 		res.Bonuses = []RuleLine{{Rule: "referral", Points: grant.RefereePoints}}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // RedemptionRequest spends points on a reward.
@@ -59,29 +60,14 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		if m.Status == StatusBlocked {
 			return Errorf(EUNPROCESSABLE, "member %q is blocked", m.ID)
 		}
-		bal, err := balanceSummary(tx, m, now)
-		if err != nil {
-			return err
-		}
-		if req.Points > bal.Available {
-			return &Error{Code: EINSUFFICIENT, Field: "points", Message: fmt.Sprintf("points: %d available, %d asked", max(bal.Available, 0), req.Points)}
-		}
-		if !withinTotal(m.PointsRedeemed, req.Points) {
-			return errTotal(m, "the points redeemed")
-		}
-		if err := debitFits(m, req.Points); err != nil {
-			return err
-		}
-		lots, err := tx.OpenLots(m.ID)
-		if err != nil {
+		if err := checkSpend(tx, m, req.Points, now); err != nil {
 			return err
 		}
 		w := writer{tx: tx, now: now, live: live}
-		draws, err := w.debit(m, req.Points, spendOrder(lots, now))
+		draws, err := w.spend(m, req.Points)
 		if err != nil {
 			return err
 		}
-		m.PointsRedeemed += req.Points
 		note := req.Reward
 		if err := w.appendEntry(m, ids[0], LedgerRedeem, -req.Points, req.ID, note); err != nil {
 			return err
@@ -89,7 +75,7 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		if err := tx.PutMember(m); err != nil {
 			return err
 		}
-		bal, err = balanceSummary(tx, m, now)
+		bal, err := balanceSummary(tx, m, now)
 		if err != nil {
 			return err
 		}
@@ -134,36 +120,13 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 			res = &RedemptionResult{ID: r.ID, Points: r.Points, Reward: r.Reward, Cancelled: true, Balance: bal}
 			return err
 		}
-		if !withinTotal(m.Points, r.Points) {
-			return errTotal(m, "the balance")
+		if err := checkGiveBack(m, r.Points); err != nil {
+			return err
 		}
-		repay := min(m.Debt, r.Points)
-		m.Debt -= repay
-		for _, d := range r.Draws {
-			back := d.Points
-			if repay > 0 {
-				used := min(repay, back)
-				repay -= used
-				back -= used
-			}
-			if back == 0 {
-				continue
-			}
-			l, err := tx.Lot(m.ID, d.LotID)
-			if err != nil {
-				return err
-			}
-			if l == nil {
-				return fmt.Errorf("redemption %s draws from missing lot %s", r.ID, d.LotID)
-			}
-			l.Remaining += back
-			if err := tx.PutLot(l); err != nil {
-				return err
-			}
-		}
-		m.Points += r.Points
-		m.PointsRedeemed -= r.Points
 		w := writer{tx: tx, now: now, live: live}
+		if err := w.giveBack(m, r.Points, r.Draws, "redemption "+r.ID); err != nil {
+			return err
+		}
 		if err := w.appendEntry(m, ids[0], LedgerRedeemCancel, r.Points, r.ID, "cancelled: "+r.Reward); err != nil {
 			return err
 		}
@@ -179,4 +142,79 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 		return err
 	})
 	return res, err
+}
+
+// checkSpend refuses to spend points of m's at now: more than the
+// available balance, or past the totals of limits.go. It writes nothing,
+// so spenders call it before their first write.
+func checkSpend(tx Tx, m *Member, points int64, now time.Time) error {
+	bal, err := balanceSummary(tx, m, now)
+	if err != nil {
+		return err
+	}
+	if points > bal.Available {
+		return &Error{Code: EINSUFFICIENT, Field: "points", Message: fmt.Sprintf("points: %d available, %d asked", max(bal.Available, 0), points)}
+	}
+	if !withinTotal(m.PointsRedeemed, points) {
+		return errTotal(m, "the points redeemed")
+	}
+	return debitFits(m, points)
+}
+
+// spend takes points m may spend (checkSpend) from the lots that expire
+// soonest, and returns what it took from each, for giveBack.
+func (w writer) spend(m *Member, points int64) ([]LotDraw, error) {
+	lots, err := w.tx.OpenLots(m.ID)
+	if err != nil {
+		return nil, err
+	}
+	draws, err := w.debit(m, points, spendOrder(lots, w.now))
+	if err != nil {
+		return nil, err
+	}
+	m.PointsRedeemed += points
+	return draws, nil
+}
+
+// checkGiveBack refuses to give points back to m past the largest
+// balance; it writes nothing.
+func checkGiveBack(m *Member, points int64) error {
+	if !withinTotal(m.Points, points) {
+		return errTotal(m, "the balance")
+	}
+	return nil
+}
+
+// giveBack undoes a spend: the points go back to the lots they came from,
+// with their original expiry, a debt being repaid first. Points of lots
+// that have expired since leave at the next expire-points run. what names
+// the spending in an error about a missing lot.
+func (w writer) giveBack(m *Member, points int64, draws []LotDraw, what string) error {
+	repay := min(m.Debt, points)
+	m.Debt -= repay
+	for _, d := range draws {
+		back := d.Points
+		if repay > 0 {
+			used := min(repay, back)
+			repay -= used
+			back -= used
+		}
+		if back == 0 {
+			continue
+		}
+		l, err := w.tx.Lot(m.ID, d.LotID)
+		if err != nil {
+			return err
+		}
+		if l == nil {
+			return fmt.Errorf("%s draws from missing lot %s", what, d.LotID)
+		}
+		l.Remaining += back
+		if err := w.tx.PutLot(l); err != nil {
+			return err
+		}
+	}
+	m.Points += points
+	m.PointsRedeemed -= points
+	return nil
 }

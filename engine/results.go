@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // The answer types below are what the API returns. They carry their JSON
 // names because the engine stores the first answer to every idempotent write
 // and a retry must get it back byte for byte. Being stored, their fields
@@ -35,6 +37,8 @@ type PurchaseResult struct {
 	Balance      BalanceSummary `json:"balance"`
 	Tier         TierChange     `json:"tier"`
 	Bonuses      []RuleLine     `json:"bonuses,omitempty"`
+	// Coupons are those the purchase's promotion to a tier issued.
+	Coupons []CouponView `json:"coupons,omitempty"`
 }
 
 // RefundResult is the answer to a refund.
@@ -63,5 +67,31 @@ type AdjustmentResult struct {
 	ID      string         `json:"id"`
 	Points  int64          `json:"points"`
 	Reason  string         `json:"reason"`
+	Balance BalanceSummary `json:"balance"`
+}
+
+// CouponView is a coupon as the API shows it.
+type CouponView struct {
+	Code     string `json:"code"` // grouped with dashes: K7QM-4XRT-PW
+	Reward   string `json:"reward"`
+	Title    string `json:"title"`
+	MemberID string `json:"member_id"`
+	Status   string `json:"status"`
+	Source   string `json:"source"`
+	// Points were spent on it.
+	Points      int64     `json:"points"`
+	IssuedAt    time.Time `json:"issued_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	UsedAt      time.Time `json:"used_at,omitzero"`
+	StoreID     string    `json:"store_id,omitempty"`
+	PurchaseID  string    `json:"purchase_id,omitempty"`
+	CancelledAt time.Time `json:"cancelled_at,omitzero"`
+	ExpiredAt   time.Time `json:"expired_at,omitzero"`
+}
+
+// RewardResult is the answer to taking a reward.
+type RewardResult struct {
+	Coupon  CouponView     `json:"coupon"`
+	Points  int64          `json:"points"` // spent, as a negative number
 	Balance BalanceSummary `json:"balance"`
 }

@@ -246,7 +246,7 @@ func (e *Engine) promoteAll(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, moved, err := e.moveTiers(ctx, live.prog, e.Now(), true)
+	_, moved, err := e.moveTiers(ctx, live, e.Now(), true)
 	if err != nil {
 		return moved, fmt.Errorf("promote: %w", err)
 	}

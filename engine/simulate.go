@@ -215,3 +215,6 @@ func (d *dryTx) AddRuleUse(string, string, string, int64) error { return nil }
 func (d *dryTx) AppendLedger(*LedgerEntry) error                { return nil }
 func (d *dryTx) PutPurchase(*Purchase) error                    { return nil }
 func (d *dryTx) Mark(string) error                              { return nil }
+func (d *dryTx) PutCoupon(*Coupon) error                        { return nil }
+func (d *dryTx) PutRewardCount(*RewardCount) error              { return nil }
+func (d *dryTx) AppendEvent(*Event) error                       { return nil }

@@ -47,7 +47,8 @@ import (
 // never) and reads back as the zero time.
 //
 // Members first: records that belong to a member (ledger entries, lots,
-// metric entries, rule uses, purchases, refunds, redemptions, adjustments)
+// metric entries, rule uses, purchases, refunds, redemptions, adjustments,
+// coupons)
 // need that member to exist when the transaction commits; PostgreSQL
 // enforces it with foreign keys, bbolt does not check.
 //
@@ -189,6 +190,27 @@ type Tx interface {
 	// ReleaseLease gives up holder's lease called name; a lease held by
 	// another is left alone.
 	ReleaseLease(name, holder string) error
+
+	// Coupon returns the coupon whose canonical code is code.
+	Coupon(code string) (*Coupon, error)
+	// CouponByID returns the coupon issued by the request or bonus id.
+	CouponByID(id string) (*Coupon, error)
+	// PutCoupon writes a coupon and keeps its indexes in step: by id
+	// (an id another code holds is an error), by member (a coupon given
+	// another MemberID moves), and by expiry exactly while Status is
+	// CouponIssued.
+	PutCoupon(c *Coupon) error
+	// MemberCoupons lists a member's coupons in (IssuedAt, Code) order.
+	MemberCoupons(memberID string) ([]*Coupon, error)
+	// DueCoupons lists issued coupons with ExpiresAt <= until, in
+	// (ExpiresAt, Code) order, starting after the place of the coupon
+	// given (nil: from the start), at most limit.
+	DueCoupons(until time.Time, after *Coupon, limit int) ([]*Coupon, error)
+	// RewardCount returns a reward's counts; PutRewardCount replaces them;
+	// RewardCounts lists every reward's, by name.
+	RewardCount(reward string) (*RewardCount, error)
+	PutRewardCount(c *RewardCount) error
+	RewardCounts() ([]*RewardCount, error)
 
 	// AppendEvent stores an event; its Seq is set by the time Update
 	// returns (see Store on the order of seqs).

@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"time"
-
-	"github.com/loyaltyhq/loyalty/rules"
 )
 
 // sweepMembers walks every member in id order, a chunk at a time: read sees
@@ -45,11 +43,13 @@ func (e *Engine) sweepMembers(ctx context.Context, read func(tx Tx, members []*M
 }
 
 // moveTiers applies the tier policy to every member; with promoteOnly it
-// only moves members up (and off tiers the rules no longer have). Members
+// only moves members up (and off tiers the rules no longer have). A
+// promotion issues the coupons of the levels' rewards. Members
 // are chosen in read transactions and only those that move are written, the
 // decision taken again inside the write so a purchase in between cannot be
 // overruled.
-func (e *Engine) moveTiers(ctx context.Context, prog *rules.Program, now time.Time, promoteOnly bool) (seen, moved int64, err error) {
+func (e *Engine) moveTiers(ctx context.Context, live *liveRules, now time.Time, promoteOnly bool) (seen, moved int64, err error) {
+	prog := live.prog
 	moves := func(tx Tx, m *Member) (tierDecision, bool, error) {
 		d, err := decideTier(tx, prog, m, now)
 		if err != nil {
@@ -90,10 +90,17 @@ func (e *Engine) moveTiers(ctx context.Context, prog *rules.Program, now time.Ti
 				if !ok {
 					continue
 				}
-				up := d.target > prog.Tiers.Index(m.Tier)
+				from := prog.Tiers.Index(m.Tier)
+				up := d.target > from
 				m.Tier, m.TierSince, m.TierByPromotion = prog.Tiers.Levels[d.target].Name, now, up
 				if err := tx.PutMember(m); err != nil {
 					return err
+				}
+				if up {
+					w := writer{tx: tx, now: now, live: live}
+					if _, err := w.promotionCoupons(m, from, e.log.Warn); err != nil {
+						return err
+					}
 				}
 				n++
 			}

@@ -112,6 +112,11 @@ const (
 	LedgerRefund       = "refund"
 	LedgerExpire       = "expire"
 	LedgerAdjust       = "adjust"
+	// LedgerReward spends points on a reward's coupon; Ref is the code.
+	LedgerReward = "reward"
+	// LedgerRewardRefund gives them back: the coupon was cancelled, or
+	// expired unused from a reward with refund_on_expiry. Ref is the code.
+	LedgerRewardRefund = "reward_refund"
 )
 
 // LedgerEntry is one change of a member's points. The ledger is append-only.
@@ -284,4 +289,76 @@ type Event struct {
 	// Notice is the data of an expiry notice written before events had a
 	// payload (string values); read, never written.
 	Notice map[string]string `json:"Data" store:"name=Data"`
+}
+
+// Coupon statuses. A coupon is issued, then used, expired or cancelled;
+// an admin may cancel a used one too.
+const (
+	CouponIssued    = "issued"
+	CouponUsed      = "used"
+	CouponExpired   = "expired"
+	CouponCancelled = "cancelled"
+)
+
+// How a coupon came to be.
+const (
+	CouponTaken    = "taken"    // the member took it, spending its cost
+	CouponBirthday = "birthday" // the birthday bonus issued it
+	CouponTier     = "tier"     // a promotion to a tier issued it
+)
+
+// Coupon is a reward issued to a member: a code the till checks and burns.
+type Coupon struct {
+	// Code is the canonical form: CodeLength characters of the code
+	// alphabet, without dashes (FormatCode groups it).
+	Code string
+	// ID is the client id of the request that took it, or names the bonus
+	// that issued it ("birthday:MEMBER:YEAR"); unique like the code.
+	ID       string
+	MemberID string
+	Reward   string
+	Title    string
+	Source   string
+	Status   string
+	IssuedAt time.Time
+	// ExpiresAt is when it stops being usable.
+	ExpiresAt time.Time
+	// Points were spent on it, from the lots Draws name.
+	Points int64
+	Draws  []LotDraw
+	// RefundOnExpiry is the reward's promise when the coupon was issued:
+	// the points come back if it expires unused.
+	RefundOnExpiry bool
+	RulesVersion   int
+	RequestHash    string
+	Result         RewardResult // the answer to the request that took it
+
+	// The use: when, by which request, at which store and purchase, and
+	// the answer it was given.
+	UsedAt     time.Time
+	UseID      string
+	UseHash    string
+	StoreID    string
+	PurchaseID string
+	UseResult  CouponView
+
+	// EndedAt is when the coupon was cancelled or expired.
+	EndedAt time.Time
+	// Refunded is set once its points came back.
+	Refunded bool
+}
+
+// RewardCount holds the running counts of one reward's coupons, kept with
+// every change of a coupon. Issued counts every coupon ever issued; Used,
+// Expired and Cancelled count those in that status now (a used coupon an
+// admin cancels moves from Used to Cancelled). The stock left is the
+// reward's stock less Issued and plus Cancelled.
+type RewardCount struct {
+	Reward    string
+	Issued    int64
+	Used      int64
+	Expired   int64
+	Cancelled int64
+	// Points spent on its coupons, less the points that came back.
+	Points int64
 }

@@ -12,8 +12,11 @@ import (
 // snapshot: the balance equals the sum of the ledger and the sum of the
 // lots' remaining points less the debt, no lot is negative or overspent, the
 // ledger's running balance agrees with its entries, and no total, entry or
-// lot is out of the ranges of limits.go. It prints one line per problem and
-// returns how many it found.
+// lot is out of the ranges of limits.go. Coupons agree with the ledger
+// (the points each spent, and gave back, are entries that name it) and
+// with their rewards' counts (issued, and used, expired and cancelled, so
+// the stock left is the stock less issued plus cancelled). It prints one
+// line per problem and returns how many it found.
 func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 	problems := 0
 	report := func(format string, args ...any) {
@@ -22,6 +25,7 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 	}
 	err := e.store.View(ctx, func(tx Tx) error {
 		verifyClock(tx, report)
+		tally := map[string]*RewardCount{}
 		after := ""
 		for {
 			if err := ctx.Err(); err != nil {
@@ -33,22 +37,25 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 			}
 			for _, m := range members {
 				after = m.ID
-				if err := verifyMember(tx, m, report); err != nil {
+				if err := verifyMember(tx, m, tally, report); err != nil {
 					return err
 				}
 			}
 			if len(members) < 1000 {
-				return nil
+				return verifyRewardCounts(tx, tally, report)
 			}
 		}
 	})
 	return problems, err
 }
 
-func verifyMember(tx Tx, m *Member, report func(string, ...any)) error {
+func verifyMember(tx Tx, m *Member, tally map[string]*RewardCount, report func(string, ...any)) error {
 	verifyTotals(m, report)
 	entries, err := tx.Ledger(m.ID, 0, 0)
 	if err != nil {
+		return err
+	}
+	if err := verifyCoupons(tx, m, entries, tally, report); err != nil {
 		return err
 	}
 	var sum int64
@@ -143,4 +150,101 @@ func verifyClock(tx Tx, report func(string, ...any)) {
 	if n, err := strconv.ParseInt(string(v), 10, 64); err != nil || n < 0 {
 		report("setting %s: %q is not a number of nanoseconds ahead", settingClockOffset, v)
 	}
+}
+
+// verifyCoupons checks a member's coupons against their ledger, and adds
+// them to tally, the counts per reward that the coupons make.
+func verifyCoupons(tx Tx, m *Member, entries []*LedgerEntry, tally map[string]*RewardCount, report func(string, ...any)) error {
+	coupons, err := tx.MemberCoupons(m.ID)
+	if err != nil {
+		return err
+	}
+	// The points each coupon's ledger entries moved, by code: spent and
+	// given back.
+	spent, back := map[string]int64{}, map[string]int64{}
+	for _, en := range entries {
+		switch en.Type {
+		case LedgerReward:
+			spent[en.Ref] -= en.Points
+		case LedgerRewardRefund:
+			back[en.Ref] += en.Points
+		}
+	}
+	for _, c := range coupons {
+		code := FormatCode(c.Code)
+		t := tally[c.Reward]
+		if t == nil {
+			t = &RewardCount{Reward: c.Reward}
+			tally[c.Reward] = t
+		}
+		t.Issued++
+		switch c.Status {
+		case CouponIssued:
+		case CouponUsed:
+			t.Used++
+		case CouponExpired:
+			t.Expired++
+		case CouponCancelled:
+			t.Cancelled++
+		default:
+			report("coupon %s of member %s: unknown status %q", code, m.ID, c.Status)
+		}
+		var drawn int64
+		for _, d := range c.Draws {
+			drawn += d.Points
+		}
+		switch {
+		case c.Points < 0 || c.Points > MaxPoints:
+			report("coupon %s of member %s: cost %d points, out of range", code, m.ID, c.Points)
+		case drawn != c.Points:
+			report("coupon %s of member %s: cost %d points but draws %d from lots", code, m.ID, c.Points, drawn)
+		case spent[code] != c.Points:
+			report("coupon %s of member %s: cost %d points but the ledger spent %d on it", code, m.ID, c.Points, spent[code])
+		}
+		if c.Refunded && c.Status != CouponCancelled && c.Status != CouponExpired {
+			report("coupon %s of member %s: its points came back, but it is %s", code, m.ID, c.Status)
+		}
+		var want int64
+		if c.Refunded {
+			want = c.Points
+		} else {
+			t.Points += c.Points
+		}
+		if back[code] != want {
+			report("coupon %s of member %s: %d points came back in the ledger, want %d", code, m.ID, back[code], want)
+		}
+		delete(spent, code)
+		delete(back, code)
+	}
+	for code := range spent {
+		report("member %s: the ledger spends points on coupon %s, which is not theirs", m.ID, code)
+	}
+	for code := range back {
+		report("member %s: the ledger gives back points of coupon %s, which is not theirs", m.ID, code)
+	}
+	return nil
+}
+
+// verifyRewardCounts compares the stored counts of every reward with
+// those its coupons make.
+func verifyRewardCounts(tx Tx, tally map[string]*RewardCount, report func(string, ...any)) error {
+	counts, err := tx.RewardCounts()
+	if err != nil {
+		return err
+	}
+	for _, c := range counts {
+		want := tally[c.Reward]
+		if want == nil {
+			want = &RewardCount{Reward: c.Reward}
+		}
+		if *c != *want {
+			report("reward %s: counts say %d issued, %d used, %d expired, %d cancelled, %d points; its coupons make %d, %d, %d, %d, %d",
+				c.Reward, c.Issued, c.Used, c.Expired, c.Cancelled, c.Points, want.Issued, want.Used, want.Expired, want.Cancelled, want.Points)
+		}
+		delete(tally, c.Reward)
+	}
+	for name, t := range tally {
+		report("reward %s: %d coupons but no counts", name, t.Issued)
+	}
+	return nil
 }

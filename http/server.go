@@ -59,6 +59,9 @@ type Config struct {
 	// RequestTimeout bounds a long read (diff, simulate, validate, an
 	// analytics page); zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// CouponGuesses bounds each caller's lookups of coupon codes that do
+	// not exist; zero means DefaultGuessLimit.
+	CouponGuesses GuessLimit
 }
 
 // DefaultRequestTimeout is how long a long read may run by default.
@@ -70,6 +73,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
+	guesses *guessGuard
 
 	// stopping ends when Shutdown starts, and stops long reads; forced,
 	// its parent, ends when Shutdown gives up waiting, and stops the rest.
@@ -91,7 +95,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, guesses: newGuessGuard(cfg.CouponGuesses, time.Now)}
 	s.forced, s.force = context.WithCancelCause(context.Background())
 	s.stopping, s.stop = context.WithCancelCause(s.forced)
 	s.app = fiber.New(fiber.Config{
@@ -196,6 +200,13 @@ func (s *Server) routes() {
 	v1.Post("/members/:id/adjustments", adminOnly, s.postAdjustment)
 	v1.Post("/redemptions/:id/cancel", pos, s.cancelRedemption)
 
+	v1.Get("/rewards", anyRole, s.listRewards)
+	v1.Post("/members/:id/rewards", pos, s.takeReward)
+	v1.Get("/members/:id/coupons", anyRole, s.memberCoupons)
+	v1.Get("/coupons/:code", pos, s.guardCoupons, s.getCoupon)
+	v1.Post("/coupons/:code/use", pos, s.guardCoupons, s.useCoupon)
+	v1.Post("/coupons/:code/cancel", pos, s.guardCoupons, s.cancelCoupon)
+
 	v1.Post("/purchases", pos, s.postPurchase)
 	v1.Get("/purchases/:id", anyRole, s.getPurchase)
 	v1.Post("/purchases/:id/refunds", pos, s.postRefund)
@@ -215,6 +226,7 @@ func (s *Server) routes() {
 
 	v1.Get("/analytics/summary", marketer, s.analyticsSummary)
 	v1.Get("/analytics/members", marketer, s.longRead, s.analyticsMembers)
+	v1.Get("/analytics/rewards", marketer, s.rewardsReport)
 
 	v1.Get("/admin/backup", adminOnly, s.backup)
 
@@ -252,10 +264,12 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	Field   string          `json:"field,omitempty"`
-	Details []engine.Detail `json:"details,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	// Details is a list of positioned problems ([]engine.Detail), or an
+	// object of facts such as {"reason": "used"} (engine.Error.Info).
+	Details any `json:"details,omitempty"`
 }
 
 var statusOf = map[string]int{
@@ -268,6 +282,7 @@ var statusOf = map[string]int{
 	engine.EUNPROCESSABLE: fiber.StatusUnprocessableEntity,
 	engine.EINTERNAL:      fiber.StatusInternalServerError,
 	engine.EUNAVAILABLE:   fiber.StatusServiceUnavailable,
+	engine.ERATELIMITED:   fiber.StatusTooManyRequests,
 }
 
 // handleError is the only place where errors become statuses.
@@ -284,7 +299,13 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	body := errorBody{}
 	switch {
 	case errors.As(err, &ee) && ee.Code != engine.EINTERNAL:
-		body.Error = errorDetail{Code: ee.Code, Message: ee.Message, Field: ee.Field, Details: ee.Details}
+		body.Error = errorDetail{Code: ee.Code, Message: ee.Message, Field: ee.Field}
+		switch {
+		case len(ee.Details) > 0:
+			body.Error.Details = ee.Details
+		case ee.Info != nil:
+			body.Error.Details = ee.Info
+		}
 	case ee != nil:
 		// An internal *Error was written for the client, such as the rules
 		// that could not be saved; what caused it goes to the log only.

@@ -28,6 +28,7 @@ Keys marked * are required; everything else has the default shown.
 	    - name: TEXT *                   unique
 	      threshold: AMOUNT|COUNT *      money for spend ("500.00"), whole number otherwise; the first is 0
 	      multiplier: NUMBER             default 1
+	      reward: NAME                   a reward of rewards, issued once per promotion to the level
 	      KEY: VALUE                     any other key: a number, text, boolean or list, seen as tier.KEY
 	earn:                                rules in evaluation order
 	  - name: TEXT *                     unique
@@ -43,13 +44,24 @@ Keys marked * are required; everything else has the default shown.
 	bonuses:
 	  enrol: N
 	  referral: {referrer: N, referee: N, after: first_purchase}
-	  birthday: {points: N}
+	  birthday: {points: N, reward: NAME}   points, a reward's coupon or both, once a year
+	rewards:                             the catalogue, in the order members see it
+	  - name: NAME *                     unique; lower-case letters, digits and dashes
+	    title: TEXT *                    what the member and the till see
+	    cost: N *                        points, 0 allowed
+	    when: EXPR                       over member and tier: who may take it; default everyone
+	    valid: {from: DATE, to: DATE}    YYYY-MM-DD in the program's zone, both inclusive
+	    stock: N                         coupons ever issued, less those cancelled; default no limit
+	    per_member: {max: N, per: day|week|month|year|ever}   coupons one member takes; per defaults to ever
+	    coupon: {expires_after: DURATION}   default 30d
+	    refund_on_expiry: true|false     default false: the points come back when a coupon expires unused
 	jobs:                                cron specs: 5 fields or a descriptor like @daily
 	  expire-points: SPEC                default "@daily"
 	  evaluate-tiers: SPEC               default "30 2 * * *"
 	  notify-expiring: SPEC              default "0 9 * * MON"
 	  birthday-bonus: SPEC               default "0 6 * * *"
 	  analytics: SPEC                    default "0 3 * * *"
+	  expire-coupons: SPEC               default "@hourly"
 	analytics:                           parameters of the analytics job; docs/ANALYTICS.md
 	  window: DURATION                   default 12mo; must be longer than zero
 	  margin: NUMBER                     default 0.3; share of spend that is profit, 0 to 1
@@ -81,6 +93,9 @@ EXPR is github.com/expr-lang/expr syntax over these variables:
 	          lifetime_spend, birthday_month, attributes (map of text),
 	          segment, lifecycle, churn_risk, clv, rfm
 	tier      name, multiplier and the level's other keys
+
+A reward's when is about the member alone: it sees member and tier, not
+purchase or item.
 
 Money (amount, lifetime_spend, clv) and tier.multiplier are decimals in
 major units, and so are number literals with a fraction: arithmetic on
@@ -144,6 +159,11 @@ Parse reports, among others:
 	steps must be at most 50000000 steps, got 99999999999
 	decimal has no method "Shift"
 	number too large: more than 32 digits before the point
+	a reward's name is lower-case letters, digits and dashes (like free-coffee), got "Free Coffee"
+	duplicate reward name "free-coffee" (first at line 40)
+	no reward named "birthday-cak" in rewards; did you mean "birthday-cake"?
+	    a level's or the birthday bonus's reward that the catalogue lacks
+	purchase is not available in a reward's when, which is about the member (member, tier)
 
 Earn returns a *RuleError, and no points, when an expression fails at run
 time (a division by zero, an overflow, the budget), naming the rule and
@@ -151,5 +171,11 @@ where in the file it failed:
 
 	rule "zero": points: division by zero
 	rule "slow": points: exceeds the budget of 1000000 steps per purchase (limits.steps)
+
+Eligible runs a reward's when for a member under the same budget, and
+Trial runs it on every sample's member; a failure is a *RuleError with
+Reward set:
+
+	reward "vip": when: division by zero
 */
 package rules

@@ -38,13 +38,20 @@ func (p *Program) newState() *evalState {
 // file, the expression that failed starts, or the part of it that failed
 // when known.
 type RuleError struct {
-	Rule   string
+	Rule string
+	// Reward is set when Rule names a reward, whose when failed.
+	Reward bool
 	Line   int
 	Column int
 	Err    error
 }
 
-func (e *RuleError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e.Err) }
+func (e *RuleError) Error() string {
+	if e.Reward {
+		return fmt.Sprintf("reward %q: %v", e.Rule, e.Err)
+	}
+	return fmt.Sprintf("rule %q: %v", e.Rule, e.Err)
+}
 
 func (e *RuleError) Unwrap() error { return e.Err }
 

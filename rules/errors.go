@@ -12,8 +12,9 @@ type Error struct {
 	Line    int // 1-based
 	Column  int // 1-based, in characters
 	Message string
-	// Rule names the earn rule at fault, for a problem found by running
-	// the rules (Trial) rather than by reading them.
+	// Rule names the earn rule at fault, or "reward NAME" for a reward
+	// whose when failed, for a problem found by running the rules (Trial)
+	// rather than by reading them.
 	Rule string
 }
 
@@ -116,3 +117,7 @@ func oneOf(values []string) string {
 	}
 	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
 }
+
+// Hint is hint for other packages: "; did you mean "x"?" when one of
+// candidates is a likely misspelling of word, else "".
+func Hint(word string, candidates []string) string { return hint(word, candidates) }

@@ -192,6 +192,17 @@ func newCompiler(loc *time.Location, tier *tierShape) *exprCompiler {
 	}
 }
 
+// scope says which variables an expression sees: an earn rule sees the
+// purchase (and, with for_each, the item); a reward's when is about the
+// member alone, taken at no purchase.
+type scope int
+
+const (
+	scopePurchase scope = iota
+	scopeItem
+	scopeMember
+)
+
 // exprKind says what an expression must yield.
 type exprKind int
 
@@ -200,13 +211,13 @@ const (
 	kindNumber
 )
 
-// compile type-checks and compiles one expression. forEach adds the item
-// variable, which only for_each rules have. It is expr.Compile taken apart,
+// compile type-checks and compiles one expression, over the variables of
+// sc: the item variable only for for_each rules, no purchase for rewards. It is expr.Compile taken apart,
 // because that does not tell the type of the result, which is what says
 // that points yields a number. metered reports whether what a run costs
 // depends on the data (a loop, text built), rather than being known from
 // the compiled program alone.
-func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (prog *vm.Program, metered bool, failed *exprError) {
+func (c *exprCompiler) compile(src string, kind exprKind, sc scope) (prog *vm.Program, metered bool, failed *exprError) {
 	// Rules are compiled by the server that runs them (a PUT, the file
 	// watcher): an expression that trips a bug in the expression library
 	// or in the patches here is refused, not a crash.
@@ -216,12 +227,14 @@ func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (prog *v
 		}
 	}()
 	env := map[string]any{
-		"purchase": (*purchaseEnv)(nil),
-		"member":   (*memberEnv)(nil),
-		"tier":     reflect.Zero(c.tier.typ).Interface(),
-		meterVar:   (*meter)(nil),
+		"member": (*memberEnv)(nil),
+		"tier":   reflect.Zero(c.tier.typ).Interface(),
+		meterVar: (*meter)(nil),
 	}
-	if forEach {
+	if sc != scopeMember {
+		env["purchase"] = (*purchaseEnv)(nil)
+	}
+	if sc == scopeItem {
 		env["item"] = (*itemEnv)(nil)
 	}
 	fields := &fieldCheck{tier: c.tier}
@@ -253,7 +266,7 @@ func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (prog *v
 		return nil, false, fields.err
 	}
 	if err != nil {
-		return nil, false, c.explain(err, forEach)
+		return nil, false, c.explain(err, sc)
 	}
 	if limits.err != nil {
 		return nil, false, limits.err
@@ -273,14 +286,14 @@ func (c *exprCompiler) compile(src string, kind exprKind, forEach bool) (prog *v
 	patch := newMeterPatch(tree.Node)
 	ast.Walk(&tree.Node, patch)
 	if _, err := checker.Check(tree, cfg); err != nil {
-		return nil, false, c.explain(err, forEach)
+		return nil, false, c.explain(err, sc)
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
-		return nil, false, c.explain(err, forEach)
+		return nil, false, c.explain(err, sc)
 	}
 	prog, err = compiler.Compile(tree, cfg)
 	if err != nil {
-		return nil, false, c.explain(err, forEach)
+		return nil, false, c.explain(err, sc)
 	}
 	return prog, patch.vars > 0, nil
 }
@@ -338,7 +351,7 @@ func typeName(t reflect.Type) string {
 var unknownName = regexp.MustCompile(`^unknown name (\S+)$`)
 
 // explain turns an expr error into a positioned message for a marketer.
-func (c *exprCompiler) explain(err error, forEach bool) *exprError {
+func (c *exprCompiler) explain(err error, sc scope) *exprError {
 	var fe *file.Error
 	if !errors.As(err, &fe) {
 		return &exprError{message: c.replacer.Replace(err.Error())}
@@ -347,8 +360,11 @@ func (c *exprCompiler) explain(err error, forEach bool) *exprError {
 	if m := unknownName.FindStringSubmatch(msg); m != nil {
 		name := m[1]
 		// Variables first, so that they win a tie with a function.
-		vars := []string{"purchase", "member", "tier"}
-		if forEach {
+		vars := []string{"member", "tier"}
+		if sc != scopeMember {
+			vars = append(vars, "purchase")
+		}
+		if sc == scopeItem {
 			vars = append(vars, "item")
 		}
 		for _, f := range builtin.Builtins {
@@ -357,7 +373,9 @@ func (c *exprCompiler) explain(err error, forEach bool) *exprError {
 			}
 		}
 		switch {
-		case name == "item" && !forEach:
+		case sc == scopeMember && (name == "purchase" || name == "item"):
+			msg = fmt.Sprintf("%s is not available in a reward's when, which is about the member (member, tier)", name)
+		case name == "item" && sc != scopeItem:
 			msg = `item is only available in rules with "for_each: item"`
 		default:
 			msg = fmt.Sprintf("unknown name %q%s", name, hint(name, vars))

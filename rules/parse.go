@@ -21,16 +21,16 @@ import (
 
 // Keys each mapping of the file accepts.
 var (
-	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "jobs", "analytics", "limits"}
+	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "rewards", "jobs", "analytics", "limits"}
 	pointsKeys   = []string{"rounding", "pending", "expiry"}
 	expiryKeys   = []string{"after", "at", "notify_before"}
 	tiersKeys    = []string{"metric", "window", "downgrade", "grace", "levels"}
-	levelKeys    = []string{"name", "threshold", "multiplier"}
+	levelKeys    = []string{"name", "threshold", "multiplier", "reward"}
 	ruleKeys     = []string{"name", "for_each", "when", "points", "active", "max_per_purchase", "max_per_member", "max_per_day", "max_per_month", "max_per_year"}
 	activeKeys   = []string{"from", "until"}
 	bonusKeys    = []string{"enrol", "referral", "birthday"}
 	referKeys    = []string{"referrer", "referee", "after"}
-	birthdayKeys = []string{"points"}
+	birthdayKeys = []string{"points", "reward"}
 	limitsKeys   = []string{"steps", "memory"}
 )
 
@@ -42,6 +42,7 @@ var defaultJobs = []Job{
 	{"notify-expiring", "0 9 * * MON"},
 	{"birthday-bonus", "0 6 * * *"},
 	{"analytics", "0 3 * * *"},
+	{"expire-coupons", "@hourly"},
 }
 
 // Parse checks a rules file completely and compiles it. filename is only
@@ -65,6 +66,9 @@ type parser struct {
 	lines []string // of src, made on demand to position inside scalars
 	errs  Errors
 	prog  *Program
+	// rewardRefs are the places that name a reward, checked against the
+	// catalogue once it is read.
+	rewardRefs []rewardRef
 }
 
 func (p *parser) errorAt(line, col int, format string, args ...any) {
@@ -127,6 +131,8 @@ func (p *parser) parse() *Program {
 	prog.tier = newTierShape(prog.Tiers.Levels)
 	p.earn(f["earn"])
 	p.bonuses(f["bonuses"])
+	p.rewards(f["rewards"])
+	p.references()
 	p.jobs(f["jobs"])
 	p.analytics(f["analytics"])
 	p.limits(f["limits"])
@@ -550,6 +556,8 @@ func (p *parser) level(n *yaml.Node) (l *parsedLevel, thrOK bool) {
 			if d, ok := p.number(v, "multiplier"); ok {
 				l.Multiplier = d
 			}
+		case "reward":
+			l.Reward = p.rewardRef(v)
 		default:
 			// Other keys are the marketer's own (benefits, colour...), but
 			// one a letter away from a known key is a typo, not a new field.
@@ -788,7 +796,11 @@ func (p *parser) expression(c *exprCompiler, r *EarnRule, n *yaml.Node, what str
 		p.errorf(n, "%s must not be empty", what)
 		return nil, site, 0
 	}
-	prog, metered, err := c.compile(n.Value, kind, r.ForEachItem)
+	sc := scopePurchase
+	if r.ForEachItem {
+		sc = scopeItem
+	}
+	prog, metered, err := c.compile(n.Value, kind, sc)
 	if err != nil {
 		line, col := p.scalarPos(n, err.offset)
 		p.errorAt(line, col, "%s", err.message)
@@ -856,6 +868,9 @@ func (p *parser) bonuses(n *yaml.Node) {
 		bf := p.fields(v, "birthday", birthdayKeys)
 		if x := bf["points"]; x != nil {
 			b.Birthday, _ = p.integer(x, "points", 0)
+		}
+		if x := bf["reward"]; x != nil {
+			b.BirthdayReward = p.rewardRef(x)
 		}
 	}
 }

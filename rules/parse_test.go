@@ -88,7 +88,7 @@ func TestParseExample(t *testing.T) {
 	if p.Bonuses != wantBonuses {
 		t.Errorf("bonuses = %+v", p.Bonuses)
 	}
-	if len(p.Jobs) != 5 || p.Jobs[1] != (Job{"evaluate-tiers", "30 2 * * *"}) {
+	if len(p.Jobs) != 6 || p.Jobs[1] != (Job{"evaluate-tiers", "30 2 * * *"}) {
 		t.Errorf("jobs = %+v", p.Jobs)
 	}
 	if string(p.Source) != string(src) || len(p.Hash) != 64 {
@@ -218,7 +218,7 @@ func TestParseErrors(t *testing.T) {
 		want      string
 	}{
 		{"unknown top key with hint", "currency: USD\ntimezon: UTC\n", 2, 1, `unknown key "timezon"; did you mean "timezone"?`},
-		{"unknown top key", "currency: USD\nrewards: {}\n", 2, 1, `unknown key "rewards"; expected one of program, currency`},
+		{"unknown top key", "currency: USD\nprizes: {}\n", 2, 1, `unknown key "prizes"; expected one of program, currency`},
 		{"unknown level key", "currency: USD\ntiers:\n  levels:\n    - {name: a, threshold: 0, mutliplier: 2}\n", 4, 31, `unknown key "mutliplier"; did you mean "multiplier"?`},
 		{"unknown expiry key", "currency: USD\npoints:\n  expiry:\n    aftr: 12mo\n", 4, 5, `unknown key "aftr"; did you mean "after"?`},
 		{"duplicate key", "currency: USD\ncurrency: EUR\n", 2, 1, `duplicate key "currency" (first at line 1)`},

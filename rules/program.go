@@ -24,9 +24,12 @@ type Program struct {
 	// that is the method that evaluates it.
 	Rules   []*EarnRule
 	Bonuses Bonuses
+	// Rewards is the catalogue in file order.
+	Rewards []*Reward
 	// Jobs has an entry for every known job, defaulted if absent, in the
 	// order expire-points, evaluate-tiers, notify-expiring, birthday-bonus,
-	// analytics, so listings do not depend on how the file is written.
+	// analytics, expire-coupons, so listings do not depend on how the file
+	// is written.
 	Jobs []Job
 	// Analytics parameterises the analytics job, defaulted if absent.
 	Analytics Analytics
@@ -41,6 +44,8 @@ type Program struct {
 	tier   *tierShape           // the tier variable of expressions, one value per level
 	states *sync.Pool           // of *evalState, so Earn does not allocate its environment
 	byName map[string]*EarnRule // Rules by name
+	// rewardByName holds Rewards by name.
+	rewardByName map[string]*Reward
 	// literals are texts the expressions compare with ("coffee"), for
 	// the edge cases to use.
 	literals []string
@@ -135,7 +140,10 @@ type Level struct {
 	Name       string
 	Threshold  int64
 	Multiplier decimal.Decimal
-	Extra      map[string]any // other keys given on the level, for expressions
+	// Reward names the reward a member gets a coupon of when promoted to
+	// the level; "" for none.
+	Reward string
+	Extra  map[string]any // other keys given on the level, for expressions
 }
 
 // Bonuses are points for events other than purchases.
@@ -143,6 +151,9 @@ type Bonuses struct {
 	Enrol    int64
 	Referral ReferralBonus
 	Birthday int64
+	// BirthdayReward names the reward a member gets a coupon of on their
+	// birthday, besides or instead of the points; "" for none.
+	BirthdayReward string
 }
 
 // ReferralBonus pays both sides once the referee has made a first purchase.

@@ -76,6 +76,9 @@ func TestSchemaRejectsWhatParseRejects(t *testing.T) {
 		{"bad duration", "after: 12mo", "after: 12 months"},
 		{"bad rounding", "rounding: floor", "rounding: down"},
 		{"unknown job", "  expire-points:", "  expire-point:"},
+		{"misspelt reward key", "    per_member: {max: 2, per: month}", "    per_membr: {max: 2, per: month}"},
+		{"bad period", "per: month}", "per: fortnight}"},
+		{"reward name with capitals", "- name: free-coffee", "- name: Free-Coffee"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := bytes.Replace(Example, []byte(tc.edit), []byte(tc.with), 1)
@@ -141,6 +144,10 @@ func TestGrammarInStep(t *testing.T) {
 		{bonusKeys, []string{"bonuses"}, false},
 		{referKeys, []string{"bonuses", "referral"}, false},
 		{birthdayKeys, []string{"bonuses", "birthday"}, false},
+		{rewardKeys, []string{"rewards", "[]"}, false},
+		{validKeys, []string{"rewards", "[]", "valid"}, false},
+		{perMemberKeys, []string{"rewards", "[]", "per_member"}, false},
+		{couponKeys, []string{"rewards", "[]", "coupon"}, false},
 		{jobs, []string{"jobs"}, false},
 		{analyticsKeys, []string{"analytics"}, false},
 		{limitsKeys, []string{"limits"}, false},

@@ -15,8 +15,8 @@ type Sample struct {
 	Input EarnInput
 }
 
-// Trial runs the earn rules on each sample before they go live, so that
-// a rule which fails (a division by zero, a number too large, more than
+// Trial runs the earn rules, and the when of every reward, on each sample
+// before they go live, so that a rule which fails (a division by zero, a number too large, more than
 // the budget) is refused at publish time rather than at the till. Each
 // rule runs alone, whatever its active dates and caps, with the whole
 // budget and no more than maxPoints points; then all the rules run
@@ -30,8 +30,12 @@ func (p *Program) Trial(ctx context.Context, samples []Sample, maxPoints int64) 
 	var errs Errors
 	failed := map[string]bool{}
 	record := func(re *RuleError, sample string) {
-		failed[re.Rule] = true
-		errs = append(errs, Error{File: p.file, Line: re.Line, Column: re.Column, Rule: re.Rule,
+		name := re.Rule
+		if re.Reward {
+			name = "reward " + re.Rule
+		}
+		failed[name] = true
+		errs = append(errs, Error{File: p.file, Line: re.Line, Column: re.Column, Rule: name,
 			Message: fmt.Sprintf("%v (on %s)", re, sample)})
 	}
 	for _, smp := range samples {
@@ -53,6 +57,17 @@ func (p *Program) Trial(ctx context.Context, samples []Sample, maxPoints int64) 
 			}
 			if err != nil {
 				record(p.ruleError(r, err), smp.Name)
+			}
+		}
+		// A reward's when runs on the sample's member, alone, with the
+		// whole budget, as it runs when a member looks at the catalogue.
+		for _, r := range p.Rewards {
+			if r.when == nil || failed["reward "+r.Name] {
+				continue
+			}
+			s.meter.reset(p.limits())
+			if _, err := p.evalWhen(s, r); err != nil {
+				record(p.rewardError(r, err), smp.Name)
 			}
 		}
 		p.release(s)

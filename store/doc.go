@@ -39,6 +39,11 @@
 //	settings                name → the engine's bytes (engine.Tx.Setting)
 //	leases                  name → expiry (unix nanoseconds, 8 bytes) and
 //	                        holder (engine.Tx.TakeLease)
+//	coupons                 code → Coupon
+//	coupons_by_id           id → code (unique)
+//	coupons_by_member       member|issuedAt|code → code
+//	coupons_due             expiresAt|code → nil, while the coupon is issued
+//	reward_counts           reward name → RewardCount
 //
 // # Key parts
 //
@@ -48,7 +53,7 @@
 //     keeps such keys from being prefixes of each other. The two forms can
 //     only be confused by an id crafted to spell another member's UUID bytes,
 //     which ids made by the engine never are.
-//   - times (occurredAt, expiresAt, at, startedAt, computedAt): unix
+//   - times (occurredAt, expiresAt, issuedAt, at, startedAt, computedAt): unix
 //     nanoseconds as a big-endian uint64; times before 1970 count as 0 and
 //     times past 2262 as the largest int64. In lots_open a lot that never
 //     expires has the largest uint64, so it sorts after every lot that does.
@@ -56,7 +61,8 @@
 //     the bucket's sequence.
 //   - rule, period, name: a 2-byte big-endian length and the bytes, so that a
 //     name is never a prefix of another.
-//   - id, lotID, unique values, marker keys: the raw bytes, always last.
+//   - id, lotID, code, reward name, unique values, marker keys: the raw
+//     bytes, always last.
 //
 // Empty unique values (no email, say) are not indexed. Index entries name the
 // member by its member key, so following one back costs a single Get.
@@ -82,8 +88,8 @@
 //
 // and `store:"json=key"` keeps the JSON key when a json tag changes for the
 // API. The stored types are engine.Member, Purchase, Refund, Redemption,
-// Adjustment, LedgerEntry, Lot, MetricEntry, RulesVersion, JobRun, Event and
-// AnalyticsSummary, every struct inside them (rules.RuleResult, the result
+// Adjustment, LedgerEntry, Lot, MetricEntry, RulesVersion, JobRun, Event,
+// AnalyticsSummary, Coupon and RewardCount, every struct inside them (rules.RuleResult, the result
 // types), and account and metricSum here. The engine and rules packages
 // carry the tag as a plain string; they do not import this package.
 //

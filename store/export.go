@@ -37,7 +37,8 @@ type SettingRecord struct {
 // a member or a purchase (so a store with foreign keys can take them in
 // this order), then the rest. Records are *engine.RulesVersion,
 // *engine.Member, *engine.Purchase, *engine.Refund, *engine.Redemption,
-// *engine.Adjustment, *engine.LedgerEntry, *engine.Lot, MetricRecord,
+// *engine.Adjustment, *engine.Coupon, *engine.RewardCount,
+// *engine.LedgerEntry, *engine.Lot, MetricRecord,
 // RuleUseRecord, MarkerRecord, SettingRecord, *engine.JobRun, *engine.Event and
 // *engine.AnalyticsSummary. A rule use whose member is gone is an error
 // rather than a record quietly left behind.
@@ -61,6 +62,8 @@ func (db *DB) Export(fn func(rec any) error) error {
 			bucketExporter[engine.Refund](bucketRefunds),
 			bucketExporter[engine.Redemption](bucketRedemptions),
 			bucketExporter[engine.Adjustment](bucketAdjustments),
+			bucketExporter[engine.Coupon](bucketCoupons),
+			bucketExporter[engine.RewardCount](bucketRewardCounts),
 		} {
 			if err := export(btx, fn); err != nil {
 				return err
@@ -107,9 +110,14 @@ func (db *DB) Export(fn func(rec any) error) error {
 	return nil
 }
 
-// exportBucket hands fn every record of bucket, decoded as a *T.
+// exportBucket hands fn every record of bucket, decoded as a *T; a
+// bucket a file predates holds none.
 func exportBucket[T any](btx *bolt.Tx, bucket []byte, fn func(any) error) error {
-	return btx.Bucket(bucket).ForEach(func(k, v []byte) error {
+	b := btx.Bucket(bucket)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
 		r := new(T)
 		if err := decode(v, r); err != nil {
 			return fmt.Errorf("%s: %x: %w", bucket, k, err)

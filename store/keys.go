@@ -33,6 +33,12 @@ var (
 	bucketAnalytics    = []byte("analytics_summaries")
 	bucketSettings     = []byte("settings")
 	bucketLeases       = []byte("leases")
+
+	bucketCoupons         = []byte("coupons")
+	bucketCouponsByID     = []byte("coupons_by_id")
+	bucketCouponsByMember = []byte("coupons_by_member")
+	bucketCouponsDue      = []byte("coupons_due")
+	bucketRewardCounts    = []byte("reward_counts")
 )
 
 var allBuckets = [][]byte{
@@ -40,7 +46,8 @@ var allBuckets = [][]byte{
 	bucketPurchases, bucketPurchaseTime, bucketRefunds, bucketRedemptions,
 	bucketAdjustments, bucketMemberData, bucketExpiry, bucketRuleUses,
 	bucketMarkers, bucketRules, bucketJobRuns, bucketEvents, bucketAnalytics,
-	bucketSettings, bucketLeases,
+	bucketSettings, bucketLeases, bucketCoupons, bucketCouponsByID, bucketCouponsByMember,
+	bucketCouponsDue, bucketRewardCounts,
 }
 
 // Sections of a member's data in member_data: the member key, then one of

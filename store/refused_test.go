@@ -179,6 +179,12 @@ var txWrites = map[string]func(tx engine.Tx, member string) error{
 		return tx.AppendEvent(&engine.Event{Type: "t", MemberID: member})
 	},
 	"PutSetting": func(tx engine.Tx, member string) error { return tx.PutSetting("s", []byte(member)) },
+	"PutCoupon": func(tx engine.Tx, member string) error {
+		return tx.PutCoupon(&engine.Coupon{Code: "C" + member, ID: "c-" + member, MemberID: member, Status: engine.CouponIssued, ExpiresAt: t0})
+	},
+	"PutRewardCount": func(tx engine.Tx, member string) error {
+		return tx.PutRewardCount(&engine.RewardCount{Reward: "r-" + member, Issued: 1})
+	},
 	"TakeLease": func(tx engine.Tx, member string) error {
 		_, err := tx.TakeLease("l", member, time.Minute)
 		return err
@@ -196,7 +202,7 @@ var txReads = []string{
 	"Member", "MemberByKey", "Members", "Purchase", "PurchasesBetween", "Refund", "Redemption",
 	"Adjustment", "Ledger", "Lot", "OpenLots", "Lots", "DueLots", "Metrics", "RuleUses", "Marked",
 	"RulesVersion", "RulesVersions", "LatestRules", "LatestAnalyticsSummary", "JobRuns", "Events",
-	"Setting",
+	"Setting", "Coupon", "CouponByID", "MemberCoupons", "DueCoupons", "RewardCount", "RewardCounts",
 }
 
 func TestEveryTxMethodIsClassified(t *testing.T) {

@@ -77,7 +77,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // copyKinds are the kinds of records a copy counts, in the order it reports them.
 var copyKinds = []string{
-	"rules versions", "members", "purchases", "refunds", "redemptions", "adjustments", "ledger entries",
+	"rules versions", "members", "purchases", "refunds", "redemptions", "adjustments", "coupons", "reward counts", "ledger entries",
 	"lots", "metric entries", "rule uses", "markers", "job runs", "events", "analytics summaries",
 }
 
@@ -143,6 +143,10 @@ func copyWrite(rec any) (kind string, write func(engine.Tx) error, err error) {
 		return "redemptions", func(tx engine.Tx) error { return tx.PutRedemption(r) }, nil
 	case *engine.Adjustment:
 		return "adjustments", func(tx engine.Tx) error { return tx.PutAdjustment(r) }, nil
+	case *engine.Coupon:
+		return "coupons", func(tx engine.Tx) error { return tx.PutCoupon(r) }, nil
+	case *engine.RewardCount:
+		return "reward counts", func(tx engine.Tx) error { return tx.PutRewardCount(r) }, nil
 	case *engine.LedgerEntry:
 		return "ledger entries", func(tx engine.Tx) error { return tx.AppendLedger(r) }, nil
 	case *engine.Lot:

@@ -207,6 +207,8 @@ func TestCopyToPostgres(t *testing.T) {
 	mustCall(t, 201, "POST", base+"/v1/members/"+id+"/redemptions", `{"id": "d1", "points": 10, "reward": "drink"}`)
 	mustCall(t, 200, "POST", base+"/v1/redemptions/d1/cancel", `{}`)
 	mustCall(t, 201, "POST", base+"/v1/members/"+id+"/adjustments", `{"id": "a1", "points": 7, "reason": "goodwill"}`)
+	coupon := mustCall(t, 201, "POST", base+"/v1/members/"+id+"/rewards", `{"id": "t1", "reward": "free-coffee"}`)["coupon"].(map[string]any)
+	mustCall(t, 200, "POST", base+"/v1/coupons/"+coupon["code"].(string)+"/use", `{"id": "u1", "store_id": "s1"}`)
 	if err := m.DB.Update(t.Context(), func(tx engine.Tx) error {
 		return errors.Join(
 			tx.AppendEvent(&engine.Event{ID: "evt_1", Type: "points.expiring", MemberID: id, At: time.Now().UTC(), Payload: []byte(`{"points":3}`)}),
@@ -227,7 +229,7 @@ func TestCopyToPostgres(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("copy: exit %d\n%s", code, out)
 	}
-	for _, want := range []string{"members              2", "purchases            3", "refunds              1", "events               2"} {
+	for _, want := range []string{"members              2", "purchases            3", "refunds              1", "coupons              1", "reward counts        1", "events               4"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("copy output lacks %q:\n%s", want, out)
 		}
@@ -309,7 +311,15 @@ func snapshot(t *testing.T, db engine.Store, id string) string {
 		if err != nil {
 			return err
 		}
-		for _, v := range []any{m, ledger, lots, metrics, purchases, refund, red, adj, uses, events, rules, runs, summary} {
+		coupons, err := tx.MemberCoupons(id)
+		if err != nil {
+			return err
+		}
+		counts, err := tx.RewardCounts()
+		if err != nil {
+			return err
+		}
+		for _, v := range []any{m, ledger, lots, metrics, purchases, refund, red, adj, uses, events, rules, runs, summary, coupons, counts} {
 			raw, err := json.Marshal(v)
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -201,8 +202,37 @@ func printDiff(w io.Writer, rep *engine.DiffReport) {
 	for _, c := range rep.TierChanges {
 		fmt.Fprintf(w, "  %s %s: %s -> %s\n", c.MemberID, c.ExternalID, c.Before, c.After)
 	}
+	printRewardsDiff(w, rep.Rewards)
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func printRewardsDiff(w io.Writer, d engine.RewardsDiff) {
+	if len(d.Added)+len(d.Removed)+len(d.Changed)+len(d.Issued) == 0 {
+		fmt.Fprintln(w, "\nrewards: no change")
+		return
+	}
+	fmt.Fprintln(w, "\nrewards:")
+	for _, name := range d.Added {
+		fmt.Fprintf(w, "  + %s (added)\n", name)
+	}
+	for _, name := range d.Removed {
+		fmt.Fprintf(w, "  - %s (removed)\n", name)
+	}
+	show := func(v string) string {
+		if v == "" {
+			return "(none)"
+		}
+		return strconv.Quote(v)
+	}
+	for _, c := range d.Changed {
+		for _, f := range c.Changes {
+			fmt.Fprintf(w, "  ~ %s %s: %s -> %s\n", c.Reward, f.Field, show(f.Before), show(f.After))
+		}
+	}
+	for _, f := range d.Issued {
+		fmt.Fprintf(w, "  ~ %s: %s -> %s\n", f.Field, show(f.Before), show(f.After))
 	}
 }
 
