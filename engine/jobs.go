@@ -4,19 +4,18 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/loyaltyhq/loyalty/rules"
 )
 
-// Job names, as the rules file and the API know them.
+// Job names, from the one list in the rules package.
 const (
-	JobExpirePoints   = "expire-points"
-	JobEvaluateTiers  = "evaluate-tiers"
-	JobNotifyExpiring = "notify-expiring"
-	JobBirthdayBonus  = "birthday-bonus"
-	JobAnalytics      = "analytics"
+	JobExpirePoints   = rules.JobExpirePoints
+	JobEvaluateTiers  = rules.JobEvaluateTiers
+	JobNotifyExpiring = rules.JobNotifyExpiring
+	JobBirthdayBonus  = rules.JobBirthdayBonus
+	JobAnalytics      = rules.JobAnalytics
 )
-
-// JobNames lists every job in a stable order.
-var JobNames = []string{JobExpirePoints, JobEvaluateTiers, JobNotifyExpiring, JobBirthdayBonus, JobAnalytics}
 
 // JobRunView is a job run as the API shows it.
 type JobRunView struct {
@@ -46,9 +45,10 @@ func (e *Engine) Jobs(ctx context.Context) ([]JobInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]JobInfo, 0, len(JobNames))
+	names := rules.JobNames()
+	out := make([]JobInfo, 0, len(names))
 	err = e.store.View(ctx, func(tx Tx) error {
-		for _, name := range JobNames {
+		for _, name := range names {
 			j, _ := live.prog.Job(name)
 			info := JobInfo{Name: name, Schedule: j.Schedule}
 			runs, err := tx.JobRuns(name, 1)
@@ -82,13 +82,7 @@ func (e *Engine) LastJobRun(ctx context.Context, name string) (*JobRun, error) {
 // never overlaps itself: a second caller gets a conflict. The run is
 // recorded whether it succeeds or not.
 func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
-	run, ok := map[string]func(context.Context, *liveRules, time.Time) (int64, error){
-		JobExpirePoints:   e.expirePoints,
-		JobEvaluateTiers:  e.evaluateTiers,
-		JobNotifyExpiring: e.notifyExpiring,
-		JobBirthdayBonus:  e.birthdayBonus,
-		JobAnalytics:      e.analytics,
-	}[name]
+	run, ok := e.jobTable()[name]
 	if !ok {
 		return nil, Errorf(ENOTFOUND, "no job named %q", name)
 	}
@@ -123,6 +117,17 @@ func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
 	}
 	e.hooks.jobRun(rec)
 	return rec.view(), nil
+}
+
+// jobTable maps every job the rules package names to what runs it.
+func (e *Engine) jobTable() map[string]func(context.Context, *liveRules, time.Time) (int64, error) {
+	return map[string]func(context.Context, *liveRules, time.Time) (int64, error){
+		JobExpirePoints:   e.expirePoints,
+		JobEvaluateTiers:  e.evaluateTiers,
+		JobNotifyExpiring: e.notifyExpiring,
+		JobBirthdayBonus:  e.birthdayBonus,
+		JobAnalytics:      e.analytics,
+	}
 }
 
 // expirePoints writes off every lot whose expiry has passed, one ledger

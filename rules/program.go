@@ -25,8 +25,8 @@ type Program struct {
 	Rules   []*EarnRule
 	Bonuses Bonuses
 	// Jobs has an entry for every known job, defaulted if absent, in the
-	// order expire-points, evaluate-tiers, notify-expiring, birthday-bonus,
-	// analytics, so listings do not depend on how the file is written.
+	// order of JobNames, so listings do not depend on how the file is
+	// written.
 	Jobs []Job
 	// Analytics parameterises the analytics job, defaulted if absent.
 	Analytics Analytics
