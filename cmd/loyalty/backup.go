@@ -22,9 +22,12 @@ import (
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", stderr)
 	url := fs.String("url", "", "address of a running server, like http://127.0.0.1:8080")
-	key := fs.String("key", envDefault("LOYALTY_KEY", ""), "admin API key for --url (env LOYALTY_KEY)")
+	key := fs.String("key", "", "admin API key for --url")
 	dbPath := fs.String("db", "", "database file no server has open")
 	to := fs.String("to", "", "file to write the copy to")
+	if err := envFlags(fs, "key"); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -71,7 +71,10 @@ func describeDB(dsn string) string {
 // runMigrate creates or upgrades the schema of a PostgreSQL database.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	dsn := fs.String("db", envDefault("LOYALTY_DB", ""), "PostgreSQL URL, postgres://user:pass@host:5432/loyalty (env LOYALTY_DB)")
+	dsn := fs.String("db", "", "PostgreSQL URL, postgres://user:pass@host:5432/loyalty")
+	if err := envFlags(fs, "db"); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

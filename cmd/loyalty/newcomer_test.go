@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,5 +24,49 @@ func TestSimulateErrorNamesTheFieldOnce(t *testing.T) {
 	code, out := runCLI(t, "rules", "simulate", rulesPath, "--purchase", purchase, "--member", member)
 	if code != 1 || strings.Count(out, "member.tier") != 1 || !strings.Contains(out, `no tier named "nope"`) {
 		t.Fatalf("%d %q", code, out)
+	}
+}
+
+// TestEnvironmentSwitches: LOYALTY_TEST_CLOCK=yes, on or TRUE left the test
+// clock off without a word; every variable now goes through its flag's own
+// parser, and one the flag refuses stops serve, naming the variable.
+func TestEnvironmentSwitches(t *testing.T) {
+	for _, v := range []string{"yes", "on", "TRUE", "1", "y"} {
+		t.Setenv("LOYALTY_TEST_CLOCK", v)
+		var cfg Config
+		if err := envFlags(serveFlags(&cfg, io.Discard)); err != nil || !cfg.TestClock {
+			t.Errorf("LOYALTY_TEST_CLOCK=%s: on %v, err %v", v, cfg.TestClock, err)
+		}
+	}
+	for _, v := range []string{"no", "off", "FALSE", "0"} {
+		t.Setenv("LOYALTY_TEST_CLOCK", v)
+		cfg := Config{TestClock: true}
+		if err := envFlags(serveFlags(&cfg, io.Discard)); err != nil || cfg.TestClock {
+			t.Errorf("LOYALTY_TEST_CLOCK=%s: on %v, err %v", v, cfg.TestClock, err)
+		}
+	}
+	// The command line still wins over the environment.
+	t.Setenv("LOYALTY_TEST_CLOCK", "on")
+	var cfg Config
+	fs := serveFlags(&cfg, io.Discard)
+	if err := envFlags(fs); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--test-clock=off"}); err != nil || cfg.TestClock {
+		t.Errorf("--test-clock=off after LOYALTY_TEST_CLOCK=on: %v %v", cfg.TestClock, err)
+	}
+
+	dir := t.TempDir()
+	for env, val := range map[string]string{"LOYALTY_TEST_CLOCK": "maybe", "LOYALTY_BATCH_SIZE": "lots", "LOYALTY_REQUEST_TIMEOUT": "soon"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			code, out := runCLI(t, "serve", "--db", filepath.Join(dir, "x.db"), "--rules", filepath.Join(dir, "r.yaml"))
+			if code != 1 || !strings.Contains(out, env+`="`+val+`"`) {
+				t.Fatalf("%d %q", code, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "x.db")); err == nil {
+				t.Fatal("a refused variable still created the database")
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -61,20 +62,28 @@ type Main struct {
 	stopJobs  context.CancelFunc
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// serveFlags defines serve's flags on a new FlagSet, every one also read
+// from its environment variable (envFlags). The top-level usage and the
+// README's table are checked against this set, so a flag added here is a
+// flag documented there.
+func serveFlags(cfg *Config, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("serve", stderr)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen `address`")
+	fs.StringVar(&cfg.DBPath, "db", "loyalty.db", "bbolt database `file`, or a postgres:// URL")
+	fs.StringVar(&cfg.RulesPath, "rules", "", "rules `file` (default rules.yaml, created from the example)")
+	fs.StringVar(&cfg.KeysPath, "keys", "", "API keys `file`, a YAML list of {name, key, role}; without it the API is open on loopback only")
+	fs.StringVar(&cfg.CORSOrigins, "cors-origins", "", "web `origins` whose pages may call the API, comma separated, like https://app.example.com; needs --keys")
+	fs.Var((*boolFlag)(&cfg.TestClock), "test-clock", "allow POST /v1/clock to move time")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.IntVar(&cfg.BatchSize, "batch-size", store.DefaultOptions().MaxBatchSize, "most `writes` one commit takes")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", lhttp.DefaultRequestTimeout, "longest a rules diff, simulation or analytics page may run before it is stopped")
+	return fs
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg Config
-	fs.StringVar(&cfg.Addr, "addr", envDefault("LOYALTY_ADDR", "127.0.0.1:8080"), "listen address (env LOYALTY_ADDR)")
-	fs.StringVar(&cfg.DBPath, "db", envDefault("LOYALTY_DB", "loyalty.db"), "bbolt database file, or a postgres:// URL (env LOYALTY_DB)")
-	fs.StringVar(&cfg.RulesPath, "rules", envDefault("LOYALTY_RULES", ""), "rules file (env LOYALTY_RULES; default rules.yaml, created from the example)")
-	fs.StringVar(&cfg.KeysPath, "keys", envDefault("LOYALTY_KEYS", ""), "API keys file, a YAML list of {name, key, role} (env LOYALTY_KEYS); without it the API is open on loopback only")
-	fs.StringVar(&cfg.CORSOrigins, "cors-origins", envDefault("LOYALTY_CORS_ORIGINS", ""), "web origins whose pages may call the API, comma separated, like https://app.example.com (env LOYALTY_CORS_ORIGINS); needs --keys")
-	testClock := envDefault("LOYALTY_TEST_CLOCK", "false")
-	fs.BoolVar(&cfg.TestClock, "test-clock", testClock == "1" || testClock == "true", "allow POST /v1/clock to move time (env LOYALTY_TEST_CLOCK)")
-	fs.StringVar(&cfg.LogFormat, "log-format", envDefault("LOYALTY_LOG_FORMAT", "text"), "log format: text or json (env LOYALTY_LOG_FORMAT)")
-	fs.IntVar(&cfg.BatchSize, "batch-size", 0, "most writes one commit takes (default 1000; env LOYALTY_BATCH_SIZE)")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", lhttp.DefaultRequestTimeout, "longest a rules diff, simulation or analytics page may run before it is stopped (env LOYALTY_REQUEST_TIMEOUT)")
-	if err := envFlags(fs, map[string]string{"batch-size": "LOYALTY_BATCH_SIZE", "request-timeout": "LOYALTY_REQUEST_TIMEOUT"}); err != nil {
+	fs := serveFlags(&cfg, stderr)
+	if err := envFlags(fs); err != nil {
 		return err
 	}
 	if err := parseFlags(fs, args); err != nil {
