@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +69,25 @@ func TestEnvironmentSwitches(t *testing.T) {
 				t.Fatal("a refused variable still created the database")
 			}
 		})
+	}
+}
+
+// TestServeOnAPortInUse: serve used to write a 16 MB database and the
+// example rules before it found the port taken, and the message did not
+// say which flag to change.
+func TestServeOnAPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	code, out := runCLI(t, "serve", "--addr", ln.Addr().String())
+	if code != 1 || !strings.Contains(out, "--addr "+ln.Addr().String()) || !strings.Contains(out, "address already in use") {
+		t.Fatalf("%d %q", code, out)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("serve left %v behind", entries)
 	}
 }

@@ -151,6 +151,11 @@ func (m *Main) Open() error {
 		}
 		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only and refuses requests addressed to other hosts or sent by other sites' pages")
 	}
+	// Bind before anything is written: a port in use must not leave a new
+	// database and the example rules behind.
+	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return fmt.Errorf("--addr %s: %w (is another server listening there? choose another address with --addr)", cfg.Addr, err)
+	}
 	db, err := openDatabase(context.Background(), cfg.DBPath, dbOptions{batchSize: cfg.BatchSize})
 	if err != nil {
 		return err
@@ -200,9 +205,6 @@ func (m *Main) Open() error {
 		httpCfg.NoBackup, httpCfg.Health = pgBackupAdvice, db.Ping
 	}
 	m.Server = lhttp.NewServer(httpCfg)
-	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return err
-	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.Server.Serve(m.ln) }()
 	m.Logger.Info("listening", "addr", "http://"+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", cfg.RulesPath)
@@ -231,10 +233,13 @@ func (m *Main) Close() error {
 	if m.stopWatch != nil {
 		m.stopWatch()
 	}
-	if m.Server != nil && m.ln != nil {
+	switch {
+	case m.Server != nil && m.ln != nil:
 		if err := m.Server.Shutdown(time.Until(deadline)); err != nil {
 			errs = append(errs, fmt.Errorf("stop serving: %w", err))
 		}
+	case m.ln != nil:
+		m.ln.Close() // Open failed after binding
 	}
 	closed := make(chan error, 1)
 	go func() {
