@@ -64,6 +64,12 @@ type DB struct {
 }
 
 // Open opens or creates the database at path and checks its schema version.
+// ErrLocked is Open's answer when another process holds the file: bbolt
+// lets one process write a file or several read it, never both at once, and
+// reading without the lock while another writes is not safe (the writer
+// reuses the pages a reader may be on).
+var ErrLocked = errors.New("locked by another process")
+
 func Open(path string, opts Options) (*DB, error) {
 	def := DefaultOptions()
 	if opts.Timeout <= 0 {
@@ -80,7 +86,7 @@ func Open(path string, opts Options) (*DB, error) {
 		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: locked by another process (waited %s): %w", path, opts.Timeout, err)
+		return nil, fmt.Errorf("store: open %s: %w (waited %s for its lock)", path, ErrLocked, opts.Timeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -74,7 +74,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func backupFromServer(ctx context.Context, url, key string, w io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/admin/backup", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpURL(url)+"/v1/admin/backup", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -108,7 +108,7 @@ func backupFromFile(path string, w io.Writer) (int64, error) {
 	opts.ReadOnly = true
 	db, err := store.Open(path, opts)
 	if err != nil {
-		return 0, fmt.Errorf("%w (a running server's database is backed up with --url)", err)
+		return 0, explainLocked(err, true)
 	}
 	defer db.Close()
 	return db.WriteTo(w)
@@ -140,4 +140,13 @@ func syncDir(dir string) {
 		d.Sync()
 		d.Close()
 	}
+}
+
+// httpURL takes a server's address as people type it: without a scheme
+// (localhost:8080) it is http, as the server logs it.
+func httpURL(addr string) string {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimSuffix(addr, "/")
 }

@@ -91,3 +91,30 @@ func TestServeOnAPortInUse(t *testing.T) {
 		t.Fatalf("serve left %v behind", entries)
 	}
 }
+
+// TestToolsOnARunningServersFile: rules diff --db and verify --db on the
+// file of a running server said only "locked by another process (waited
+// 1s): timeout"; they now say how to get a copy, and the command they
+// name, with the address as the server logs it (no scheme), works.
+func TestToolsOnARunningServersFile(t *testing.T) {
+	m, rulesPath := startMain(t)
+	db := m.Config.DBPath
+	for _, args := range [][]string{
+		{"verify", "--db", db},
+		{"rules", "diff", rulesPath, rulesPath, "--db", db},
+		{"rules", "check", rulesPath, "--db", db},
+		{"backup", "--db", db, "--to", filepath.Join(t.TempDir(), "copy.db")},
+	} {
+		code, out := runCLI(t, args...)
+		if code != 1 || !strings.Contains(out, "locked by another process") || !strings.Contains(out, "loyalty backup --url") {
+			t.Errorf("%v: %d %q", args, code, out)
+		}
+	}
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	if code, out := runCLI(t, "backup", "--url", m.Addr(), "--to", copyPath); code != 0 || !strings.Contains(out, "the copy verifies") {
+		t.Fatalf("backup --url %s: %d %q", m.Addr(), code, out)
+	}
+	if code, out := runCLI(t, "rules", "diff", rulesPath, rulesPath, "--db", copyPath); code != 0 {
+		t.Fatalf("diff on the copy: %d %q", code, out)
+	}
+}
