@@ -134,8 +134,8 @@ earn:
 	gate.mu.Lock()
 	gate.afterView = func() {
 		if fired.CompareAndSwap(false, true) {
-			vip := map[string]string{"vip": "yes"}
-			if _, err := h.e.UpdateMember(h.ctx, m.ID, engine.MemberPatch{Attributes: &vip}); err != nil {
+			yes := "yes"
+			if _, err := h.e.UpdateMember(h.ctx, m.ID, engine.MemberPatch{Attributes: map[string]*string{"vip": &yes}}); err != nil {
 				t.Error(err)
 			}
 		}

@@ -65,16 +65,18 @@ func param(c *fiber.Ctx, name string) string {
 
 func query(c *fiber.Ctx, name string) string { return utils.CopyString(c.Query(name)) }
 
+// limit reads a page size: absent is the default, and 0 is refused like
+// 501, so that a client asking for "none" learns that it gets a page.
 func limit(c *fiber.Ctx) (int, error) {
 	s := c.Query("limit")
 	if s == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, engine.FieldErrorf(engine.EINVALID, "limit", "must be a whole number")
+	if err != nil || n < 1 || n > engine.MaxPageSize {
+		return 0, engine.FieldErrorf(engine.EINVALID, "limit", "must be a whole number from 1 to %d; leave it out for %d", engine.MaxPageSize, engine.DefaultPageSize)
 	}
-	return engine.PageSize(n)
+	return n, nil
 }
 
 // created answers a write that may be a replay: 201 the first time, 200 with
