@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -138,10 +139,12 @@ func (m *Metrics) handler() fiber.Handler {
 // carry no member ids in the route field; headers are never logged.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
+	var fail []any
 	if err := c.Next(); err != nil {
 		if herr := s.handleError(c, err); herr != nil {
 			return fmt.Errorf("answer error %v: %w", err, herr)
 		}
+		fail = failureAttrs(err)
 	}
 	took := time.Since(start)
 	// The method is a view of fasthttp's reusable buffer; the registry
@@ -150,6 +153,31 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(method, route).Observe(took.Seconds())
-	s.log.Info("request", "method", method, "route", route, "status", status, "duration", took, "request_id", c.Locals("request_id"))
+	attrs := append([]any{"method", method, "route", route, "status", status, "duration", took, "request_id", c.Locals("request_id")}, fail...)
+	s.log.Info("request", attrs...)
 	return nil
+}
+
+// failureAttrs are what the access line says of a refused request: its
+// error code and, for positioned problems (rules that do not compile or
+// fail their trial), how many and where the first is, so that the log
+// alone says where a refused rules file is wrong. Messages stay out: they
+// may quote member data.
+func failureAttrs(err error) []any {
+	var ee *engine.Error
+	if !errors.As(err, &ee) {
+		return []any{"error_code", engine.EINTERNAL}
+	}
+	attrs := []any{"error_code", ee.Code}
+	if ee.Field != "" {
+		attrs = append(attrs, "field", ee.Field)
+	}
+	if len(ee.Details) > 0 {
+		d := ee.Details[0]
+		attrs = append(attrs, "problems", len(ee.Details), "first_at", fmt.Sprintf("%d:%d", d.Line, d.Column))
+		if d.Rule != "" {
+			attrs = append(attrs, "rule", d.Rule)
+		}
+	}
+	return attrs
 }

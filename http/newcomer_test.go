@@ -108,3 +108,30 @@ func TestClockTakesRulesDurations(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLogOfRefusedRules: the request line of a refused PUT /v1/rules
+// said only status=422; it now says where the first problem is.
+func TestAccessLogOfRefusedRules(t *testing.T) {
+	s := newOpsServer(t, nil, nil)
+	typo := strings.Replace(simpleRules, "points: purchase.amount", "points: purchase.amont", 1)
+	if r := s.do("PUT", "/v1/rules", typo); r.status != 422 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	var line string
+	for _, l := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(l, "msg=request") && strings.Contains(l, "route=/v1/rules") {
+			line = l
+		}
+	}
+	for _, want := range []string{"status=422", "error_code=unprocessable", "problems=1", "first_at=8:22"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("access line %q lacks %s", line, want)
+		}
+	}
+	if r := s.do("POST", "/v1/purchases", `{"id": "p1", "member_id": "x", "currency": "USD", "amount": "1,00"}`); r.status != 400 {
+		t.Fatalf("bad amount: %d", r.status)
+	}
+	if !strings.Contains(s.log.String(), "status=400 duration=") || !strings.Contains(s.log.String(), "error_code=invalid field=amount") {
+		t.Errorf("no error code and field on the line of a 400:\n%s", s.log.String())
+	}
+}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,5 +118,36 @@ func TestToolsOnARunningServersFile(t *testing.T) {
 	}
 	if code, out := runCLI(t, "rules", "diff", rulesPath, rulesPath, "--db", copyPath); code != 0 {
 		t.Fatalf("diff on the copy: %d %q", code, out)
+	}
+}
+
+// TestLastErrorFollowsTheFile: GET /v1/rules kept last_error after the
+// file was put back to the live text, and after a refused PUT, until a new
+// version went live.
+func TestLastErrorFollowsTheFile(t *testing.T) {
+	m, rulesPath := startMain(t)
+	base := "http://" + m.Addr()
+	typo := bytes.Replace(rules.Example, []byte("points: item.quantity * 12"), []byte("points: itm.quantity * 12"), 1)
+
+	req, _ := http.NewRequest("PUT", base+"/v1/rules", bytes.NewReader(typo))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 422 {
+		t.Fatalf("PUT of a typo: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	if r := get(t, base+"/v1/rules"); r["last_error"] != nil {
+		t.Fatalf("a refused PUT, which left the file alone, set last_error: %v", r["last_error"])
+	}
+
+	if err := os.WriteFile(rulesPath, typo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the file's typo to be reported", func() bool { return get(t, base+"/v1/rules")["last_error"] != nil })
+	if err := os.WriteFile(rulesPath, rules.Example, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "last_error to clear once the file is put back", func() bool { return get(t, base+"/v1/rules")["last_error"] == nil })
+	if v := get(t, base+"/v1/rules")["version"]; v != 1.0 {
+		t.Fatalf("putting the file back made version %v", v)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -67,18 +66,18 @@ func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Lo
 	}, nil
 }
 
-// reloadRules publishes the file if it differs from the live rules.
+// reloadRules publishes the file if it differs from the live rules. A file
+// put back to the live text is published too, which changes nothing but
+// clears the error its refused text left (GET /v1/rules last_error).
 func reloadRules(ctx context.Context, abs, name string, e *engine.Engine, log *slog.Logger) {
 	src, err := os.ReadFile(abs)
 	if err != nil {
 		log.Error("reading the rules file", "file", name, "err", err)
 		return
 	}
-	if prog, _ := e.Program(); prog != nil && bytes.Equal(prog.Source, src) {
-		return
-	}
-	v, err := e.PublishRules(ctx, name, src, "file", nil)
-	if err != nil {
+	_, before := e.Program()
+	v, err := e.PublishRules(ctx, name, src, engine.RulesByFile, nil)
+	if err != nil || v.Version == before.Version {
 		return
 	}
 	log.Info("rules file reloaded", "file", name, "version", v.Version)
