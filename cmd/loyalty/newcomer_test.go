@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loyaltyhq/loyalty/rules"
 )
@@ -149,5 +151,78 @@ func TestLastErrorFollowsTheFile(t *testing.T) {
 	eventually(t, "last_error to clear once the file is put back", func() bool { return get(t, base+"/v1/rules")["last_error"] == nil })
 	if v := get(t, base+"/v1/rules")["version"]; v != 1.0 {
 		t.Fatalf("putting the file back made version %v", v)
+	}
+}
+
+// jobTimes reads GET /v1/jobs: each job's last start and next run.
+func jobTimes(t *testing.T, m *Main) (last, next map[string]time.Time) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+m.Addr()+"/v1/jobs", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var jobs []struct {
+		Name    string
+		LastRun *struct {
+			StartedAt time.Time `json:"started_at"`
+		} `json:"last_run"`
+		NextRun *time.Time `json:"next_run"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&jobs); err != nil {
+		t.Fatal(err)
+	}
+	last, next = map[string]time.Time{}, map[string]time.Time{}
+	for _, j := range jobs {
+		if j.LastRun != nil {
+			last[j.Name] = j.LastRun.StartedAt
+		}
+		if j.NextRun != nil {
+			next[j.Name] = *j.NextRun
+		}
+	}
+	return last, next
+}
+
+// TestJobsFollowTheTestClock: under the test clock GET /v1/jobs showed
+// next_run in wall-clock time, before last_run, and moving the clock did
+// not make jobs fall due. The scheduler now runs on the engine's clock.
+func TestJobsFollowTheTestClock(t *testing.T) {
+	base := &settableClock{t: clockStart}
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	os.WriteFile(rulesPath, rules.Example, 0o644)
+	m := &Main{Clock: base, JobTick: 10 * time.Millisecond, Config: Config{Addr: "127.0.0.1:0", DBPath: filepath.Join(dir, "loyalty.db"), RulesPath: rulesPath, TestClock: true}}
+	if err := m.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	names := rules.JobNames()
+	eventually(t, "the first runs", func() bool { last, _ := jobTimes(t, m); return len(last) == len(names) })
+
+	if code, _ := send(t, m, "POST", "/v1/clock", `{"advance": "30d"}`); code != 200 {
+		t.Fatalf("advance: %d", code)
+	}
+	now := clockNow(t, m)
+	eventually(t, "the daily jobs to fall due on the moved clock", func() bool {
+		last, _ := jobTimes(t, m)
+		for _, name := range names {
+			if last[name].Before(now) {
+				return false
+			}
+		}
+		return true
+	})
+	last, next := jobTimes(t, m)
+	for _, name := range names {
+		if n, ok := next[name]; !ok || !n.After(last[name]) || !n.After(now) || n.After(now.Add(8*24*time.Hour)) {
+			t.Errorf("%s: last run %v, next run %v, engine now %v", name, last[name], n, now)
+		}
+	}
+	// 03:00 in the program's zone, the analytics schedule, on the moved clock.
+	loc, _ := time.LoadLocation("America/New_York")
+	if n := next["analytics"].In(loc); n.Hour() != 3 || n.Minute() != 0 {
+		t.Errorf("analytics next at %v, want 03:00 New York", n)
 	}
 }

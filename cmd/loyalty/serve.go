@@ -49,6 +49,9 @@ type Main struct {
 	Logger *slog.Logger
 	// Clock overrides the wall clock, for tests.
 	Clock engine.Clock
+	// JobTick is how often the scheduler reads the clock (zero: a second);
+	// tests that move the clock shorten it.
+	JobTick time.Duration
 
 	DB        database
 	Engine    *engine.Engine
@@ -182,6 +185,7 @@ func (m *Main) Open() error {
 	}
 	m.jobsCtx, m.stopJobs = context.WithCancel(context.Background())
 	m.Scheduler = NewScheduler(m.Engine, m.Logger)
+	m.Scheduler.Tick = m.JobTick
 	if err := m.Scheduler.Start(m.jobsCtx, prog); err != nil {
 		return err
 	}
