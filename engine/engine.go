@@ -121,6 +121,9 @@ func New(store Store, opts Options) *Engine {
 		hooks:    opts.Hooks,
 		running:  map[string]bool{},
 	}
+	if opts.Hooks.Ledger != nil {
+		store = ledgerStore{Store: store, hook: opts.Hooks.Ledger}
+	}
 	e.store = healthStore{Store: stampingStore{Store: store, clock: opts.Clock}, health: &e.health, now: e.Now}
 	return e
 }

@@ -140,13 +140,12 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 		}
 		ids := newIDs(e.jobChunk)
 		var n int
-		var points int64
 		err := e.store.Update(ctx, func(tx Tx) error {
 			lots, err := tx.DueLots(now, nil, e.jobChunk)
 			if err != nil {
 				return err
 			}
-			n, points = len(lots), 0
+			n = len(lots)
 			byMember := map[string][]*Lot{}
 			var order []string
 			for _, l := range lots {
@@ -154,7 +153,6 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 					order = append(order, l.MemberID)
 				}
 				byMember[l.MemberID] = append(byMember[l.MemberID], l)
-				points += l.Remaining
 			}
 			w := writer{tx: tx, now: now, live: live}
 			for i, id := range order {
@@ -167,7 +165,6 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 		if err != nil {
 			return processed, fmt.Errorf("expire lots: %w", err)
 		}
-		e.hooks.pointsExpired(points)
 		processed += int64(n)
 		if n < e.jobChunk {
 			return processed, nil

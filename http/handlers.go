@@ -215,7 +215,7 @@ func (s *Server) postPurchase(c *fiber.Ctx) error {
 		return err
 	}
 	if !replayed {
-		s.metrics.purchased(res)
+		s.metrics.purchases.Inc()
 	}
 	return created(c, res, replayed)
 }
@@ -287,9 +287,6 @@ func (s *Server) postRefund(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !replayed {
-		s.metrics.refundedPoints(res)
-	}
 	return created(c, res, replayed)
 }
 
@@ -301,9 +298,6 @@ func (s *Server) postRedemption(c *fiber.Ctx) error {
 	res, replayed, err := s.cfg.Engine.Redeem(c.UserContext(), param(c, "id"), req)
 	if err != nil {
 		return err
-	}
-	if !replayed {
-		s.metrics.redeemedPoints(res)
 	}
 	return created(c, res, replayed)
 }

@@ -25,10 +25,12 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	purchases prometheus.Counter
-	earned    prometheus.Counter
+	earned    *prometheus.CounterVec
 	redeemed  prometheus.Counter
+	returned  prometheus.Counter
 	refunded  prometheus.Counter
 	expired   prometheus.Counter
+	deducted  *prometheus.CounterVec
 	jobRuns   *prometheus.CounterVec
 	jobTime   *prometheus.HistogramVec
 	ruleFails *prometheus.CounterVec
@@ -41,7 +43,7 @@ func NewMetrics(dbSize func() int64) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_http_requests_total",
-			Help: "HTTP requests by method, route pattern and status. Requests refused before reaching a route carry the prefix that refused them (/v1 for a bad key, / for no such route); status 499 is a long read stopped because its client went away.",
+			Help: "HTTP requests by method, route pattern and status. Requests refused before reaching a route carry the prefix that refused them (/v1 for a bad key); a path that matches no route is route=\"unknown\", a method HTTP does not define method=\"unknown\"; status 499 is a long read stopped because its client went away.",
 		}, []string{"method", "route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loyalty_http_request_duration_seconds",
@@ -52,22 +54,30 @@ func NewMetrics(dbSize func() int64) *Metrics {
 			Name: "loyalty_purchases_total",
 			Help: "Purchases recorded (retries answered from the first answer are not counted).",
 		}),
-		earned: prometheus.NewCounter(prometheus.CounterOpts{
+		earned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_points_earned_total",
-			Help: "Points credited by recorded purchases, bonuses they triggered included.",
-		}),
+			Help: "Points credited, by kind: purchase, enrol, referral, birthday, bonus, adjustment (positive adjustments), or the ledger type of any other credit. With the series below it adds up to the ledger: earned + redemptions_cancelled - redeemed - refunded - expired - deducted = the members' balances.",
+		}, []string{"kind"}),
 		redeemed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loyalty_points_redeemed_total",
-			Help: "Points spent by redemptions, before any cancellation.",
+			Help: "Points spent by redemptions; those of cancelled redemptions come back in loyalty_points_redemptions_cancelled_total.",
+		}),
+		returned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loyalty_points_redemptions_cancelled_total",
+			Help: "Points given back by cancelled redemptions.",
 		}),
 		refunded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loyalty_points_refunded_total",
-			Help: "Points taken back by refunds.",
+			Help: "Points taken back by refunds (of purchases, and of the referral bonuses they paid).",
 		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loyalty_points_expired_total",
 			Help: "Points written off by the expire-points job.",
 		}),
+		deducted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyalty_points_deducted_total",
+			Help: "Points taken off otherwise, by kind: adjustment (negative adjustments), or the ledger type of any other debit.",
+		}, []string{"kind"}),
 		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_job_runs_total",
 			Help: "Job runs by job and result (ok or error).",
@@ -82,7 +92,7 @@ func NewMetrics(dbSize func() int64) *Metrics {
 			Help: "Purchases refused because an earn rule failed on them (422), by rule.",
 		}, []string{"rule"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.refunded, m.expired, m.jobRuns, m.jobTime, m.ruleFails,
+	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.returned, m.refunded, m.expired, m.deducted, m.jobRuns, m.jobTime, m.ruleFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if dbSize != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -93,8 +103,9 @@ func NewMetrics(dbSize func() int64) *Metrics {
 	return m
 }
 
-// Hooks returns engine hooks that feed the job and expiry metrics, which
-// happen outside any request.
+// Hooks returns engine hooks that feed the job metrics and every points
+// metric: the points series count committed ledger entries, whatever wrote
+// them (a request, a job), so they add up to the ledger.
 func (m *Metrics) Hooks() engine.Hooks {
 	return engine.Hooks{
 		JobRun: func(r engine.JobRun) {
@@ -105,26 +116,29 @@ func (m *Metrics) Hooks() engine.Hooks {
 			m.jobRuns.WithLabelValues(r.Name, result).Inc()
 			m.jobTime.WithLabelValues(r.Name).Observe(r.FinishedAt.Sub(r.StartedAt).Seconds())
 		},
-		PointsExpired: func(points int64) { m.expired.Add(float64(points)) },
-		RuleFailed:    func(rule string) { m.ruleFails.WithLabelValues(rule).Inc() },
+		Ledger:     m.ledgerEntry,
+		RuleFailed: func(rule string) { m.ruleFails.WithLabelValues(rule).Inc() },
 	}
 }
 
-func (m *Metrics) purchased(res *engine.PurchaseResult) {
-	m.purchases.Inc()
-	points := res.Points
-	for _, b := range res.Bonuses {
-		points += b.Points
+// ledgerEntry counts an entry's points in the one series its kind and sign
+// belong to.
+func (m *Metrics) ledgerEntry(en engine.LedgerEntry) {
+	points := float64(en.Points)
+	switch {
+	case en.Points > 0 && en.Type == engine.LedgerRedeemCancel:
+		m.returned.Add(points)
+	case en.Points > 0:
+		m.earned.WithLabelValues(engine.EntryKind(en)).Add(points)
+	case en.Points < 0 && en.Type == engine.LedgerRedeem:
+		m.redeemed.Add(-points)
+	case en.Points < 0 && en.Type == engine.LedgerRefund:
+		m.refunded.Add(-points)
+	case en.Points < 0 && en.Type == engine.LedgerExpire:
+		m.expired.Add(-points)
+	case en.Points < 0:
+		m.deducted.WithLabelValues(engine.EntryKind(en)).Add(-points)
 	}
-	m.earned.Add(float64(max(points, 0)))
-}
-
-func (m *Metrics) refundedPoints(res *engine.RefundResult) {
-	m.refunded.Add(float64(max(-res.Points, 0)))
-}
-
-func (m *Metrics) redeemedPoints(res *engine.RedemptionResult) {
-	m.redeemed.Add(float64(max(-res.Points, 0)))
 }
 
 // handler serves the registry; it needs no key, like /healthz, so a
@@ -150,6 +164,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	// The method is a view of fasthttp's reusable buffer; the registry
 	// keeps label values, so it gets a copy.
 	method, route := utils.CopyString(c.Method()), c.Route().Path
+	if c.Locals(localNoRoute) == true {
+		route = "unknown"
+	}
 	status := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(method, route).Observe(took.Seconds())
