@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // decode reads a JSON body strictly (DecodeJSON); textFields name the
@@ -91,24 +92,31 @@ func created(c *fiber.Ctx, v any, replayed bool) error {
 
 // healthz answers 503 while the server cannot do its job: before the rules
 // are loaded, and while the store fails writes, until one succeeds again.
+// healthz answers whether this server can take writes, and which build
+// it is, so that a rollout can be watched from the health checks.
 func (s *Server) healthz(c *fiber.Ctx) error {
+	v := version.Get()
+	answer := func(status int, body fiber.Map) error {
+		body["version"], body["commit"] = v.Version, v.Commit
+		return c.Status(status).JSON(body)
+	}
 	if prog, _ := s.cfg.Engine.Program(); prog == nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "starting"})
+		return answer(fiber.StatusServiceUnavailable, fiber.Map{"status": "starting"})
 	}
 	if s.cfg.Health != nil {
 		if err := s.cfg.Health(c.UserContext()); err != nil {
 			// The reason stays in the log: /healthz needs no key.
 			s.log.Warn("health check: the database does not answer", "err", err)
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "the database does not answer"})
+			return answer(fiber.StatusServiceUnavailable, fiber.Map{"status": "unavailable", "reason": "the database does not answer"})
 		}
 	}
 	if h := s.cfg.Engine.StoreHealth(c.UserContext()); h.Failing {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+		return answer(fiber.StatusServiceUnavailable, fiber.Map{
 			"status": "failing", "since": h.Since,
 			"reason": "the database refuses writes: " + h.Err,
 		})
 	}
-	return c.JSON(fiber.Map{"status": "ok"})
+	return answer(fiber.StatusOK, fiber.Map{"status": "ok"})
 }
 
 func (s *Server) getClock(c *fiber.Ctx) error {

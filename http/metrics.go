@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // Metrics counts what the server and the engine do, for GET /metrics in
@@ -94,6 +95,12 @@ func NewMetrics(dbSize func() int64) *Metrics {
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.returned, m.refunded, m.expired, m.deducted, m.jobRuns, m.jobTime, m.ruleFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	v := version.Get()
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "loyalty_build_info",
+		Help:        "Always 1; its labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "commit": v.Commit},
+	}, func() float64 { return 1 }))
 	if dbSize != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "loyalty_db_size_bytes",

@@ -3,6 +3,8 @@ package http_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // The tests in this file are the things a newcomer tripped on following
@@ -133,5 +135,20 @@ func TestAccessLogOfRefusedRules(t *testing.T) {
 	}
 	if !strings.Contains(s.log.String(), "status=400 duration=") || !strings.Contains(s.log.String(), "error_code=invalid field=amount") {
 		t.Errorf("no error code and field on the line of a 400:\n%s", s.log.String())
+	}
+}
+
+// TestHealthzNamesTheBuild: a rollout is watched from the health checks,
+// which say which build answers.
+func TestHealthzNamesTheBuild(t *testing.T) {
+	s := newOpsServer(t, nil, nil)
+	r := s.do("GET", "/healthz", "")
+	v := version.Get()
+	if h := r.json(t); r.status != 200 || h["status"] != "ok" || h["version"] != v.Version || h["commit"] != v.Commit || v.Version == "" {
+		t.Fatalf("/healthz: %d %s", r.status, r.body)
+	}
+	want := `loyalty_build_info{commit="` + v.Commit + `",version="` + v.Version + `"} 1`
+	if m := s.do("GET", "/metrics", ""); !strings.Contains(string(m.body), want) {
+		t.Fatalf("/metrics lacks %s", want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // schemaVersion is the layout described in doc.go. Open refuses files with a
@@ -146,7 +147,7 @@ func checkSchema(tx *bolt.Tx, path string) error {
 	}
 	switch n := binary.BigEndian.Uint64(v); {
 	case n > schemaVersion:
-		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d: run a newer loyalty", path, n, schemaVersion)
+		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d (%s): a newer loyalty wrote it; run that one, or restore the backup taken before the upgrade (docs/OPERATIONS.md, rolling back)", path, n, schemaVersion, version.Get())
 	case n == 1 && !tx.Writable():
 		return fmt.Errorf("store: %s has schema version 1: open it once for writing (loyalty serve) to move it to version %d", path, schemaVersion)
 	case n < 1:

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // usage is the top-level help. Its serve line is made from serve's flag
@@ -29,6 +31,7 @@ Usage:
   loyalty migrate --db postgres://…
   loyalty copy --from FILE --to postgres://…
   loyalty backup (--url URL [--key KEY] | --db FILE) --to FILE
+  loyalty version
 
 Every flag of serve can also be set by its environment variable:
 LOYALTY_ and the flag's name in capitals (--cors-origins is
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "copy":
 		err = runCopy(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.Get())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage())
 		return 0
