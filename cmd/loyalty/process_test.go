@@ -2,13 +2,19 @@ package main
 
 import (
 	"debug/elf"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/loyaltyhq/loyalty/rules"
 )
 
 // The tests in this file run the loyalty binary as an operator does: built
@@ -81,5 +87,103 @@ func TestStaticBuildAndVersion(t *testing.T) {
 	}
 	if out, _ := exec.Command(bin, "help").CombinedOutput(); !strings.Contains(string(out), "loyalty version") {
 		t.Fatalf("help does not list version:\n%s", out)
+	}
+}
+
+// serveProcess is loyalty serve running as its own process, with its log.
+type serveProcess struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *syncBuffer
+	done chan error
+}
+
+// startServe runs the built binary's serve with args and waits for its
+// "listening" line.
+func startServe(t *testing.T, args ...string) *serveProcess {
+	t.Helper()
+	p := &serveProcess{log: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(loyaltyBinary(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	p.cmd.Stderr = p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	listening := regexp.MustCompile(`msg=listening addr=https?://(\S+)`)
+	eventually(t, "serve to listen", func() bool {
+		m := listening.FindStringSubmatch(p.log.String())
+		if m != nil {
+			p.addr = m[1]
+		}
+		return m != nil
+	})
+	return p
+}
+
+// signal sends sig to the server.
+func (p *serveProcess) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSIGHUPReloadsTheKeys runs serve as a process and rotates a key with
+// SIGHUP alone: the keys file is a symlink into another directory, as a
+// deployment tool may lay it out, so writing the target is not a change
+// the file watcher sees, and only the signal makes the server read it.
+func TestSIGHUPReloadsTheKeys(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGHUP on Windows")
+	}
+	dir := t.TempDir()
+	real := filepath.Join(dir, "secrets", "keys.yaml")
+	os.Mkdir(filepath.Dir(real), 0o700)
+	os.WriteFile(real, keysFile("ops", adminKey), 0o600)
+	keys := filepath.Join(dir, "keys.yaml")
+	if err := os.Symlink(real, keys); err != nil {
+		t.Fatal(err)
+	}
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	os.WriteFile(rulesPath, rules.Example, 0o644)
+	p := startServe(t, "--keys", keys, "--db", filepath.Join(dir, "loyalty.db"), "--rules", rulesPath)
+	url := "http://" + p.addr + "/v1/jobs"
+	client := http.DefaultClient
+	if statusWith(t, client, url, adminKey) != 200 || statusWith(t, client, url, newKey) != 401 {
+		t.Fatal("before the rotation")
+	}
+
+	os.WriteFile(real, keysFile("ops", adminKey, "ops-2026", newKey), 0o600)
+	time.Sleep(300 * time.Millisecond) // longer than the watcher's settle time
+	if statusWith(t, client, url, newKey) != 401 {
+		t.Fatal("the new key works before SIGHUP: this test no longer isolates the signal")
+	}
+	p.signal(t, syscall.SIGHUP)
+	eventually(t, "SIGHUP to load the new key", func() bool { return statusWith(t, client, url, newKey) == 200 })
+	if statusWith(t, client, url, adminKey) != 200 {
+		t.Fatal("the old key stopped working while both are listed")
+	}
+
+	os.WriteFile(real, []byte("- {name: ops, key: nope, role: root}\n"), 0o600)
+	p.signal(t, syscall.SIGHUP)
+	eventually(t, "the refusal to be logged", func() bool { return strings.Contains(p.log.String(), "the keys file was not reloaded") })
+	if !strings.Contains(p.log.String(), "why=SIGHUP") || statusWith(t, client, url, newKey) != 200 || statusWith(t, client, url, adminKey) != 200 {
+		t.Fatalf("a broken file must keep both keys and say why:\n%s", p.log)
+	}
+
+	p.signal(t, syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.log)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit 15 s after SIGTERM")
 	}
 }

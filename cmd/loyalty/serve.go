@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,11 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
+	"github.com/loyaltyhq/loyalty/internal/version"
 	"github.com/loyaltyhq/loyalty/rules"
 	"github.com/loyaltyhq/loyalty/store"
 	"github.com/loyaltyhq/loyalty/store/postgres"
@@ -40,6 +44,8 @@ type Config struct {
 	// RequestTimeout bounds a long read (diff, simulate, an analytics
 	// page); zero takes the http package's default.
 	RequestTimeout time.Duration
+	// TLSCert and TLSKey, both or neither, make serve speak HTTPS.
+	TLSCert, TLSKey string
 }
 
 // Main is a running server: the database, the engine, the scheduler and
@@ -58,11 +64,14 @@ type Main struct {
 	Server    *lhttp.Server
 	Scheduler *Scheduler
 	ln        net.Listener
+	keys      *lhttp.Keys
+	cert      *certificate
 
-	serveErr  chan error
-	stopWatch func()
-	jobsCtx   context.Context
-	stopJobs  context.CancelFunc
+	serveErr      chan error
+	stopWatch     func()
+	stopKeysWatch func()
+	jobsCtx       context.Context
+	stopJobs      context.CancelFunc
 }
 
 // serveFlags defines serve's flags on a new FlagSet, every one also read
@@ -80,6 +89,8 @@ func serveFlags(cfg *Config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.IntVar(&cfg.BatchSize, "batch-size", store.DefaultOptions().MaxBatchSize, "most `writes` one commit takes")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", lhttp.DefaultRequestTimeout, "longest a rules diff, simulation or analytics page may run before it is stopped")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, the chain after the certificate); needs --tls-key")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the private key `file` (PEM) of --tls-cert")
 	return fs
 }
 
@@ -103,15 +114,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the keys file and the TLS certificate; caught from
+	// before Open, so that one sent during start does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	m := &Main{Config: cfg, Logger: logger}
 	if err := m.Open(); err != nil {
 		m.Close()
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err = <-m.serveErr:
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			running = false
+		case err = <-m.serveErr:
+			running = false
+		case <-hup:
+			_ = m.Reload() // logged; what did not load keeps what was loaded
+		}
 	}
 	if cerr := m.Close(); err == nil {
 		err = cerr
@@ -143,10 +165,20 @@ func (m *Main) Open() error {
 	if len(origins) > 0 && cfg.KeysPath == "" {
 		return errors.New("--cors-origins needs --keys: without keys the API refuses every page not served from this machine")
 	}
-	var keys *lhttp.Keys
-	if cfg.KeysPath != "" {
-		if keys, err = lhttp.LoadKeys(cfg.KeysPath); err != nil {
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither to serve plain HTTP (behind a TLS proxy)")
+	}
+	if cfg.TLSCert != "" {
+		if m.cert, err = loadCertificate(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return err
+		}
+	}
+	if cfg.KeysPath != "" {
+		if m.keys, err = lhttp.LoadKeys(cfg.KeysPath); err != nil {
+			return err
+		}
+		if m.cert == nil && !isLoopback(cfg.Addr) {
+			m.Logger.Warn("API keys travel in clear over plain HTTP on a non-loopback address: serve HTTPS with --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS proxy (docs/OPERATIONS.md)", "addr", cfg.Addr)
 		}
 	} else {
 		if err := checkLoopback(cfg.Addr); err != nil {
@@ -158,6 +190,9 @@ func (m *Main) Open() error {
 	// database and the example rules behind.
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return fmt.Errorf("--addr %s: %w (is another server listening there? choose another address with --addr)", cfg.Addr, err)
+	}
+	if m.cert != nil {
+		m.ln = tls.NewListener(m.ln, m.cert.config())
 	}
 	db, err := openDatabase(context.Background(), cfg.DBPath, dbOptions{batchSize: cfg.BatchSize})
 	if err != nil {
@@ -198,7 +233,7 @@ func (m *Main) Open() error {
 		return err
 	}
 	httpCfg := lhttp.Config{
-		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys,
+		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: m.keys,
 		CORSOrigins: origins, SaveRules: saveRules(cfg.RulesPath), Metrics: metrics,
 		RequestTimeout: cfg.RequestTimeout,
 	}
@@ -209,9 +244,18 @@ func (m *Main) Open() error {
 		httpCfg.NoBackup, httpCfg.Health = pgBackupAdvice, db.Ping
 	}
 	m.Server = lhttp.NewServer(httpCfg)
+	if m.keys != nil {
+		if m.stopKeysWatch, err = watchFile(m.jobsCtx, cfg.KeysPath, m.Logger, func() { _ = m.reloadKeys("the file changed") }); err != nil {
+			return err
+		}
+	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.Server.Serve(m.ln) }()
-	m.Logger.Info("listening", "addr", "http://"+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", cfg.RulesPath)
+	scheme := "http://"
+	if m.cert != nil {
+		scheme = "https://"
+	}
+	m.Logger.Info("listening", "addr", scheme+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", cfg.RulesPath, "version", version.Get().String())
 	return nil
 }
 
@@ -236,6 +280,9 @@ func (m *Main) Close() error {
 	}
 	if m.stopWatch != nil {
 		m.stopWatch()
+	}
+	if m.stopKeysWatch != nil {
+		m.stopKeysWatch()
 	}
 	switch {
 	case m.Server != nil && m.ln != nil:
@@ -285,18 +332,28 @@ func readRules(path string, defaulted bool, log *slog.Logger) ([]byte, error) {
 // checkLoopback refuses to expose the API beyond this machine while it has
 // no API keys.
 func checkLoopback(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("address %q: %w", addr, err)
 	}
 	if _, err := strconv.Atoi(port); err != nil && port != "" {
 		return fmt.Errorf("address %q: bad port", addr)
 	}
+	if !isLoopback(addr) {
+		return fmt.Errorf("without --keys the API is open, so it only listens on a loopback address such as 127.0.0.1, not %q", addr)
+	}
+	return nil
+}
+
+// isLoopback tells whether addr listens on this machine only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
 	if host == "localhost" {
-		return nil
+		return true
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("without --keys the API is open, so it only listens on a loopback address such as 127.0.0.1, not %q", addr)
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
