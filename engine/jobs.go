@@ -15,6 +15,7 @@ const (
 	JobNotifyExpiring = rules.JobNotifyExpiring
 	JobBirthdayBonus  = rules.JobBirthdayBonus
 	JobAnalytics      = rules.JobAnalytics
+	JobBackup         = rules.JobBackup
 )
 
 // JobRunView is a job run as the API shows it.
@@ -78,6 +79,29 @@ func (e *Engine) LastJobRun(ctx context.Context, name string) (*JobRun, error) {
 	return last, err
 }
 
+// LastSuccesses tells, for each job, when its newest successful run among
+// its last 50 finished; a job without one is left out. Monitoring reads it
+// to tell a job that stopped succeeding (a backup older than a day).
+func (e *Engine) LastSuccesses(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := e.store.View(ctx, func(tx Tx) error {
+		for _, name := range rules.JobNames() {
+			runs, err := tx.JobRuns(name, 50)
+			if err != nil {
+				return err
+			}
+			for _, r := range runs {
+				if r.Error == "" {
+					out[name] = r.FinishedAt
+					break
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // RunJob runs a job now over everything due as of the engine's time. A job
 // never overlaps itself: a second caller gets a conflict. The run is
 // recorded whether it succeeds or not.
@@ -85,6 +109,11 @@ func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
 	run, ok := e.jobTable()[name]
 	if !ok {
 		return nil, Errorf(ENOTFOUND, "no job named %q", name)
+	}
+	if ok, why := e.Runs(name); !ok {
+		// Not a failed run: this store's backups are not the engine's job,
+		// and a run recorded as failed every night would page someone.
+		return nil, Errorf(EUNPROCESSABLE, "the %s job does not run here: %s", name, why)
 	}
 	live, err := e.mustProgram()
 	if err != nil {
@@ -127,7 +156,27 @@ func (e *Engine) jobTable() map[string]func(context.Context, *liveRules, time.Ti
 		JobNotifyExpiring: e.notifyExpiring,
 		JobBirthdayBonus:  e.birthdayBonus,
 		JobAnalytics:      e.analytics,
+		JobBackup:         e.backupJob,
 	}
+}
+
+// Runs tells whether this engine runs a job, and why not: the backup job
+// needs Options.Backup, which a store with its own backups (PostgreSQL)
+// does not give. A scheduler leaves such a job out.
+func (e *Engine) Runs(name string) (bool, string) {
+	if name != JobBackup || e.backup != nil {
+		return true, ""
+	}
+	if e.noBackup != "" {
+		return false, e.noBackup
+	}
+	return false, "no backup was configured"
+}
+
+// backupJob copies the store with Options.Backup; processed is the size of
+// the copy in bytes.
+func (e *Engine) backupJob(ctx context.Context, _ *liveRules, now time.Time) (int64, error) {
+	return e.backup(ctx, now)
 }
 
 // expirePoints writes off every lot whose expiry has passed, one ledger

@@ -1,8 +1,12 @@
 package engine_test
 
 import (
+	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	"github.com/loyaltyhq/loyalty/rules"
@@ -13,6 +17,13 @@ import (
 // production at 3 am.
 func TestEveryJobRuns(t *testing.T) {
 	h := newHarness(t, string(rules.Example))
+	var backedUpAt time.Time
+	e := engine.New(h.db, engine.Options{Clock: h.clock, Backup: func(_ context.Context, at time.Time) (int64, error) {
+		backedUpAt = at
+		return 4096, nil
+	}})
+	h.e = e
+	h.loadRules(string(rules.Example))
 	for _, name := range rules.JobNames() {
 		run, err := h.e.RunJob(h.ctx, name)
 		if err != nil {
@@ -39,5 +50,28 @@ func TestEveryJobRuns(t *testing.T) {
 	}
 	if _, err := h.e.RunJob(h.ctx, "nope"); engine.ErrorCode(err) != engine.ENOTFOUND {
 		t.Errorf("RunJob(nope): %v", err)
+	}
+	if backedUpAt.IsZero() {
+		t.Error("the backup job did not call Options.Backup")
+	}
+	if last, _ := h.e.LastJobRun(h.ctx, engine.JobBackup); last == nil || last.Processed != 4096 || !last.StartedAt.Equal(backedUpAt) {
+		t.Errorf("backup run %+v, backed up at %v", last, backedUpAt)
+	}
+}
+
+// TestBackupJobWithoutABackup: on a store whose backups are not the
+// engine's (PostgreSQL), the job is refused with the reason the wiring
+// gave, and no failed run is recorded to page anyone every night.
+func TestBackupJobWithoutABackup(t *testing.T) {
+	h := newHarness(t, string(rules.Example))
+	h.e = engine.New(h.db, engine.Options{Clock: h.clock, NoBackup: "back it up with pg_dump"})
+	h.loadRules(string(rules.Example))
+	_, err := h.e.RunJob(h.ctx, engine.JobBackup)
+	var ee *engine.Error
+	if !errors.As(err, &ee) || ee.Code != engine.EUNPROCESSABLE || !strings.Contains(ee.Message, "pg_dump") {
+		t.Fatalf("RunJob(backup): %v", err)
+	}
+	if last, _ := h.e.LastJobRun(h.ctx, engine.JobBackup); last != nil {
+		t.Fatalf("a refused backup was recorded: %+v", last)
 	}
 }

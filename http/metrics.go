@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -108,6 +109,35 @@ func NewMetrics(dbSize func() int64) *Metrics {
 		}, func() float64 { return float64(dbSize()) }))
 	}
 	return m
+}
+
+// WatchJobs adds loyalty_job_last_success_timestamp_seconds{job}, read
+// from the store at each scrape with lastSuccesses (Engine.LastSuccesses),
+// so that it is right from the first scrape after a restart and an alert
+// on a backup older than a day does not fire because the server restarted.
+func (m *Metrics) WatchJobs(lastSuccesses func(context.Context) (map[string]time.Time, error)) {
+	m.reg.MustRegister(jobsCollector(lastSuccesses))
+}
+
+var lastSuccessDesc = prometheus.NewDesc("loyalty_job_last_success_timestamp_seconds",
+	"When the newest successful run of each job finished (engine time, Unix seconds); absent until a job has succeeded once.",
+	[]string{"job"}, nil)
+
+type jobsCollector func(context.Context) (map[string]time.Time, error)
+
+func (c jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lastSuccessDesc }
+
+func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	last, err := c(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(lastSuccessDesc, err)
+		return
+	}
+	for job, at := range last {
+		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(at.UnixNano())/1e9, job)
+	}
 }
 
 // Hooks returns engine hooks that feed the job metrics and every points

@@ -50,6 +50,7 @@ Keys marked * are required; everything else has the default shown.
 	  notify-expiring: SPEC              default "0 9 * * MON"
 	  birthday-bonus: SPEC               default "0 6 * * *"
 	  analytics: SPEC                    default "0 3 * * *"
+	  backup: SPEC                       default "0 4 * * *"; a verified copy into serve's --backup-dir
 	analytics:                           parameters of the analytics job; docs/ANALYTICS.md
 	  window: DURATION                   default 12mo; must be longer than zero
 	  margin: NUMBER                     default 0.3; share of spend that is profit, 0 to 1

@@ -9,6 +9,7 @@ const (
 	JobNotifyExpiring = "notify-expiring"
 	JobBirthdayBonus  = "birthday-bonus"
 	JobAnalytics      = "analytics"
+	JobBackup         = "backup"
 )
 
 // defaultJobs are the known jobs with their schedules when the file does not
@@ -19,6 +20,7 @@ var defaultJobs = []Job{
 	{JobNotifyExpiring, "0 9 * * MON"},
 	{JobBirthdayBonus, "0 6 * * *"},
 	{JobAnalytics, "0 3 * * *"},
+	{JobBackup, "0 4 * * *"},
 }
 
 // JobNames lists every known job in a stable order, that of Program.Jobs.

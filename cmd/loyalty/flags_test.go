@@ -74,6 +74,8 @@ func sameDefault(readme string, f *flag.Flag) bool {
 	switch {
 	case f.Name == "rules":
 		return readme == "rules.yaml" // defaulted in runServe, so that an unset path writes the example
+	case f.Name == "backup-dir":
+		return readme == "backups` beside `--db" // Config.backupDir, beside whatever --db is
 	case f.DefValue == "":
 		return readme == "none"
 	case f.DefValue == "false":

@@ -66,6 +66,10 @@ func (s *Scheduler) schedule(ctx context.Context, prog *rules.Program) error {
 	now := s.engine.Now()
 	jobs := map[string]*scheduledJob{}
 	for _, j := range prog.Jobs {
+		if ok, why := s.engine.Runs(j.Name); !ok {
+			s.log.Info("job not scheduled", "job", j.Name, "why", why)
+			continue
+		}
 		spec, err := cron.ParseStandard(j.Schedule)
 		if err != nil {
 			return fmt.Errorf("job %s: schedule %q: %w", j.Name, j.Schedule, err)
@@ -125,7 +129,7 @@ func (s *Scheduler) catchUp(ctx context.Context, prog *rules.Program) {
 	now := s.engine.Now()
 	for _, j := range prog.Jobs {
 		sched, err := cron.ParseStandard(j.Schedule)
-		if err != nil {
+		if ok, _ := s.engine.Runs(j.Name); err != nil || !ok {
 			continue
 		}
 		last, err := s.engine.LastJobRun(ctx, j.Name)

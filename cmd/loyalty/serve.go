@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -46,6 +47,22 @@ type Config struct {
 	RequestTimeout time.Duration
 	// TLSCert and TLSKey, both or neither, make serve speak HTTPS.
 	TLSCert, TLSKey string
+	// BackupDir is where the backup job writes its copies; empty is
+	// "backups" beside the database file. BackupKeep is how many it keeps;
+	// zero keeps defaultBackupKeep.
+	BackupDir  string
+	BackupKeep int
+}
+
+// defaultBackupKeep is a week of nightly copies.
+const defaultBackupKeep = 7
+
+// backupDir is where the backup job writes.
+func (c Config) backupDir() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return filepath.Join(filepath.Dir(c.DBPath), "backups")
 }
 
 // Main is a running server: the database, the engine, the scheduler and
@@ -91,6 +108,8 @@ func serveFlags(cfg *Config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", lhttp.DefaultRequestTimeout, "longest a rules diff, simulation or analytics page may run before it is stopped")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, the chain after the certificate); needs --tls-key")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the private key `file` (PEM) of --tls-cert")
+	fs.StringVar(&cfg.BackupDir, "backup-dir", "", "`directory` the backup job writes its verified copies to (default: backups beside --db)")
+	fs.IntVar(&cfg.BackupKeep, "backup-keep", defaultBackupKeep, "how many of the backup job's `copies` to keep; older ones are removed")
 	return fs
 }
 
@@ -109,6 +128,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.RulesPath == "" {
 		cfg.RulesPath, cfg.RulesDefaulted = "rules.yaml", true
+	}
+	if cfg.BackupKeep < 1 {
+		fmt.Fprintf(stderr, "serve: --backup-keep %d: keep at least one copy\n", cfg.BackupKeep)
+		return errUsage
 	}
 	logger, err := newLogger(cfg.LogFormat, stderr)
 	if err != nil {
@@ -210,7 +233,19 @@ func (m *Main) Open() error {
 		m.Logger.Warn("test clock enabled: POST /v1/clock can move the engine's time")
 	}
 	metrics := lhttp.NewMetrics(m.DB.Size)
-	m.Engine = engine.New(m.DB, engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()})
+	opts := engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()}
+	switch db := m.DB.(type) {
+	case *store.DB:
+		keep := cfg.BackupKeep
+		if keep == 0 {
+			keep = defaultBackupKeep
+		}
+		opts.Backup = backupJob(db, cfg.backupDir(), keep)
+	case *postgres.DB:
+		opts.NoBackup = pgBackupAdvice
+	}
+	m.Engine = engine.New(m.DB, opts)
+	metrics.WatchJobs(m.Engine.LastSuccesses)
 	if err := m.Engine.RestoreClock(context.Background()); err != nil {
 		return err
 	}
