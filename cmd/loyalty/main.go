@@ -31,6 +31,7 @@ Usage:
   loyalty migrate --db postgres://…
   loyalty copy --from FILE --to postgres://…
   loyalty backup (--url URL [--key KEY] | --db FILE) --to FILE
+  loyalty health [--url URL] [--insecure]
   loyalty version
 
 Every flag of serve can also be set by its environment variable:
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "copy":
 		err = runCopy(ctx, args[1:], stdout, stderr)
+	case "health":
+		err = runHealth(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.Get())
 	case "help", "-h", "--help":

@@ -230,3 +230,44 @@ func TestKeysFileReloadsWhenItChanges(t *testing.T) {
 		t.Fatal("a broken keys file locked the keys in use out")
 	}
 }
+
+// TestHealthCommand is the image's HEALTHCHECK: loyalty health exits 0 on
+// a healthy server, found from --url or from the environment serve reads,
+// over HTTP or HTTPS, and 1 when nothing answers.
+func TestHealthCommand(t *testing.T) {
+	m, _ := startMain(t)
+	code, out := runCLI(t, "health", "--url", m.Addr())
+	if code != 0 || !strings.Contains(out, `"status":"ok"`) || !strings.Contains(out, `"version"`) {
+		t.Fatalf("health --url %s: %d %q", m.Addr(), code, out)
+	}
+	_, port, _ := net.SplitHostPort(m.Addr())
+	t.Setenv("LOYALTY_ADDR", "0.0.0.0:"+port)
+	if code, out := runCLI(t, "health"); code != 0 {
+		t.Fatalf("health from LOYALTY_ADDR=0.0.0.0:%s: %d %q", port, code, out)
+	}
+
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSigned(t, dir, "server")
+	keys := filepath.Join(dir, "keys.yaml")
+	os.WriteFile(keys, keysFile("ops", adminKey), 0o600)
+	tm, _ := openOpsMain(t, dir, Config{KeysPath: keys, TLSCert: certFile, TLSKey: keyFile})
+	_, port, _ = net.SplitHostPort(tm.Addr())
+	t.Setenv("LOYALTY_ADDR", "0.0.0.0:"+port)
+	t.Setenv("LOYALTY_TLS_CERT", certFile)
+	if code, out := runCLI(t, "health"); code != 0 || !strings.Contains(out, `"status":"ok"`) {
+		t.Fatalf("health over HTTPS from the environment: %d %q", code, out)
+	}
+	if code, out := runCLI(t, "health", "--url", "https://"+tm.Addr()); code != 1 || !strings.Contains(out, "certificate") {
+		t.Fatalf("health --url https without --insecure on a self-signed certificate: %d %q", code, out)
+	}
+	if code, _ := runCLI(t, "health", "--url", "https://"+tm.Addr(), "--insecure"); code != 0 {
+		t.Fatalf("health --insecure: %d", code)
+	}
+
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	free := ln.Addr().String()
+	ln.Close()
+	if code, out := runCLI(t, "health", "--url", free, "--timeout", "1s"); code != 1 || !strings.Contains(out, "health:") {
+		t.Fatalf("health with nothing listening: %d %q", code, out)
+	}
+}
