@@ -82,13 +82,13 @@ func NewMetrics(dbSize func() int64) *Metrics {
 		}, []string{"kind"}),
 		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_job_runs_total",
-			Help: "Job runs by job and result (ok or error).",
-		}, []string{"job", "result"}),
+			Help: "Job runs by job_name and result (ok or error). The label is not job, which Prometheus sets to the scrape job.",
+		}, []string{"job_name", "result"}),
 		jobTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loyalty_job_duration_seconds",
-			Help:    "How long job runs took, by job.",
+			Help:    "How long job runs took, by job_name.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		ruleFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_rule_failures_total",
 			Help: "Purchases refused because an earn rule failed on them (422), by rule.",
@@ -121,7 +121,7 @@ func (m *Metrics) WatchJobs(lastSuccesses func(context.Context) (map[string]time
 
 var lastSuccessDesc = prometheus.NewDesc("loyalty_job_last_success_timestamp_seconds",
 	"When the newest successful run of each job finished (engine time, Unix seconds); absent until a job has succeeded once.",
-	[]string{"job"}, nil)
+	[]string{"job_name"}, nil)
 
 type jobsCollector func(context.Context) (map[string]time.Time, error)
 

@@ -291,8 +291,8 @@ func TestMetricsAndAccessLog(t *testing.T) {
 		"loyalty_points_refunded_total 10\n",
 		"loyalty_points_redeemed_total 7\n",
 		"loyalty_points_expired_total 23\n",
-		`loyalty_job_runs_total{job="expire-points",result="ok"} 1`,
-		`loyalty_job_duration_seconds_count{job="expire-points"} 1`,
+		`loyalty_job_runs_total{job_name="expire-points",result="ok"} 1`,
+		`loyalty_job_duration_seconds_count{job_name="expire-points"} 1`,
 		"loyalty_db_size_bytes ",
 		"go_goroutines ",
 	} {

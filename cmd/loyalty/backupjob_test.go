@@ -66,7 +66,7 @@ func TestScheduledBackupsKeepTheLastN(t *testing.T) {
 	}
 	text, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	sample := regexp.MustCompile(`(?m)^loyalty_job_last_success_timestamp_seconds\{job="backup"\} (\S+)$`).FindSubmatch(text)
+	sample := regexp.MustCompile(`(?m)^loyalty_job_last_success_timestamp_seconds\{job_name="backup"\} (\S+)$`).FindSubmatch(text)
 	if sample == nil {
 		t.Fatalf("/metrics has no last backup:\n%s", text)
 	}

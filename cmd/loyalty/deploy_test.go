@@ -1,12 +1,16 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/loyaltyhq/loyalty/rules"
 )
 
 // The unit and the Dockerfile in the repository start serve with flags
@@ -65,10 +69,7 @@ func TestUnitNamesOnlyServeFlags(t *testing.T) {
 // systemd-analyze exits 0 on unknown keys and bad values, so any output
 // is a failure.
 func TestUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze is not installed here, so the unit is not verified (apt-get install systemd)")
-	}
+	analyze := tool(t, "systemd-analyze", "systemd")
 	src, err := os.ReadFile("../../deploy/loyalty.service")
 	if err != nil {
 		t.Fatal(err)
@@ -130,5 +131,80 @@ func TestDockerfile(t *testing.T) {
 				t.Errorf("%s=%s is outside the volume", e[1], e[2])
 			}
 		}
+	}
+}
+
+// tool finds a program a test needs beyond Go. Where it is missing the
+// test is skipped, saying what to install, unless LOYALTY_REQUIRE_TOOLS is
+// set (CI installs them), which makes it fail instead.
+func tool(t *testing.T, name, debianPackage string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := name + " is not installed here, so this is not checked (apt-get install " + debianPackage + ")"
+	if os.Getenv("LOYALTY_REQUIRE_TOOLS") != "" {
+		t.Fatal(msg + ", but LOYALTY_REQUIRE_TOOLS is set")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// TestAlertRules: the example alert rules and configuration of
+// docs/OPERATIONS.md are valid for Prometheus, and the rules fire as their
+// tests say.
+func TestAlertRules(t *testing.T) {
+	promtool := tool(t, "promtool", "prometheus")
+	for _, args := range [][]string{
+		{"check", "rules", "../../deploy/prometheus/loyalty.rules.yml"},
+		{"test", "rules", "../../deploy/prometheus/loyalty.rules.test.yml"},
+		{"check", "config", "../../deploy/prometheus/prometheus.yml"},
+	} {
+		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+			t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// TestAlertRulesNameExportedMetrics: the alert rules name only metrics a
+// running server exports, so a renamed metric cannot silence an alert.
+func TestAlertRulesNameExportedMetrics(t *testing.T) {
+	src, err := os.ReadFile("../../deploy/prometheus/loyalty.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := startMain(t)
+	base := "http://" + m.Addr()
+	// The first start runs every job (catch-up), backup among them.
+	eventually(t, "the first runs", func() bool { last, _ := jobTimes(t, m); return len(last) == len(rules.JobNames()) })
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	scraped, _ := io.ReadAll(res.Body)
+	for _, name := range regexp.MustCompile(`loyalty_[a-z_]+`).FindAllString(string(src), -1) {
+		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+		if !strings.Contains(string(scraped), "# TYPE "+family+" ") {
+			t.Errorf("the alert rules use %s, which /metrics does not export", name)
+		}
+	}
+}
+
+// TestSysusersFile: systemd-sysusers makes the service's user from
+// deploy/loyalty.sysusers (tried on a scratch root, not this machine).
+func TestSysusersFile(t *testing.T) {
+	sysusers := tool(t, "systemd-sysusers", "systemd")
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	conf, _ := filepath.Abs("../../deploy/loyalty.sysusers")
+	out, err := exec.Command(sysusers, "--root", root, conf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	passwd, err := os.ReadFile(filepath.Join(root, "etc", "passwd"))
+	if err != nil || !regexp.MustCompile(`(?m)^loyalty:x:\d+:\d+:loyalty engine:/var/lib/loyalty:`).Match(passwd) {
+		t.Fatalf("passwd after sysusers: %v\n%s\n%s", err, passwd, out)
 	}
 }
