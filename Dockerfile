@@ -23,12 +23,13 @@ COPY --from=build /out/loyalty /usr/local/bin/loyalty
 COPY --from=build --chown=65532:65532 /out/state /var/lib/loyalty
 USER 65532:65532
 WORKDIR /var/lib/loyalty
-# Every flag of serve is also its LOYALTY_ variable: set more with -e.
+# Every flag of serve is also its LOYALTY_ variable: set more with -e. The
+# rules file is left to its default, rules.yaml in the working directory
+# (the volume), so that the first start writes the example program there.
 # The keys file is mounted read-only at /etc/loyalty/keys.yaml; without
 # keys serve refuses to listen beyond loopback.
 ENV LOYALTY_ADDR=0.0.0.0:8080 \
     LOYALTY_DB=/var/lib/loyalty/loyalty.db \
-    LOYALTY_RULES=/var/lib/loyalty/rules.yaml \
     LOYALTY_KEYS=/etc/loyalty/keys.yaml \
     LOYALTY_BACKUP_DIR=/var/lib/loyalty/backups \
     LOYALTY_LOG_FORMAT=json

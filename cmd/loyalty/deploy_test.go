@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -206,5 +208,90 @@ func TestSysusersFile(t *testing.T) {
 	passwd, err := os.ReadFile(filepath.Join(root, "etc", "passwd"))
 	if err != nil || !regexp.MustCompile(`(?m)^loyalty:x:\d+:\d+:loyalty engine:/var/lib/loyalty:`).Match(passwd) {
 		t.Fatalf("passwd after sysusers: %v\n%s\n%s", err, passwd, out)
+	}
+}
+
+// freshMachine lays out what docs/OPERATIONS.md has a new machine make: a
+// keys file and a certificate under etc, an empty state directory. It
+// returns the two directories and the admin key.
+func freshMachine(t *testing.T) (etc, state, admin string) {
+	t.Helper()
+	root := t.TempDir()
+	etc, state = filepath.Join(root, "etc", "loyalty"), filepath.Join(root, "var", "lib", "loyalty")
+	os.MkdirAll(filepath.Join(etc, "tls"), 0o750)
+	os.MkdirAll(state, 0o700)
+	certFile, keyFile, _ := selfSigned(t, t.TempDir(), "server")
+	os.Rename(certFile, filepath.Join(etc, "tls", "cert.pem"))
+	os.Rename(keyFile, filepath.Join(etc, "tls", "key.pem"))
+	os.WriteFile(filepath.Join(etc, "keys.yaml"), keysFile("ops", adminKey), 0o640)
+	return etc, state, adminKey
+}
+
+// onMachine rewrites the paths of the unit or the image to the test's.
+func onMachine(s, etc, state string) string {
+	return strings.NewReplacer("/etc/loyalty", etc, "/var/lib/loyalty", state).Replace(s)
+}
+
+// TestUnitStartsOnAFreshMachine runs the unit's ExecStart as systemd
+// would (in WorkingDirectory, on an empty StateDirectory): serve must come
+// up over HTTPS, write the example rules, and take its first backup.
+func TestUnitStartsOnAFreshMachine(t *testing.T) {
+	etc, state, admin := freshMachine(t)
+	args := unitExecStart(t)[1:]
+	for i, a := range args {
+		args[i] = onMachine(a, etc, state)
+		if a == "0.0.0.0:8443" {
+			args[i] = "127.0.0.1:0"
+		}
+	}
+	p := startProcess(t, state, nil, args...)
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if got := statusWith(t, insecure, "https://"+p.addr+"/v1/jobs", admin); got != 200 {
+		t.Fatalf("GET /v1/jobs over HTTPS: %d\n%s", got, p.log)
+	}
+	if _, err := os.Stat(filepath.Join(state, "rules.yaml")); err != nil {
+		t.Fatalf("no example rules in the state directory: %v", err)
+	}
+	eventually(t, "the first backup", func() bool {
+		copies, _ := filepath.Glob(filepath.Join(state, "backups", "loyalty-*.db"))
+		return len(copies) == 1
+	})
+	if strings.Contains(p.log.String(), "travel in clear") || !strings.Contains(p.log.String(), `"level":"INFO"`) {
+		t.Errorf("the unit's server should log JSON and not warn:\n%s", p.log)
+	}
+}
+
+// TestImageStartsOnAFreshVolume runs the image's CMD with its ENV, as
+// docker run would (in its WORKDIR, on an empty volume), and then its
+// HEALTHCHECK command in the same environment.
+func TestImageStartsOnAFreshVolume(t *testing.T) {
+	src, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc, state, admin := freshMachine(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	var env []string
+	for _, e := range regexp.MustCompile(`(LOYALTY_[A-Z_]+)=(\S+)`).FindAllStringSubmatch(strings.ReplaceAll(string(src), "\\\n", " "), -1) {
+		v := onMachine(e[2], etc, state)
+		if e[1] == "LOYALTY_ADDR" {
+			v = strings.Replace(v, ":8080", ":"+port, 1) // 0.0.0.0, as in the image
+		}
+		env = append(env, e[1]+"="+v)
+	}
+	cmd := regexp.MustCompile(`(?m)^CMD \["([a-z]+)"\]$`).FindStringSubmatch(string(src))
+	p := startProcess(t, state, env, cmd[1])
+	if got := statusWith(t, http.DefaultClient, "http://127.0.0.1:"+port+"/v1/jobs", admin); got != 200 {
+		t.Fatalf("GET /v1/jobs: %d\n%s", got, p.log)
+	}
+	health := exec.Command(loyaltyBinary(t), "health")
+	health.Env = append(os.Environ(), env...)
+	if out, err := health.CombinedOutput(); err != nil || !strings.Contains(string(out), `"status":"ok"`) {
+		t.Fatalf("the HEALTHCHECK command: %v %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(state, "rules.yaml")); err != nil {
+		t.Fatalf("no example rules in the volume: %v", err)
 	}
 }

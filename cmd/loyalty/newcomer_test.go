@@ -226,3 +226,13 @@ func TestJobsFollowTheTestClock(t *testing.T) {
 		t.Errorf("analytics next at %v, want 03:00 New York", n)
 	}
 }
+
+// TestServeWithAMissingRulesFile: a --rules path that does not exist on a
+// new database said only "no such file or directory".
+func TestServeWithAMissingRulesFile(t *testing.T) {
+	dir := t.TempDir()
+	code, out := runCLI(t, "serve", "--db", filepath.Join(dir, "x.db"), "--rules", filepath.Join(dir, "nope.yaml"))
+	if code != 1 || !strings.Contains(out, "nope.yaml does not exist and the database has no rules yet") || !strings.Contains(out, "leave --rules out") {
+		t.Fatalf("%d %q", code, out)
+	}
+}

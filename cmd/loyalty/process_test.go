@@ -95,28 +95,47 @@ type serveProcess struct {
 	cmd  *exec.Cmd
 	addr string
 	log  *syncBuffer
-	done chan error
+	// exited is closed once the process has ended, with its error in err.
+	exited chan struct{}
+	err    error
 }
 
-// startServe runs the built binary's serve with args and waits for its
-// "listening" line.
+// startServe runs the built binary's serve on 127.0.0.1:0 with args and
+// waits for its "listening" line.
 func startServe(t *testing.T, args ...string) *serveProcess {
 	t.Helper()
-	p := &serveProcess{log: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(loyaltyBinary(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	return startProcess(t, "", nil, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// listening finds the address in serve's "listening" line, text or JSON.
+var listening = regexp.MustCompile(`"?msg"?[=:]"?listening"?,? ?"?addr"?[=:]"?https?://([^\s"]+)`)
+
+// startProcess runs the built binary with args in dir (the test's when
+// empty), with env added to the environment, and waits for its
+// "listening" line.
+func startProcess(t *testing.T, dir string, env []string, args ...string) *serveProcess {
+	t.Helper()
+	p := &serveProcess{log: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(loyaltyBinary(t), args...)
+	p.cmd.Dir, p.cmd.Env = dir, append(os.Environ(), env...)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.cmd.Process.Kill()
+		<-p.exited
 	})
-	listening := regexp.MustCompile(`msg=listening addr=https?://(\S+)`)
 	eventually(t, "serve to listen", func() bool {
+		select {
+		case <-p.exited:
+			t.Fatalf("serve exited: %v\n%s", p.err, p.log)
+		default:
+		}
 		m := listening.FindStringSubmatch(p.log.String())
 		if m != nil {
 			p.addr = m[1]
@@ -179,9 +198,9 @@ func TestSIGHUPReloadsTheKeys(t *testing.T) {
 
 	p.signal(t, syscall.SIGTERM)
 	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.log)
+	case <-p.exited:
+		if p.err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", p.err, p.log)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("no exit 15 s after SIGTERM")

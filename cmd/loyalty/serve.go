@@ -361,6 +361,9 @@ func readRules(path string, defaulted bool, log *slog.Logger) ([]byte, error) {
 		log.Info("wrote the example rules; edit them to change the program", "file", path)
 		return rules.Example, nil
 	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("--rules %s does not exist and the database has no rules yet: write a rules file there (rules/example.yaml is one), or leave --rules out to start from the example, written as rules.yaml in the working directory", path)
+	}
 	return src, err
 }
 

@@ -39,7 +39,7 @@ func (m *Main) startRules(ctx context.Context) (*rules.Program, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rules are not valid:\n%w", err)
 		}
-		if _, err := e.LoadRules(ctx, prog, "file"); err != nil {
+		if _, err := e.LoadRules(ctx, prog, engine.RulesByFile); err != nil {
 			return nil, err
 		}
 		return prog, nil
