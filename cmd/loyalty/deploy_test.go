@@ -186,6 +186,13 @@ func TestAlertRulesNameExportedMetrics(t *testing.T) {
 	}
 	defer res.Body.Close()
 	scraped, _ := io.ReadAll(res.Body)
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		lint := exec.Command(promtool, "check", "metrics")
+		lint.Stdin = strings.NewReader(string(scraped))
+		if out, err := lint.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics on a scrape: %v\n%s", err, out)
+		}
+	}
 	for _, name := range regexp.MustCompile(`loyalty_[a-z_]+`).FindAllString(string(src), -1) {
 		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
 		if !strings.Contains(string(scraped), "# TYPE "+family+" ") {
