@@ -267,6 +267,11 @@ func (m *Main) Open() error {
 	if m.stopWatch, err = watchRules(m.jobsCtx, cfg.RulesPath, m.Engine, m.Logger); err != nil {
 		return err
 	}
+	if m.keys != nil {
+		if m.stopKeysWatch, err = watchFile(m.jobsCtx, cfg.KeysPath, m.Logger, func() { _ = m.reloadKeys("the file changed") }); err != nil {
+			return err
+		}
+	}
 	httpCfg := lhttp.Config{
 		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: m.keys,
 		CORSOrigins: origins, SaveRules: saveRules(cfg.RulesPath), Metrics: metrics,
@@ -279,11 +284,6 @@ func (m *Main) Open() error {
 		httpCfg.NoBackup, httpCfg.Health = pgBackupAdvice, db.Ping
 	}
 	m.Server = lhttp.NewServer(httpCfg)
-	if m.keys != nil {
-		if m.stopKeysWatch, err = watchFile(m.jobsCtx, cfg.KeysPath, m.Logger, func() { _ = m.reloadKeys("the file changed") }); err != nil {
-			return err
-		}
-	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.Server.Serve(m.ln) }()
 	scheme := "http://"
