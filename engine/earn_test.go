@@ -134,8 +134,8 @@ earn:
 	gate.mu.Lock()
 	gate.afterView = func() {
 		if fired.CompareAndSwap(false, true) {
-			vip := map[string]string{"vip": "yes"}
-			if _, err := h.e.UpdateMember(h.ctx, m.ID, engine.MemberPatch{Attributes: &vip}); err != nil {
+			yes := "yes"
+			if _, err := h.e.UpdateMember(h.ctx, m.ID, engine.MemberPatch{Attributes: map[string]*string{"vip": &yes}}); err != nil {
 				t.Error(err)
 			}
 		}
@@ -228,7 +228,7 @@ func TestPublishTriesRules(t *testing.T) {
 	} {
 		src := strings.Replace(exampleRules, "\nbonuses:", "\n  - name: bad\n"+tc.rule+"\nbonuses:", 1)
 		nameLine := strings.Count(src[:strings.Index(src, "  - name: bad")], "\n") + 1
-		_, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(src), "mkt", nil)
+		_, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(src), engine.RulesByFile, nil)
 		var ee *engine.Error
 		if !errors.As(err, &ee) || ee.Code != engine.EUNPROCESSABLE || len(ee.Details) != 1 {
 			t.Fatalf("%s: %v", tc.why, err)

@@ -74,6 +74,12 @@ type Options struct {
 	JobChunk int
 	// Hooks are told about committed changes, for metrics.
 	Hooks Hooks
+	// Backup runs the backup job: a verified copy of the store, taken at
+	// engine time at, made by whoever wired the engine (the engine knows
+	// no files); it returns the copy's size. Nil makes the job refuse to
+	// run, with NoBackup as the reason.
+	Backup   func(ctx context.Context, at time.Time) (int64, error)
+	NoBackup string
 }
 
 // Engine runs the program: it validates commands, applies the rules and
@@ -84,6 +90,8 @@ type Engine struct {
 	log      *slog.Logger
 	jobChunk int
 	hooks    Hooks
+	backup   func(context.Context, time.Time) (int64, error)
+	noBackup string
 
 	live  atomic.Pointer[liveRules]
 	rules rulesState
@@ -119,7 +127,12 @@ func New(store Store, opts Options) *Engine {
 		log:      opts.Logger,
 		jobChunk: opts.JobChunk,
 		hooks:    opts.Hooks,
+		backup:   opts.Backup,
+		noBackup: opts.NoBackup,
 		running:  map[string]bool{},
+	}
+	if opts.Hooks.Ledger != nil {
+		store = ledgerStore{Store: store, hook: opts.Hooks.Ledger}
 	}
 	e.store = healthStore{Store: stampingStore{Store: store, clock: opts.Clock}, health: &e.health, now: e.Now}
 	return e

@@ -31,12 +31,11 @@ func (c *fixedClock) Now() time.Time {
 // test moves. Its cleanup verifies every invariant, so each scenario ends
 // with a consistency check.
 type harness struct {
-	t      *testing.T
-	ctx    context.Context
-	db     *store.DB
-	e      *engine.Engine
-	clock  *engine.TestClock
-	member string
+	t     *testing.T
+	ctx   context.Context
+	db    *store.DB
+	e     *engine.Engine
+	clock *engine.TestClock
 }
 
 var start = time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC) // a Monday

@@ -53,10 +53,9 @@ type Detail struct {
 // Unwrap returns the error behind e, if any.
 func (e *Error) Unwrap() error { return e.cause }
 
+// Error is the code and the message; a field error's message already
+// starts with its field (FieldErrorf), so the field is not repeated.
 func (e *Error) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", e.Code, e.Field, e.Message)
-	}
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 

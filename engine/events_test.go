@@ -28,3 +28,43 @@ func TestViewEventOfAnOldNotice(t *testing.T) {
 		t.Fatalf("view of a current event = %+v", v)
 	}
 }
+
+// eventsTx keeps the events appended to it.
+type eventsTx struct {
+	Tx
+	events []*Event
+}
+
+func (t *eventsTx) AppendEvent(e *Event) error {
+	t.events = append(t.events, e)
+	return nil
+}
+
+// TestWriterEmit: an event written by a command carries the command's
+// time, the member, a fresh id and the data as its JSON payload.
+func TestWriterEmit(t *testing.T) {
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	tx := &eventsTx{}
+	w := writer{tx: tx, now: at}
+	data := expiringData{MemberID: "m1", Points: 120, ExpiresOn: "2026-12-04"}
+	if err := w.emit(EventPointsExpiring, "m1", data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.emit(EventPointsExpiring, "m1", data); err != nil {
+		t.Fatal(err)
+	}
+	if len(tx.events) != 2 {
+		t.Fatalf("%d events", len(tx.events))
+	}
+	e := tx.events[0]
+	var got expiringData
+	if err := json.Unmarshal(e.Payload, &got); err != nil || got != data {
+		t.Fatalf("payload %s: %v", e.Payload, err)
+	}
+	if e.Type != EventPointsExpiring || e.MemberID != "m1" || !e.At.Equal(at) || e.ID == "" || e.ID == tx.events[1].ID {
+		t.Fatalf("event %+v, then %+v", e, tx.events[1])
+	}
+	if err := w.emit(EventPointsExpiring, "m1", func() {}); err == nil {
+		t.Fatal("data that is not JSON was emitted")
+	}
+}

@@ -4,20 +4,20 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/loyaltyhq/loyalty/rules"
 )
 
-// Job names, as the rules file and the API know them.
+// Job names, from the one list in the rules package.
 const (
-	JobExpirePoints   = "expire-points"
-	JobEvaluateTiers  = "evaluate-tiers"
-	JobNotifyExpiring = "notify-expiring"
-	JobBirthdayBonus  = "birthday-bonus"
-	JobAnalytics      = "analytics"
-	JobExpireCoupons  = "expire-coupons"
+	JobExpirePoints   = rules.JobExpirePoints
+	JobEvaluateTiers  = rules.JobEvaluateTiers
+	JobNotifyExpiring = rules.JobNotifyExpiring
+	JobBirthdayBonus  = rules.JobBirthdayBonus
+	JobAnalytics      = rules.JobAnalytics
+	JobExpireCoupons  = rules.JobExpireCoupons
+	JobBackup         = rules.JobBackup
 )
-
-// JobNames lists every job in a stable order.
-var JobNames = []string{JobExpirePoints, JobEvaluateTiers, JobNotifyExpiring, JobBirthdayBonus, JobAnalytics, JobExpireCoupons}
 
 // JobRunView is a job run as the API shows it.
 type JobRunView struct {
@@ -47,9 +47,10 @@ func (e *Engine) Jobs(ctx context.Context) ([]JobInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]JobInfo, 0, len(JobNames))
+	names := rules.JobNames()
+	out := make([]JobInfo, 0, len(names))
 	err = e.store.View(ctx, func(tx Tx) error {
-		for _, name := range JobNames {
+		for _, name := range names {
 			j, _ := live.prog.Job(name)
 			info := JobInfo{Name: name, Schedule: j.Schedule}
 			runs, err := tx.JobRuns(name, 1)
@@ -79,20 +80,41 @@ func (e *Engine) LastJobRun(ctx context.Context, name string) (*JobRun, error) {
 	return last, err
 }
 
+// LastSuccesses tells, for each job, when its newest successful run among
+// its last 50 finished; a job without one is left out. Monitoring reads it
+// to tell a job that stopped succeeding (a backup older than a day).
+func (e *Engine) LastSuccesses(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := e.store.View(ctx, func(tx Tx) error {
+		for _, name := range rules.JobNames() {
+			runs, err := tx.JobRuns(name, 50)
+			if err != nil {
+				return err
+			}
+			for _, r := range runs {
+				if r.Error == "" {
+					out[name] = r.FinishedAt
+					break
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // RunJob runs a job now over everything due as of the engine's time. A job
 // never overlaps itself: a second caller gets a conflict. The run is
 // recorded whether it succeeds or not.
 func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
-	run, ok := map[string]func(context.Context, *liveRules, time.Time) (int64, error){
-		JobExpirePoints:   e.expirePoints,
-		JobEvaluateTiers:  e.evaluateTiers,
-		JobNotifyExpiring: e.notifyExpiring,
-		JobBirthdayBonus:  e.birthdayBonus,
-		JobAnalytics:      e.analytics,
-		JobExpireCoupons:  e.expireCoupons,
-	}[name]
+	run, ok := e.jobTable()[name]
 	if !ok {
 		return nil, Errorf(ENOTFOUND, "no job named %q", name)
+	}
+	if ok, why := e.Runs(name); !ok {
+		// Not a failed run: this store's backups are not the engine's job,
+		// and a run recorded as failed every night would page someone.
+		return nil, Errorf(EUNPROCESSABLE, "the %s job does not run here: %s", name, why)
 	}
 	live, err := e.mustProgram()
 	if err != nil {
@@ -127,6 +149,38 @@ func (e *Engine) RunJob(ctx context.Context, name string) (*JobRunView, error) {
 	return rec.view(), nil
 }
 
+// jobTable maps every job the rules package names to what runs it.
+func (e *Engine) jobTable() map[string]func(context.Context, *liveRules, time.Time) (int64, error) {
+	return map[string]func(context.Context, *liveRules, time.Time) (int64, error){
+		JobExpirePoints:   e.expirePoints,
+		JobEvaluateTiers:  e.evaluateTiers,
+		JobNotifyExpiring: e.notifyExpiring,
+		JobBirthdayBonus:  e.birthdayBonus,
+		JobAnalytics:      e.analytics,
+		JobExpireCoupons:  e.expireCoupons,
+		JobBackup:         e.backupJob,
+	}
+}
+
+// Runs tells whether this engine runs a job, and why not: the backup job
+// needs Options.Backup, which a store with its own backups (PostgreSQL)
+// does not give. A scheduler leaves such a job out.
+func (e *Engine) Runs(name string) (bool, string) {
+	if name != JobBackup || e.backup != nil {
+		return true, ""
+	}
+	if e.noBackup != "" {
+		return false, e.noBackup
+	}
+	return false, "no backup was configured"
+}
+
+// backupJob copies the store with Options.Backup; processed is the size of
+// the copy in bytes.
+func (e *Engine) backupJob(ctx context.Context, _ *liveRules, now time.Time) (int64, error) {
+	return e.backup(ctx, now)
+}
+
 // expirePoints writes off every lot whose expiry has passed, one ledger
 // entry per member and chunk, reading only due lots from the expiry index.
 func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
@@ -137,13 +191,12 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 		}
 		ids := newIDs(e.jobChunk)
 		var n int
-		var points int64
 		err := e.store.Update(ctx, func(tx Tx) error {
 			lots, err := tx.DueLots(now, nil, e.jobChunk)
 			if err != nil {
 				return err
 			}
-			n, points = len(lots), 0
+			n = len(lots)
 			byMember := map[string][]*Lot{}
 			var order []string
 			for _, l := range lots {
@@ -151,7 +204,6 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 					order = append(order, l.MemberID)
 				}
 				byMember[l.MemberID] = append(byMember[l.MemberID], l)
-				points += l.Remaining
 			}
 			w := writer{tx: tx, now: now, live: live}
 			for i, id := range order {
@@ -164,7 +216,6 @@ func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Tim
 		if err != nil {
 			return processed, fmt.Errorf("expire lots: %w", err)
 		}
-		e.hooks.pointsExpired(points)
 		processed += int64(n)
 		if n < e.jobChunk {
 			return processed, nil

@@ -20,14 +20,16 @@ type MemberInput struct {
 }
 
 // MemberPatch changes a member; nil fields stay as they are, and an empty
-// string clears an optional field.
+// string clears an optional field. Attributes merge into the member's, as
+// a JSON merge patch does: a key with a value sets it, a key with null
+// removes it, and keys not named stay.
 type MemberPatch struct {
 	Name       *string            `json:"name"`
 	Email      *string            `json:"email"`
 	Phone      *string            `json:"phone"`
 	Birthday   *string            `json:"birthday"`
 	Status     *string            `json:"status"`
-	Attributes *map[string]string `json:"attributes"`
+	Attributes map[string]*string `json:"attributes"`
 }
 
 // MemberView is a member as the API shows it.
@@ -131,14 +133,47 @@ func checkAttributes(attrs map[string]string) error {
 		return FieldErrorf(EINVALID, "attributes", "at most %d attributes", MaxAttributes)
 	}
 	for k, v := range attrs {
-		if k == "" || len(k) > maxAttributeKey {
-			return FieldErrorf(EINVALID, "attributes", "keys must be 1–%d characters", maxAttributeKey)
-		}
-		if err := checkText("attributes."+k, v, MaxTextLen); err != nil {
+		if err := checkAttribute(k, &v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkAttribute checks one key and its value; a nil value (a patch's
+// removal) has nothing to check.
+func checkAttribute(k string, v *string) error {
+	if k == "" || len(k) > maxAttributeKey {
+		return FieldErrorf(EINVALID, "attributes", "keys must be 1–%d characters", maxAttributeKey)
+	}
+	if v == nil {
+		return nil
+	}
+	return checkText("attributes."+k, *v, MaxTextLen)
+}
+
+// mergeAttributes applies a patch's attributes to a member's: set the
+// keys with a value, remove those with null. The result may not pass
+// MaxAttributes; it is nil when no key is left.
+func mergeAttributes(have map[string]string, patch map[string]*string) (map[string]string, error) {
+	out := make(map[string]string, len(have)+len(patch))
+	for k, v := range have {
+		out[k] = v
+	}
+	for k, v := range patch {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = *v
+		}
+	}
+	if len(out) > MaxAttributes {
+		return nil, FieldErrorf(EINVALID, "attributes", "at most %d attributes (the member has %d; remove some with null)", MaxAttributes, len(have))
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // CreateMember enrols a member in the lowest tier and grants the enrolment
@@ -318,8 +353,8 @@ func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*M
 			return nil, err
 		}
 	}
-	if p.Attributes != nil {
-		if err := checkAttributes(*p.Attributes); err != nil {
+	for k, v := range p.Attributes {
+		if err := checkAttribute(k, v); err != nil {
 			return nil, err
 		}
 	}
@@ -345,7 +380,11 @@ func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*M
 			m.Status = *p.Status
 		}
 		if p.Attributes != nil {
-			m.Attributes = *p.Attributes
+			merged, err := mergeAttributes(m.Attributes, p.Attributes)
+			if err != nil {
+				return err
+			}
+			m.Attributes = merged
 		}
 		if err := tx.PutMember(m); err != nil {
 			return err

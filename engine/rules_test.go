@@ -23,9 +23,30 @@ func TestPublishRules(t *testing.T) {
 	if d := ee.Details[0]; d.Line == 0 || d.Column == 0 || !strings.Contains(d.Message, `"item"`) {
 		t.Fatalf("detail = %+v, want a position and a hint", d)
 	}
-	if le := h.e.LastRulesError(); le == nil || le.By != "mkt" {
+	if le := h.e.LastRulesError(); le != nil {
+		t.Fatalf("a refused API publish left a last error about the file: %+v", le)
+	}
+	// The file's refused text is remembered until the file holds the live
+	// text again.
+	if _, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(typo), engine.RulesByFile, nil); err == nil {
+		t.Fatal("the typo was published from the file")
+	}
+	if le := h.e.LastRulesError(); le == nil || le.By != engine.RulesByFile || le.Details[0].Line == 0 {
 		t.Fatalf("last error = %+v", le)
 	}
+	if _, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte("program: [oops"), "mkt", nil); err == nil {
+		t.Fatal("a broken API publish went live")
+	}
+	if le := h.e.LastRulesError(); le == nil || le.By != engine.RulesByFile {
+		t.Fatalf("a refused API publish replaced the file's error: %+v", le)
+	}
+	if v, err := h.e.PublishRules(h.ctx, "rules.yaml", []byte(exampleRules), engine.RulesByFile, nil); err != nil || v.Version != 1 {
+		t.Fatalf("the file put back: %+v %v", v, err)
+	}
+	if le := h.e.LastRulesError(); le != nil {
+		t.Fatalf("the file is back to the live text, the error stays: %+v", le)
+	}
+	h.e.PublishRules(h.ctx, "rules.yaml", []byte(typo), engine.RulesByFile, nil)
 	if res := h.buy("p1", m.ID, "10.00"); res.RulesVersion != 1 || res.Points != 10 {
 		t.Fatalf("tills must keep earning under version 1: %+v", res)
 	}

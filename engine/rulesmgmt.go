@@ -11,8 +11,14 @@ import (
 	"github.com/loyaltyhq/loyalty/rules"
 )
 
-// RulesError is the last rules text that was refused, kept so a marketer
-// who saved a typo sees why the old rules are still live.
+// RulesByFile is who publishes the text of the rules file: the watcher and
+// the start, as opposed to an API key's name.
+const RulesByFile = "file"
+
+// RulesError is the rules file's text that was last refused, kept so a
+// marketer who saved a typo sees why the old rules are still live. It
+// describes the file only: a refused PUT has its answer, and the file
+// still holds the live text.
 type RulesError struct {
 	At      time.Time `json:"at"`
 	By      string    `json:"by"`
@@ -167,7 +173,9 @@ func (e *Engine) PublishRules(ctx context.Context, filename string, src []byte, 
 	if err != nil {
 		var ee *Error
 		if errors.As(err, &ee) && ee.Code == EUNPROCESSABLE {
-			e.rules.lastError = &RulesError{At: e.Now(), By: by, Hash: rules.HashOf(src), Details: ee.Details}
+			if by == RulesByFile {
+				e.rules.lastError = &RulesError{At: e.Now(), By: by, Hash: rules.HashOf(src), Details: ee.Details}
+			}
 			e.log.Error("rules refused; the old rules stay live", "by", by, "problems", len(ee.Details), "errors", ee.cause)
 		}
 		return RulesVersion{}, err
@@ -213,8 +221,9 @@ func (e *Engine) saveRules(save func([]byte) error, src []byte, live RulesVersio
 	return nil
 }
 
-// LastRulesError returns the last refused rules text, if the latest attempt
-// failed.
+// LastRulesError returns the rules file's refused text while the file
+// holds it: nil once a version goes live or the file is put back to the
+// live text (PublishRules of the live text clears it).
 func (e *Engine) LastRulesError() *RulesError {
 	e.rules.mu.Lock()
 	defer e.rules.mu.Unlock()

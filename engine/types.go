@@ -260,7 +260,7 @@ type RulesVersion struct {
 	Hash     string
 	Source   string
 	LoadedAt time.Time
-	By       string // API key name, or "file"
+	By       string // API key name, or RulesByFile
 }
 
 // JobRun records one run of a scheduled job.

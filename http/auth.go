@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"unicode"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,9 +33,11 @@ type Key struct {
 }
 
 // Keys holds the API keys. Keys are kept as SHA-256 digests so every
-// comparison takes the same time whatever the key's length.
+// comparison takes the same time whatever the key's length. The set can be
+// replaced while the server runs (Replace), so keys rotate without a
+// restart.
 type Keys struct {
-	keys []storedKey
+	keys atomic.Pointer[[]storedKey]
 }
 
 type storedKey struct {
@@ -70,7 +73,7 @@ const MinKeyLen = 16
 // the role it gets to the order of the file, and a key with spaces is one
 // nobody can send in a header as written, so both are refused.
 func NewKeys(list []Key) (*Keys, error) {
-	ks := &Keys{}
+	var keys []storedKey
 	names := map[string]bool{}
 	owner := map[string]string{} // key → name of its entry
 	for i, k := range list {
@@ -94,12 +97,27 @@ func NewKeys(list []Key) (*Keys, error) {
 			return nil, fmt.Errorf("key %q: role %q is not admin, marketer, pos or reader", k.Name, k.Role)
 		}
 		names[k.Name], owner[k.Key] = true, k.Name
-		ks.keys = append(ks.keys, storedKey{name: k.Name, role: k.Role, digest: sha256.Sum256([]byte(k.Key))})
+		keys = append(keys, storedKey{name: k.Name, role: k.Role, digest: sha256.Sum256([]byte(k.Key))})
 	}
-	if len(ks.keys) == 0 {
+	if len(keys) == 0 {
 		return nil, fmt.Errorf("the keys file lists no keys")
 	}
+	ks := &Keys{}
+	ks.keys.Store(&keys)
 	return ks, nil
+}
+
+// Replace makes other's keys the ones accepted, at once for every request
+// that starts after it; other was validated when it was made.
+func (ks *Keys) Replace(other *Keys) { ks.keys.Store(other.keys.Load()) }
+
+// Names lists the keys' names, in file order, for the log.
+func (ks *Keys) Names() []string {
+	var names []string
+	for _, k := range *ks.keys.Load() {
+		names = append(names, k.name)
+	}
+	return names
 }
 
 // lookup finds the key; it compares against every key so the time taken
@@ -108,7 +126,7 @@ func (ks *Keys) lookup(presented string) (storedKey, bool) {
 	d := sha256.Sum256([]byte(presented))
 	var found storedKey
 	ok := false
-	for _, k := range ks.keys {
+	for _, k := range *ks.keys.Load() {
 		if subtle.ConstantTimeCompare(d[:], k.digest[:]) == 1 {
 			found, ok = k, true
 		}

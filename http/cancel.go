@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -99,6 +100,10 @@ func (s *Server) streamContext(conn net.Conn) (ctx context.Context, done func())
 // down its sending side counts as gone, as it does for net/http. stop ends
 // the watch and returns once it no longer touches conn.
 func watchClient(conn net.Conn, cancel context.CancelCauseFunc) (stop func()) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		// Peeking at the socket under TLS sees the same end of stream.
+		conn = tc.NetConn()
+	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return func() {}

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // decode reads a JSON body strictly (DecodeJSON); textFields name the
@@ -65,16 +66,18 @@ func param(c *fiber.Ctx, name string) string {
 
 func query(c *fiber.Ctx, name string) string { return utils.CopyString(c.Query(name)) }
 
+// limit reads a page size: absent is the default, and 0 is refused like
+// 501, so that a client asking for "none" learns that it gets a page.
 func limit(c *fiber.Ctx) (int, error) {
 	s := c.Query("limit")
 	if s == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, engine.FieldErrorf(engine.EINVALID, "limit", "must be a whole number")
+	if err != nil || n < 1 || n > engine.MaxPageSize {
+		return 0, engine.FieldErrorf(engine.EINVALID, "limit", "must be a whole number from 1 to %d; leave it out for %d", engine.MaxPageSize, engine.DefaultPageSize)
 	}
-	return engine.PageSize(n)
+	return n, nil
 }
 
 // created answers a write that may be a replay: 201 the first time, 200 with
@@ -89,24 +92,31 @@ func created(c *fiber.Ctx, v any, replayed bool) error {
 
 // healthz answers 503 while the server cannot do its job: before the rules
 // are loaded, and while the store fails writes, until one succeeds again.
+// healthz answers whether this server can take writes, and which build
+// it is, so that a rollout can be watched from the health checks.
 func (s *Server) healthz(c *fiber.Ctx) error {
+	v := version.Get()
+	answer := func(status int, body fiber.Map) error {
+		body["version"], body["commit"] = v.Version, v.Commit
+		return c.Status(status).JSON(body)
+	}
 	if prog, _ := s.cfg.Engine.Program(); prog == nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "starting"})
+		return answer(fiber.StatusServiceUnavailable, fiber.Map{"status": "starting"})
 	}
 	if s.cfg.Health != nil {
 		if err := s.cfg.Health(c.UserContext()); err != nil {
 			// The reason stays in the log: /healthz needs no key.
 			s.log.Warn("health check: the database does not answer", "err", err)
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": "the database does not answer"})
+			return answer(fiber.StatusServiceUnavailable, fiber.Map{"status": "unavailable", "reason": "the database does not answer"})
 		}
 	}
 	if h := s.cfg.Engine.StoreHealth(c.UserContext()); h.Failing {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+		return answer(fiber.StatusServiceUnavailable, fiber.Map{
 			"status": "failing", "since": h.Since,
 			"reason": "the database refuses writes: " + h.Err,
 		})
 	}
-	return c.JSON(fiber.Map{"status": "ok"})
+	return answer(fiber.StatusOK, fiber.Map{"status": "ok"})
 }
 
 func (s *Server) getClock(c *fiber.Ctx) error {
@@ -213,7 +223,7 @@ func (s *Server) postPurchase(c *fiber.Ctx) error {
 		return err
 	}
 	if !replayed {
-		s.metrics.purchased(res)
+		s.metrics.purchases.Inc()
 	}
 	return created(c, res, replayed)
 }
@@ -285,9 +295,6 @@ func (s *Server) postRefund(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !replayed {
-		s.metrics.refundedPoints(res)
-	}
 	return created(c, res, replayed)
 }
 
@@ -299,9 +306,6 @@ func (s *Server) postRedemption(c *fiber.Ctx) error {
 	res, replayed, err := s.cfg.Engine.Redeem(c.UserContext(), param(c, "id"), req)
 	if err != nil {
 		return err
-	}
-	if !replayed {
-		s.metrics.redeemedPoints(res)
 	}
 	return created(c, res, replayed)
 }

@@ -1,6 +1,8 @@
 package http
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // Metrics counts what the server and the engine do, for GET /metrics in
@@ -24,10 +27,12 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	purchases prometheus.Counter
-	earned    prometheus.Counter
+	earned    *prometheus.CounterVec
 	redeemed  prometheus.Counter
+	returned  prometheus.Counter
 	refunded  prometheus.Counter
 	expired   prometheus.Counter
+	deducted  *prometheus.CounterVec
 	jobRuns   *prometheus.CounterVec
 	jobTime   *prometheus.HistogramVec
 	ruleFails *prometheus.CounterVec
@@ -40,7 +45,7 @@ func NewMetrics(dbSize func() int64) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_http_requests_total",
-			Help: "HTTP requests by method, route pattern and status. Requests refused before reaching a route carry the prefix that refused them (/v1 for a bad key, / for no such route); status 499 is a long read stopped because its client went away.",
+			Help: "HTTP requests by method, route pattern and status. Requests refused before reaching a route carry the prefix that refused them (/v1 for a bad key); a path that matches no route is route=\"unknown\", a method HTTP does not define method=\"unknown\"; status 499 is a long read stopped because its client went away.",
 		}, []string{"method", "route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loyalty_http_request_duration_seconds",
@@ -51,38 +56,52 @@ func NewMetrics(dbSize func() int64) *Metrics {
 			Name: "loyalty_purchases_total",
 			Help: "Purchases recorded (retries answered from the first answer are not counted).",
 		}),
-		earned: prometheus.NewCounter(prometheus.CounterOpts{
+		earned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_points_earned_total",
-			Help: "Points credited by recorded purchases, bonuses they triggered included.",
-		}),
+			Help: "Points credited, by kind: purchase, enrol, referral, birthday, bonus, adjustment (positive adjustments), or the ledger type of any other credit. With the series below it adds up to the ledger: earned + redemptions_cancelled - redeemed - refunded - expired - deducted = the members' balances.",
+		}, []string{"kind"}),
 		redeemed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loyalty_points_redeemed_total",
-			Help: "Points spent by redemptions, before any cancellation.",
+			Help: "Points spent by redemptions; those of cancelled redemptions come back in loyalty_points_redemptions_cancelled_total.",
+		}),
+		returned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "loyalty_points_redemptions_cancelled_total",
+			Help: "Points given back by cancelled redemptions.",
 		}),
 		refunded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loyalty_points_refunded_total",
-			Help: "Points taken back by refunds.",
+			Help: "Points taken back by refunds (of purchases, and of the referral bonuses they paid).",
 		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "loyalty_points_expired_total",
 			Help: "Points written off by the expire-points job.",
 		}),
+		deducted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyalty_points_deducted_total",
+			Help: "Points taken off otherwise, by kind: adjustment (negative adjustments), or the ledger type of any other debit.",
+		}, []string{"kind"}),
 		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_job_runs_total",
-			Help: "Job runs by job and result (ok or error).",
-		}, []string{"job", "result"}),
+			Help: "Job runs by job_name and result (ok or error). The label is not job, which Prometheus sets to the scrape job.",
+		}, []string{"job_name", "result"}),
 		jobTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loyalty_job_duration_seconds",
-			Help:    "How long job runs took, by job.",
+			Help:    "How long job runs took, by job_name.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		ruleFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_rule_failures_total",
 			Help: "Purchases refused because an earn rule failed on them (422), by rule.",
 		}, []string{"rule"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.refunded, m.expired, m.jobRuns, m.jobTime, m.ruleFails,
+	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.returned, m.refunded, m.expired, m.deducted, m.jobRuns, m.jobTime, m.ruleFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	v := version.Get()
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "loyalty_build_info",
+		Help:        "Always 1; its labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": v.Version, "commit": v.Commit},
+	}, func() float64 { return 1 }))
 	if dbSize != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "loyalty_db_size_bytes",
@@ -92,8 +111,38 @@ func NewMetrics(dbSize func() int64) *Metrics {
 	return m
 }
 
-// Hooks returns engine hooks that feed the job and expiry metrics, which
-// happen outside any request.
+// WatchJobs adds loyalty_job_last_success_timestamp_seconds{job}, read
+// from the store at each scrape with lastSuccesses (Engine.LastSuccesses),
+// so that it is right from the first scrape after a restart and an alert
+// on a backup older than a day does not fire because the server restarted.
+func (m *Metrics) WatchJobs(lastSuccesses func(context.Context) (map[string]time.Time, error)) {
+	m.reg.MustRegister(jobsCollector(lastSuccesses))
+}
+
+var lastSuccessDesc = prometheus.NewDesc("loyalty_job_last_success_timestamp_seconds",
+	"When the newest successful run of each job finished (engine time, Unix seconds); absent until a job has succeeded once.",
+	[]string{"job_name"}, nil)
+
+type jobsCollector func(context.Context) (map[string]time.Time, error)
+
+func (c jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lastSuccessDesc }
+
+func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	last, err := c(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(lastSuccessDesc, err)
+		return
+	}
+	for job, at := range last {
+		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, float64(at.UnixNano())/1e9, job)
+	}
+}
+
+// Hooks returns engine hooks that feed the job metrics and every points
+// metric: the points series count committed ledger entries, whatever wrote
+// them (a request, a job), so they add up to the ledger.
 func (m *Metrics) Hooks() engine.Hooks {
 	return engine.Hooks{
 		JobRun: func(r engine.JobRun) {
@@ -104,26 +153,29 @@ func (m *Metrics) Hooks() engine.Hooks {
 			m.jobRuns.WithLabelValues(r.Name, result).Inc()
 			m.jobTime.WithLabelValues(r.Name).Observe(r.FinishedAt.Sub(r.StartedAt).Seconds())
 		},
-		PointsExpired: func(points int64) { m.expired.Add(float64(points)) },
-		RuleFailed:    func(rule string) { m.ruleFails.WithLabelValues(rule).Inc() },
+		Ledger:     m.ledgerEntry,
+		RuleFailed: func(rule string) { m.ruleFails.WithLabelValues(rule).Inc() },
 	}
 }
 
-func (m *Metrics) purchased(res *engine.PurchaseResult) {
-	m.purchases.Inc()
-	points := res.Points
-	for _, b := range res.Bonuses {
-		points += b.Points
+// ledgerEntry counts an entry's points in the one series its kind and sign
+// belong to.
+func (m *Metrics) ledgerEntry(en engine.LedgerEntry) {
+	points := float64(en.Points)
+	switch {
+	case en.Points > 0 && en.Type == engine.LedgerRedeemCancel:
+		m.returned.Add(points)
+	case en.Points > 0:
+		m.earned.WithLabelValues(engine.EntryKind(en)).Add(points)
+	case en.Points < 0 && en.Type == engine.LedgerRedeem:
+		m.redeemed.Add(-points)
+	case en.Points < 0 && en.Type == engine.LedgerRefund:
+		m.refunded.Add(-points)
+	case en.Points < 0 && en.Type == engine.LedgerExpire:
+		m.expired.Add(-points)
+	case en.Points < 0:
+		m.deducted.WithLabelValues(engine.EntryKind(en)).Add(-points)
 	}
-	m.earned.Add(float64(max(points, 0)))
-}
-
-func (m *Metrics) refundedPoints(res *engine.RefundResult) {
-	m.refunded.Add(float64(max(-res.Points, 0)))
-}
-
-func (m *Metrics) redeemedPoints(res *engine.RedemptionResult) {
-	m.redeemed.Add(float64(max(-res.Points, 0)))
 }
 
 // handler serves the registry; it needs no key, like /healthz, so a
@@ -138,18 +190,48 @@ func (m *Metrics) handler() fiber.Handler {
 // carry no member ids in the route field; headers are never logged.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
+	var fail []any
 	if err := c.Next(); err != nil {
 		if herr := s.handleError(c, err); herr != nil {
 			return fmt.Errorf("answer error %v: %w", err, herr)
 		}
+		fail = failureAttrs(err)
 	}
 	took := time.Since(start)
 	// The method is a view of fasthttp's reusable buffer; the registry
 	// keeps label values, so it gets a copy.
 	method, route := utils.CopyString(c.Method()), c.Route().Path
+	if c.Locals(localNoRoute) == true {
+		route = "unknown"
+	}
 	status := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(method, route).Observe(took.Seconds())
-	s.log.Info("request", "method", method, "route", route, "status", status, "duration", took, "request_id", c.Locals("request_id"))
+	attrs := append([]any{"method", method, "route", route, "status", status, "duration", took, "request_id", c.Locals("request_id")}, fail...)
+	s.log.Info("request", attrs...)
 	return nil
+}
+
+// failureAttrs are what the access line says of a refused request: its
+// error code and, for positioned problems (rules that do not compile or
+// fail their trial), how many and where the first is, so that the log
+// alone says where a refused rules file is wrong. Messages stay out: they
+// may quote member data.
+func failureAttrs(err error) []any {
+	var ee *engine.Error
+	if !errors.As(err, &ee) {
+		return []any{"error_code", engine.EINTERNAL}
+	}
+	attrs := []any{"error_code", ee.Code}
+	if ee.Field != "" {
+		attrs = append(attrs, "field", ee.Field)
+	}
+	if len(ee.Details) > 0 {
+		d := ee.Details[0]
+		attrs = append(attrs, "problems", len(ee.Details), "first_at", fmt.Sprintf("%d:%d", d.Line, d.Column))
+		if d.Rule != "" {
+			attrs = append(attrs, "rule", d.Rule)
+		}
+	}
+	return attrs
 }

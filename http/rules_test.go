@@ -31,8 +31,8 @@ func TestRulesEndpoints(t *testing.T) {
 		}
 	}
 	live := s.do("GET", "/v1/rules", "").json(t)
-	if live["version"] != 1.0 || live["last_error"] == nil {
-		t.Fatalf("after a refused PUT: %v", live)
+	if live["version"] != 1.0 || live["last_error"] != nil {
+		t.Fatalf("after a refused PUT, which has its answer and left the file alone: %v", live)
 	}
 	if r := s.do("POST", "/v1/rules/validate", example); r.status != 200 || r.json(t)["ok"] != true {
 		t.Fatalf("validate: %d %s", r.status, r.body)

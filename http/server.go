@@ -231,9 +231,14 @@ func (s *Server) routes() {
 	v1.Get("/admin/backup", adminOnly, s.backup)
 
 	app.Use(func(c *fiber.Ctx) error {
+		c.Locals(localNoRoute, true)
 		return engine.Errorf(engine.ENOTFOUND, "no route %s %s", c.Method(), c.Path())
 	})
 }
+
+// localNoRoute marks a request that matched no route, so that metrics
+// label it "unknown" rather than with the catch-all's pattern, "/".
+const localNoRoute = "no_route"
 
 // requestID tags each request so a client's report can be matched with the
 // server log.

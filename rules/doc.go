@@ -62,6 +62,7 @@ Keys marked * are required; everything else has the default shown.
 	  birthday-bonus: SPEC               default "0 6 * * *"
 	  analytics: SPEC                    default "0 3 * * *"
 	  expire-coupons: SPEC               default "@hourly"
+	  backup: SPEC                       default "0 4 * * *"; a verified copy into serve's --backup-dir
 	analytics:                           parameters of the analytics job; docs/ANALYTICS.md
 	  window: DURATION                   default 12mo; must be longer than zero
 	  margin: NUMBER                     default 0.3; share of spend that is profit, 0 to 1

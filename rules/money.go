@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // currencyDigits is the ISO 4217 minor-unit exponent of the currencies that
@@ -68,10 +69,10 @@ func parseMinor(s string, digits int) (int64, error) {
 	if s[0] == '-' {
 		return 0, errors.New("must not be negative")
 	}
-	intPart, frac, hasDot := strings.Cut(s, ".")
-	if !allDigits(intPart) || (hasDot && !allDigits(frac)) {
-		return 0, errors.New("is not a decimal number")
+	if !plainDecimal(s) {
+		return 0, notDecimal(s, digits)
 	}
+	intPart, frac, _ := strings.Cut(s, ".")
 	if len(frac) > digits {
 		if digits == 0 {
 			return 0, errors.New("must be a whole amount, this currency has no decimals")
@@ -88,6 +89,52 @@ func parseMinor(s string, digits int) (int64, error) {
 		return 0, errors.New("is too large")
 	}
 	return n, nil
+}
+
+// notDecimal says how to write an amount that is not a plain decimal,
+// with the amount rewritten when it is clear what was meant: "12,50",
+// "$12.50", "12.50 USD", "1,234.50".
+func notDecimal(s string, digits int) error {
+	var how []string
+	fixed := strings.TrimSpace(s)
+	if fixed != s {
+		how = append(how, "without spaces around it")
+	}
+	if t := strings.TrimSpace(strings.TrimFunc(fixed, isCurrencyRune)); t != fixed && t != "" {
+		fixed = t
+		how = append(how, "without the currency (it goes in \"currency\")")
+	}
+	if strings.Contains(fixed, ",") {
+		if i := strings.LastIndexByte(fixed, ','); !strings.Contains(fixed, ".") && strings.Count(fixed, ",") == 1 && len(fixed)-i-1 <= digits {
+			fixed = fixed[:i] + "." + fixed[i+1:]
+			how = append(how, "with a dot before the decimals")
+		} else {
+			fixed = strings.ReplaceAll(fixed, ",", "")
+			how = append(how, "without thousands separators")
+		}
+	}
+	if len(how) > 0 && plainDecimal(fixed) {
+		return fmt.Errorf("is not a decimal number: write it %s: %s", strings.Join(how, ", "), fixed)
+	}
+	return fmt.Errorf("is not a decimal number: write digits and a dot before the decimals, with no currency, spaces or thousands separators, like %s", formatMinor(1250*pow10(digits)/100, digits))
+}
+
+// isCurrencyRune tells the letters and signs of a currency ("USD", "$").
+func isCurrencyRune(r rune) bool { return unicode.IsLetter(r) || unicode.Is(unicode.Sc, r) }
+
+// pow10 is 10 to the n, for the handful of decimals a currency has.
+func pow10(n int) int64 {
+	p := int64(1)
+	for range n {
+		p *= 10
+	}
+	return p
+}
+
+// plainDecimal reports whether s is digits, then maybe a dot and digits.
+func plainDecimal(s string) bool {
+	intPart, frac, hasDot := strings.Cut(s, ".")
+	return allDigits(intPart) && (!hasDot || allDigits(frac))
 }
 
 // allDigits reports whether s is one or more ASCII digits.

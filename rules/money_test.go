@@ -30,6 +30,9 @@ func TestFormatMoney(t *testing.T) {
 	}
 }
 
+// notDecimalMsg is the answer to an amount nobody can guess the meaning of.
+const notDecimalMsg = "is not a decimal number: write digits and a dot before the decimals, with no currency, spaces or thousands separators, like 12.50"
+
 func TestParseMoney(t *testing.T) {
 	tests := []struct {
 		digits int
@@ -49,14 +52,22 @@ func TestParseMoney(t *testing.T) {
 		{2, "", 0, "is empty"},
 		{2, "-1", 0, "must not be negative"},
 		{2, "-0.50", 0, "must not be negative"},
-		{2, "abc", 0, "is not a decimal number"},
-		{2, "+1", 0, "is not a decimal number"},
-		{2, "1e3", 0, "is not a decimal number"},
-		{2, "1.", 0, "is not a decimal number"},
-		{2, ".5", 0, "is not a decimal number"},
-		{2, "1,50", 0, "is not a decimal number"},
-		{2, " 1", 0, "is not a decimal number"},
-		{2, "1.2.3", 0, "is not a decimal number"},
+		{2, "abc", 0, notDecimalMsg},
+		{2, "+1", 0, notDecimalMsg},
+		{2, "1e3", 0, notDecimalMsg},
+		{2, "1.", 0, notDecimalMsg},
+		{2, ".5", 0, notDecimalMsg},
+		// What people write for money gets told how to write it.
+		{2, "1,50", 0, "is not a decimal number: write it with a dot before the decimals: 1.50"},
+		{2, "12,50", 0, "is not a decimal number: write it with a dot before the decimals: 12.50"},
+		{2, " 1", 0, "is not a decimal number: write it without spaces around it: 1"},
+		{2, "$12.50", 0, `is not a decimal number: write it without the currency (it goes in "currency"): 12.50`},
+		{2, "12.50 USD", 0, `is not a decimal number: write it without the currency (it goes in "currency"): 12.50`},
+		{0, "¥1200", 0, `is not a decimal number: write it without the currency (it goes in "currency"): 1200`},
+		{2, "1,234.50", 0, "is not a decimal number: write it without thousands separators: 1234.50"},
+		{2, "12 50", 0, notDecimalMsg},
+		{3, "x", 0, "is not a decimal number: write digits and a dot before the decimals, with no currency, spaces or thousands separators, like 12.500"},
+		{2, "1.2.3", 0, notDecimalMsg},
 		{2, "12.345", 0, "has more than 2 decimals"},
 		{2, "12.500", 0, "has more than 2 decimals"},
 		{0, "12.5", 0, "must be a whole amount, this currency has no decimals"},

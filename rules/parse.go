@@ -34,17 +34,6 @@ var (
 	limitsKeys   = []string{"steps", "memory"}
 )
 
-// defaultJobs are the known jobs with their schedules when the file does not
-// set them, in the order Program.Jobs lists them.
-var defaultJobs = []Job{
-	{"expire-points", "@daily"},
-	{"evaluate-tiers", "30 2 * * *"},
-	{"notify-expiring", "0 9 * * MON"},
-	{"birthday-bonus", "0 6 * * *"},
-	{"analytics", "0 3 * * *"},
-	{"expire-coupons", "@hourly"},
-}
-
 // Parse checks a rules file completely and compiles it. filename is only
 // used in messages. On failure the error is Errors, holding every problem
 // found, sorted by position.
@@ -881,11 +870,7 @@ func (p *parser) jobs(n *yaml.Node) {
 	if n == nil {
 		return
 	}
-	names := make([]string, len(jobs))
-	for i, j := range jobs {
-		names[i] = j.Name
-	}
-	f := p.fields(n, "jobs", names)
+	f := p.fields(n, "jobs", JobNames())
 	for i, j := range jobs {
 		v := f[j.Name]
 		if v == nil {

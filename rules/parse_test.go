@@ -88,7 +88,7 @@ func TestParseExample(t *testing.T) {
 	if p.Bonuses != wantBonuses {
 		t.Errorf("bonuses = %+v", p.Bonuses)
 	}
-	if len(p.Jobs) != 6 || p.Jobs[1] != (Job{"evaluate-tiers", "30 2 * * *"}) {
+	if len(p.Jobs) != len(JobNames()) || p.Jobs[1] != (Job{"evaluate-tiers", "30 2 * * *"}) {
 		t.Errorf("jobs = %+v", p.Jobs)
 	}
 	if string(p.Source) != string(src) || len(p.Hash) != 64 {
@@ -127,6 +127,8 @@ jobs:
 		{"notify-expiring", "0 9 * * MON"},
 		{"birthday-bonus", "0 6 * * *"},
 		{"analytics", "@hourly"},
+		{"expire-coupons", "@hourly"},
+		{"backup", "0 4 * * *"},
 	}
 	for i, j := range want {
 		if p.Jobs[i] != j {

@@ -27,9 +27,8 @@ type Program struct {
 	// Rewards is the catalogue in file order.
 	Rewards []*Reward
 	// Jobs has an entry for every known job, defaulted if absent, in the
-	// order expire-points, evaluate-tiers, notify-expiring, birthday-bonus,
-	// analytics, expire-coupons, so listings do not depend on how the file
-	// is written.
+	// order of JobNames, so listings do not depend on how the file is
+	// written.
 	Jobs []Job
 	// Analytics parameterises the analytics job, defaulted if absent.
 	Analytics Analytics

@@ -13,6 +13,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 // schemaVersion is the layout described in doc.go. Open refuses files with a
@@ -64,6 +65,12 @@ type DB struct {
 }
 
 // Open opens or creates the database at path and checks its schema version.
+// ErrLocked is Open's answer when another process holds the file: bbolt
+// lets one process write a file or several read it, never both at once, and
+// reading without the lock while another writes is not safe (the writer
+// reuses the pages a reader may be on).
+var ErrLocked = errors.New("locked by another process")
+
 func Open(path string, opts Options) (*DB, error) {
 	def := DefaultOptions()
 	if opts.Timeout <= 0 {
@@ -80,7 +87,7 @@ func Open(path string, opts Options) (*DB, error) {
 		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: locked by another process (waited %s): %w", path, opts.Timeout, err)
+		return nil, fmt.Errorf("store: open %s: %w (waited %s for its lock)", path, ErrLocked, opts.Timeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -140,7 +147,7 @@ func checkSchema(tx *bolt.Tx, path string) error {
 	}
 	switch n := binary.BigEndian.Uint64(v); {
 	case n > schemaVersion:
-		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d: run a newer loyalty", path, n, schemaVersion)
+		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d (%s): a newer loyalty wrote it; run that one, or restore the backup taken before the upgrade (docs/OPERATIONS.md, rolling back)", path, n, schemaVersion, version.Get())
 	case n == 1 && !tx.Writable():
 		return fmt.Errorf("store: %s has schema version 1: open it once for writing (loyalty serve) to move it to version %d", path, schemaVersion)
 	case n < 1:

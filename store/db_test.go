@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,8 +136,8 @@ func TestOpenErrors(t *testing.T) {
 		want string
 	}{
 		{"locked by another open", locked, quick, "locked by another process"},
-		{"newer schema", newer, testOptions(), "newer than this program's"},
-		{"newer schema read-only", newer, readOnly, "newer than this program's"},
+		{"newer schema", newer, testOptions(), fmt.Sprintf("has schema version %d, newer than this program's %d (loyalty ", schemaVersion+1, schemaVersion)},
+		{"newer schema read-only", newer, readOnly, fmt.Sprintf("has schema version %d, newer than this program's %d (loyalty ", schemaVersion+1, schemaVersion)},
 		{"not ours, read-only", foreign, readOnly, "not a loyalty database"},
 		{"missing, read-only", filepath.Join(dir, "missing.db"), readOnly, "missing.db"},
 	}

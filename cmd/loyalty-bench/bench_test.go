@@ -6,6 +6,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	"github.com/loyaltyhq/loyalty/rules"
@@ -119,6 +122,34 @@ func TestRedemptionBodies(t *testing.T) {
 			seen[req.ID] = true
 			if req.Points <= 1_000_000 || req.Points > engine.MaxPoints {
 				t.Fatalf("%s: want points above any balance the bench makes and within the limit", body)
+			}
+		}
+	}
+}
+
+// TestBenchRulesScheduleNothingDuringARun: the expiry run moves the test
+// clock past expireAhead, and the scheduler runs whatever falls due on the
+// way; the load tool's rules must let only the job it starts itself run.
+func TestBenchRulesScheduleNothingDuringARun(t *testing.T) {
+	for _, now := range []time.Time{time.Now(), time.Date(2027, 12, 31, 23, 0, 0, 0, time.UTC), time.Date(2028, 8, 31, 12, 0, 0, 0, time.UTC)} {
+		src, err := benchRules(now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog, err := rules.Parse("rules.yaml", src)
+		if err != nil {
+			t.Fatalf("%v:\n%s", err, src)
+		}
+		if len(prog.Jobs) != len(rules.JobNames()) {
+			t.Fatalf("jobs %v", prog.Jobs)
+		}
+		for _, j := range prog.Jobs {
+			spec, err := cron.ParseStandard(j.Schedule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next := spec.Next(now.In(prog.Location)); next.Before(now.Add(expireAhead + 30*24*time.Hour)) {
+				t.Errorf("from %v, %s falls due at %v, within the run", now, j.Name, next)
 			}
 		}
 	}

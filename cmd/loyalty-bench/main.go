@@ -23,9 +23,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -233,7 +235,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		res.Settings.Lots = 0
 	}
 
-	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), rules.Example, 0o644); err != nil {
+	src, err := benchProgram()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), src, 0o644); err != nil {
 		return err
 	}
 	bin := cfg.serverBin
@@ -505,6 +511,30 @@ func refusedLoad(ctx context.Context, cl *client, cfg config, logf func(string, 
 		r.Ratio = r.Beside.PerSec / mean
 	}
 	return r, nil
+}
+
+// benchRules is the example program with every job scheduled half a year
+// ahead. The scheduler runs a job once the test clock passes its time, and
+// the expiry run moves the clock 61 days: so that the expiry measured is
+// the run the tool asks for, and no other job (analytics, a backup) runs in
+// the middle of the figures, no job falls due within the run.
+//
+// benchProgram is those rules as of the tool's start, the same text for the
+// rules file and the seeded database, so the server keeps them.
+var benchProgram = sync.OnceValues(func() ([]byte, error) { return benchRules(time.Now()) })
+
+func benchRules(now time.Time) ([]byte, error) {
+	day := now.AddDate(0, 6, 0)
+	var jobs strings.Builder
+	jobs.WriteString("jobs:\n")
+	for _, name := range rules.JobNames() {
+		fmt.Fprintf(&jobs, "  %s: \"0 0 %d %d *\"\n", name, day.Day(), int(day.Month()))
+	}
+	section := regexp.MustCompile(`(?m)^jobs:\n(?:  .*\n)+`)
+	if !section.Match(rules.Example) {
+		return nil, errors.New("the example rules have no jobs section to replace")
+	}
+	return section.ReplaceAll(rules.Example, []byte(jobs.String())), nil
 }
 
 // expireLoad moves the test clock past the seeded lots' expiry and runs

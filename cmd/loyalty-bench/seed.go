@@ -30,9 +30,13 @@ func bulkOptions() store.Options {
 }
 
 // openBulk opens the file at path for seeding, with an engine running the
-// example rules.
+// tool's rules (benchProgram).
 func openBulk(path string) (*store.DB, *rules.Program, *engine.Engine, error) {
-	prog, err := rules.Parse("rules.yaml", rules.Example)
+	src, err := benchProgram()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	prog, err := rules.Parse("rules.yaml", src)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -31,7 +31,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts.ReadOnly = true
 	src, err := store.Open(*from, opts)
 	if err != nil {
-		return err
+		return explainLocked(err, true)
 	}
 	defer src.Close()
 	dst, err := postgres.Open(ctx, *to, postgres.DefaultOptions())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -55,9 +56,22 @@ func openDatabase(ctx context.Context, dsn string, o dbOptions) (database, error
 	}
 	db, err := store.Open(dsn, opts)
 	if err != nil {
-		return nil, err
+		return nil, explainLocked(err, o.readOnly)
 	}
 	return db, nil
+}
+
+// explainLocked says what to do about a bbolt file another process holds:
+// a tool that reads works on a copy that loyalty backup takes from the
+// running server.
+func explainLocked(err error, readOnly bool) error {
+	switch {
+	case !errors.Is(err, store.ErrLocked):
+		return err
+	case readOnly:
+		return fmt.Errorf("%w: a running server has it open; take a copy without stopping it, with loyalty backup --url http://ADDRESS --to copy.db, and give the copy", err)
+	}
+	return fmt.Errorf("%w: is another loyalty serve using it?", err)
 }
 
 // describeDB names --db for logs without its password.
@@ -71,7 +85,10 @@ func describeDB(dsn string) string {
 // runMigrate creates or upgrades the schema of a PostgreSQL database.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	dsn := fs.String("db", envDefault("LOYALTY_DB", ""), "PostgreSQL URL, postgres://user:pass@host:5432/loyalty (env LOYALTY_DB)")
+	dsn := fs.String("db", "", "PostgreSQL URL, postgres://user:pass@host:5432/loyalty")
+	if err := envFlags(fs, "db"); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

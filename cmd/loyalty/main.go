@@ -11,23 +11,54 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
-const usage = `loyalty: a loyalty-program engine
+// usage is the top-level help. Its serve line is made from serve's flag
+// set, so it lists every flag serve has.
+func usage() string {
+	return `loyalty: a loyalty-program engine
 
 Usage:
-  loyalty serve [--addr 127.0.0.1:8080] [--db loyalty.db|postgres://…] [--rules rules.yaml] [--test-clock]
-  loyalty rules check FILE...
+` + serveUsage() + `
+  loyalty rules check FILE... [--db FILE]
   loyalty rules simulate FILE --purchase p.json [--member m.json]
   loyalty rules diff OLD NEW (--db FILE [--last 30d] | --purchases FILE.json) [--json]
   loyalty verify --db FILE|postgres://…
   loyalty migrate --db postgres://…
   loyalty copy --from FILE --to postgres://…
   loyalty backup (--url URL [--key KEY] | --db FILE) --to FILE
+  loyalty health [--url URL] [--insecure]
+  loyalty version
 
-Run "loyalty COMMAND -h" for the flags of a command.
+Every flag of serve can also be set by its environment variable:
+LOYALTY_ and the flag's name in capitals (--cors-origins is
+LOYALTY_CORS_ORIGINS). Run "loyalty COMMAND -h" for what each flag means.
 `
+}
+
+// serveUsage is "loyalty serve" and every flag of serve, wrapped.
+func serveUsage() string {
+	var b strings.Builder
+	line := "  loyalty serve"
+	serveFlags(&Config{}, io.Discard).VisitAll(func(f *flag.Flag) {
+		word := "[--" + f.Name
+		if name, _ := flag.UnquoteUsage(f); name != "" {
+			word += " " + name
+		}
+		word += "]"
+		if len(line)+1+len(word) > 80 {
+			b.WriteString(line + "\n")
+			line = "       "
+		}
+		line += " " + word
+	})
+	b.WriteString(line)
+	return b.String()
+}
 
 // errUsage marks a command line that could not be understood; it exits 2.
 var errUsage = errors.New("usage")
@@ -42,7 +73,7 @@ func main() {
 // drive the CLI without a process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	var err error
@@ -59,11 +90,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "copy":
 		err = runCopy(ctx, args[1:], stdout, stderr)
+	case "health":
+		err = runHealth(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.Get())
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	default:
-		fmt.Fprintf(stderr, "loyalty: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "loyalty: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
 	var exit exitError
@@ -85,15 +120,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
-
-// envDefault returns the environment variable's value or def, so every flag
-// can also be set from the environment.
-func envDefault(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -333,3 +333,27 @@ func snapshot(t *testing.T, db engine.Store, id string) string {
 	}
 	return microseconds(b.String())
 }
+
+// TestBackupJobOnPostgres: the backup job copies bbolt files; on
+// PostgreSQL it is not scheduled (no next_run, no run recorded) and
+// running it by hand says to use pg_dump.
+func TestBackupJobOnPostgres(t *testing.T) {
+	dsn := pgtest.URL(t)
+	m := startBackupTestServer(t, dsn)
+	t.Cleanup(func() { m.Close() })
+	base := "http://" + m.Addr()
+	status, v := call(t, "POST", base+"/v1/jobs/backup/run", "")
+	if msg := fmt.Sprint(v); status != 422 || !strings.Contains(msg, "pg_dump") {
+		t.Fatalf("backup job on PostgreSQL: %d %v", status, v)
+	}
+	last, next := jobTimes(t, m)
+	if _, ok := last["backup"]; ok {
+		t.Errorf("a backup run was recorded on PostgreSQL")
+	}
+	if _, ok := next["backup"]; ok {
+		t.Errorf("the backup job is scheduled on PostgreSQL")
+	}
+	if _, ok := next["expire-points"]; !ok {
+		t.Errorf("the other jobs are not scheduled: %v", next)
+	}
+}

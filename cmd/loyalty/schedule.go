@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,20 +14,36 @@ import (
 )
 
 // Scheduler runs the engine's jobs on the cron schedules of the live rules,
-// in the program's time zone.
+// in the program's time zone, by the engine's clock: under the test clock a
+// job falls due when the clock is moved past its time, and GET /v1/jobs
+// shows next_run in that time, after last_run.
 type Scheduler struct {
 	engine *engine.Engine
 	log    *slog.Logger
+	// Tick is how often the scheduler reads the engine's clock, so a job
+	// starts at most this late; zero is a second. Tests shorten it.
+	Tick time.Duration
 
-	mu      sync.Mutex
-	cron    *cron.Cron
-	entries map[string]cron.EntryID
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	jobs     map[string]*scheduledJob
+	loop     sync.Once
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// scheduledJob is a job's parsed schedule and the engine time it next
+// falls due at.
+type scheduledJob struct {
+	spec cron.Schedule
+	loc  *time.Location
+	next time.Time
 }
 
 // NewScheduler returns a stopped Scheduler.
 func NewScheduler(e *engine.Engine, log *slog.Logger) *Scheduler {
-	return &Scheduler{engine: e, log: log}
+	return &Scheduler{engine: e, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Start schedules every job of prog and, in the background, runs at once
@@ -43,28 +60,66 @@ func (s *Scheduler) Start(ctx context.Context, prog *rules.Program) error {
 	return nil
 }
 
-// schedule replaces the cron schedule with the jobs of prog; a job already
-// running finishes undisturbed.
+// schedule replaces the schedules with the jobs of prog, each next due at
+// its first time after now; a job already running finishes undisturbed.
 func (s *Scheduler) schedule(ctx context.Context, prog *rules.Program) error {
-	c := cron.New(cron.WithLocation(prog.Location))
-	entries := map[string]cron.EntryID{}
+	now := s.engine.Now()
+	jobs := map[string]*scheduledJob{}
 	for _, j := range prog.Jobs {
-		name := j.Name
-		id, err := c.AddFunc(j.Schedule, func() { s.run(ctx, name) })
-		if err != nil {
-			return err
+		if ok, why := s.engine.Runs(j.Name); !ok {
+			s.log.Info("job not scheduled", "job", j.Name, "why", why)
+			continue
 		}
-		entries[name] = id
+		spec, err := cron.ParseStandard(j.Schedule)
+		if err != nil {
+			return fmt.Errorf("job %s: schedule %q: %w", j.Name, j.Schedule, err)
+		}
+		jobs[j.Name] = &scheduledJob{spec: spec, loc: prog.Location, next: spec.Next(now.In(prog.Location))}
 	}
 	s.mu.Lock()
-	old := s.cron
-	s.cron, s.entries = c, entries
+	s.jobs = jobs
 	s.mu.Unlock()
-	if old != nil {
-		old.Stop()
-	}
-	c.Start()
+	s.loop.Do(func() { go s.watch(ctx) })
 	return nil
+}
+
+// watch reads the engine's clock every tick and starts the jobs that have
+// fallen due, each once however many of its times passed (the engine
+// processes everything due as of now), until ctx ends or Stop.
+func (s *Scheduler) watch(ctx context.Context) {
+	defer close(s.done)
+	tick := s.Tick
+	if tick <= 0 {
+		tick = time.Second
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		now := s.engine.Now()
+		s.mu.Lock()
+		var due []string
+		for name, j := range s.jobs {
+			if !now.Before(j.next) {
+				due = append(due, name)
+				j.next = j.spec.Next(now.In(j.loc))
+			}
+		}
+		s.mu.Unlock()
+		for _, name := range due {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.run(ctx, name)
+			}()
+		}
+	}
 }
 
 // catchUp runs each job whose last run is older than its last scheduled
@@ -74,7 +129,7 @@ func (s *Scheduler) catchUp(ctx context.Context, prog *rules.Program) {
 	now := s.engine.Now()
 	for _, j := range prog.Jobs {
 		sched, err := cron.ParseStandard(j.Schedule)
-		if err != nil {
+		if ok, _ := s.engine.Runs(j.Name); err != nil || !ok {
 			continue
 		}
 		last, err := s.engine.LastJobRun(ctx, j.Name)
@@ -108,28 +163,24 @@ func (s *Scheduler) run(ctx context.Context, name string) {
 	}
 }
 
-// NextRun tells when a job is next scheduled.
+// NextRun tells when, in engine time, a job is next due.
 func (s *Scheduler) NextRun(name string) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id, ok := s.entries[name]
-	if !ok || s.cron == nil {
+	j, ok := s.jobs[name]
+	if !ok {
 		return time.Time{}, false
 	}
-	e := s.cron.Entry(id)
-	if !e.Valid() || e.Next.IsZero() {
-		return time.Time{}, false
-	}
-	return e.Next, true
+	return j.next, true
 }
 
 // Stop stops scheduling and waits for running jobs.
 func (s *Scheduler) Stop() {
-	s.mu.Lock()
-	c := s.cron
-	s.mu.Unlock()
-	if c != nil {
-		<-c.Stop().Done()
+	started := true
+	s.loop.Do(func() { started = false })
+	if started {
+		s.stopOnce.Do(func() { close(s.stop) })
+		<-s.done
 	}
 	s.wg.Wait()
 }

@@ -2,18 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
+	"github.com/loyaltyhq/loyalty/internal/version"
 	"github.com/loyaltyhq/loyalty/rules"
 	"github.com/loyaltyhq/loyalty/store"
 	"github.com/loyaltyhq/loyalty/store/postgres"
@@ -39,6 +45,24 @@ type Config struct {
 	// RequestTimeout bounds a long read (diff, simulate, an analytics
 	// page); zero takes the http package's default.
 	RequestTimeout time.Duration
+	// TLSCert and TLSKey, both or neither, make serve speak HTTPS.
+	TLSCert, TLSKey string
+	// BackupDir is where the backup job writes its copies; empty is
+	// "backups" beside the database file. BackupKeep is how many it keeps;
+	// zero keeps defaultBackupKeep.
+	BackupDir  string
+	BackupKeep int
+}
+
+// defaultBackupKeep is a week of nightly copies.
+const defaultBackupKeep = 7
+
+// backupDir is where the backup job writes.
+func (c Config) backupDir() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return filepath.Join(filepath.Dir(c.DBPath), "backups")
 }
 
 // Main is a running server: the database, the engine, the scheduler and
@@ -48,33 +72,51 @@ type Main struct {
 	Logger *slog.Logger
 	// Clock overrides the wall clock, for tests.
 	Clock engine.Clock
+	// JobTick is how often the scheduler reads the clock (zero: a second);
+	// tests that move the clock shorten it.
+	JobTick time.Duration
 
 	DB        database
 	Engine    *engine.Engine
 	Server    *lhttp.Server
 	Scheduler *Scheduler
 	ln        net.Listener
+	keys      *lhttp.Keys
+	cert      *certificate
 
-	serveErr  chan error
-	stopWatch func()
-	jobsCtx   context.Context
-	stopJobs  context.CancelFunc
+	serveErr      chan error
+	stopWatch     func()
+	stopKeysWatch func()
+	jobsCtx       context.Context
+	stopJobs      context.CancelFunc
+}
+
+// serveFlags defines serve's flags on a new FlagSet, every one also read
+// from its environment variable (envFlags). The top-level usage and the
+// README's table are checked against this set, so a flag added here is a
+// flag documented there.
+func serveFlags(cfg *Config, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("serve", stderr)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen `address`")
+	fs.StringVar(&cfg.DBPath, "db", "loyalty.db", "bbolt database `file`, or a postgres:// URL")
+	fs.StringVar(&cfg.RulesPath, "rules", "", "rules `file` (default rules.yaml, created from the example)")
+	fs.StringVar(&cfg.KeysPath, "keys", "", "API keys `file`, a YAML list of {name, key, role}; without it the API is open on loopback only")
+	fs.StringVar(&cfg.CORSOrigins, "cors-origins", "", "web `origins` whose pages may call the API, comma separated, like https://app.example.com; needs --keys")
+	fs.Var((*boolFlag)(&cfg.TestClock), "test-clock", "allow POST /v1/clock to move time")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.IntVar(&cfg.BatchSize, "batch-size", store.DefaultOptions().MaxBatchSize, "most `writes` one commit takes")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", lhttp.DefaultRequestTimeout, "longest a rules diff, simulation or analytics page may run before it is stopped")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, the chain after the certificate); needs --tls-key")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the private key `file` (PEM) of --tls-cert")
+	fs.StringVar(&cfg.BackupDir, "backup-dir", "", "`directory` the backup job writes its verified copies to (default: backups beside --db)")
+	fs.IntVar(&cfg.BackupKeep, "backup-keep", defaultBackupKeep, "how many of the backup job's `copies` to keep; older ones are removed")
+	return fs
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
 	var cfg Config
-	fs.StringVar(&cfg.Addr, "addr", envDefault("LOYALTY_ADDR", "127.0.0.1:8080"), "listen address (env LOYALTY_ADDR)")
-	fs.StringVar(&cfg.DBPath, "db", envDefault("LOYALTY_DB", "loyalty.db"), "bbolt database file, or a postgres:// URL (env LOYALTY_DB)")
-	fs.StringVar(&cfg.RulesPath, "rules", envDefault("LOYALTY_RULES", ""), "rules file (env LOYALTY_RULES; default rules.yaml, created from the example)")
-	fs.StringVar(&cfg.KeysPath, "keys", envDefault("LOYALTY_KEYS", ""), "API keys file, a YAML list of {name, key, role} (env LOYALTY_KEYS); without it the API is open on loopback only")
-	fs.StringVar(&cfg.CORSOrigins, "cors-origins", envDefault("LOYALTY_CORS_ORIGINS", ""), "web origins whose pages may call the API, comma separated, like https://app.example.com (env LOYALTY_CORS_ORIGINS); needs --keys")
-	testClock := envDefault("LOYALTY_TEST_CLOCK", "false")
-	fs.BoolVar(&cfg.TestClock, "test-clock", testClock == "1" || testClock == "true", "allow POST /v1/clock to move time (env LOYALTY_TEST_CLOCK)")
-	fs.StringVar(&cfg.LogFormat, "log-format", envDefault("LOYALTY_LOG_FORMAT", "text"), "log format: text or json (env LOYALTY_LOG_FORMAT)")
-	fs.IntVar(&cfg.BatchSize, "batch-size", 0, "most writes one commit takes (default 1000; env LOYALTY_BATCH_SIZE)")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", lhttp.DefaultRequestTimeout, "longest a rules diff, simulation or analytics page may run before it is stopped (env LOYALTY_REQUEST_TIMEOUT)")
-	if err := envFlags(fs, map[string]string{"batch-size": "LOYALTY_BATCH_SIZE", "request-timeout": "LOYALTY_REQUEST_TIMEOUT"}); err != nil {
+	fs := serveFlags(&cfg, stderr)
+	if err := envFlags(fs); err != nil {
 		return err
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -87,19 +129,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.RulesPath == "" {
 		cfg.RulesPath, cfg.RulesDefaulted = "rules.yaml", true
 	}
+	if cfg.BackupKeep < 1 {
+		fmt.Fprintf(stderr, "serve: --backup-keep %d: keep at least one copy\n", cfg.BackupKeep)
+		return errUsage
+	}
 	logger, err := newLogger(cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the keys file and the TLS certificate; caught from
+	// before Open, so that one sent during start does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	m := &Main{Config: cfg, Logger: logger}
 	if err := m.Open(); err != nil {
 		m.Close()
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err = <-m.serveErr:
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			running = false
+		case err = <-m.serveErr:
+			running = false
+		case <-hup:
+			_ = m.Reload() // logged; what did not load keeps what was loaded
+		}
 	}
 	if cerr := m.Close(); err == nil {
 		err = cerr
@@ -131,16 +188,34 @@ func (m *Main) Open() error {
 	if len(origins) > 0 && cfg.KeysPath == "" {
 		return errors.New("--cors-origins needs --keys: without keys the API refuses every page not served from this machine")
 	}
-	var keys *lhttp.Keys
-	if cfg.KeysPath != "" {
-		if keys, err = lhttp.LoadKeys(cfg.KeysPath); err != nil {
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither to serve plain HTTP (behind a TLS proxy)")
+	}
+	if cfg.TLSCert != "" {
+		if m.cert, err = loadCertificate(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return err
+		}
+	}
+	if cfg.KeysPath != "" {
+		if m.keys, err = lhttp.LoadKeys(cfg.KeysPath); err != nil {
+			return err
+		}
+		if m.cert == nil && !isLoopback(cfg.Addr) {
+			m.Logger.Warn("API keys travel in clear over plain HTTP on a non-loopback address: serve HTTPS with --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS proxy (docs/OPERATIONS.md)", "addr", cfg.Addr)
 		}
 	} else {
 		if err := checkLoopback(cfg.Addr); err != nil {
 			return err
 		}
 		m.Logger.Warn("no --keys file: the API is open to anyone on this machine, so it listens on loopback only and refuses requests addressed to other hosts or sent by other sites' pages")
+	}
+	// Bind before anything is written: a port in use must not leave a new
+	// database and the example rules behind.
+	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return fmt.Errorf("--addr %s: %w (is another server listening there? choose another address with --addr)", cfg.Addr, err)
+	}
+	if m.cert != nil {
+		m.ln = tls.NewListener(m.ln, m.cert.config())
 	}
 	db, err := openDatabase(context.Background(), cfg.DBPath, dbOptions{batchSize: cfg.BatchSize})
 	if err != nil {
@@ -158,7 +233,19 @@ func (m *Main) Open() error {
 		m.Logger.Warn("test clock enabled: POST /v1/clock can move the engine's time")
 	}
 	metrics := lhttp.NewMetrics(m.DB.Size)
-	m.Engine = engine.New(m.DB, engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()})
+	opts := engine.Options{Clock: clock, Logger: m.Logger, Hooks: metrics.Hooks()}
+	switch db := m.DB.(type) {
+	case *store.DB:
+		keep := cfg.BackupKeep
+		if keep == 0 {
+			keep = defaultBackupKeep
+		}
+		opts.Backup = backupJob(db, cfg.backupDir(), keep)
+	case *postgres.DB:
+		opts.NoBackup = pgBackupAdvice
+	}
+	m.Engine = engine.New(m.DB, opts)
+	metrics.WatchJobs(m.Engine.LastSuccesses)
 	if err := m.Engine.RestoreClock(context.Background()); err != nil {
 		return err
 	}
@@ -168,6 +255,7 @@ func (m *Main) Open() error {
 	}
 	m.jobsCtx, m.stopJobs = context.WithCancel(context.Background())
 	m.Scheduler = NewScheduler(m.Engine, m.Logger)
+	m.Scheduler.Tick = m.JobTick
 	if err := m.Scheduler.Start(m.jobsCtx, prog); err != nil {
 		return err
 	}
@@ -179,8 +267,13 @@ func (m *Main) Open() error {
 	if m.stopWatch, err = watchRules(m.jobsCtx, cfg.RulesPath, m.Engine, m.Logger); err != nil {
 		return err
 	}
+	if m.keys != nil {
+		if m.stopKeysWatch, err = watchFile(m.jobsCtx, cfg.KeysPath, m.Logger, func() { _ = m.reloadKeys("the file changed") }); err != nil {
+			return err
+		}
+	}
 	httpCfg := lhttp.Config{
-		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: keys,
+		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: m.keys,
 		CORSOrigins: origins, SaveRules: saveRules(cfg.RulesPath), Metrics: metrics,
 		RequestTimeout: cfg.RequestTimeout,
 	}
@@ -191,12 +284,13 @@ func (m *Main) Open() error {
 		httpCfg.NoBackup, httpCfg.Health = pgBackupAdvice, db.Ping
 	}
 	m.Server = lhttp.NewServer(httpCfg)
-	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return err
-	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.Server.Serve(m.ln) }()
-	m.Logger.Info("listening", "addr", "http://"+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", cfg.RulesPath)
+	scheme := "http://"
+	if m.cert != nil {
+		scheme = "https://"
+	}
+	m.Logger.Info("listening", "addr", scheme+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", cfg.RulesPath, "version", version.Get().String())
 	return nil
 }
 
@@ -222,10 +316,16 @@ func (m *Main) Close() error {
 	if m.stopWatch != nil {
 		m.stopWatch()
 	}
-	if m.Server != nil && m.ln != nil {
+	if m.stopKeysWatch != nil {
+		m.stopKeysWatch()
+	}
+	switch {
+	case m.Server != nil && m.ln != nil:
 		if err := m.Server.Shutdown(time.Until(deadline)); err != nil {
 			errs = append(errs, fmt.Errorf("stop serving: %w", err))
 		}
+	case m.ln != nil:
+		m.ln.Close() // Open failed after binding
 	}
 	closed := make(chan error, 1)
 	go func() {
@@ -261,24 +361,37 @@ func readRules(path string, defaulted bool, log *slog.Logger) ([]byte, error) {
 		log.Info("wrote the example rules; edit them to change the program", "file", path)
 		return rules.Example, nil
 	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("--rules %s does not exist and the database has no rules yet: write a rules file there (rules/example.yaml is one), or leave --rules out to start from the example, written as rules.yaml in the working directory", path)
+	}
 	return src, err
 }
 
 // checkLoopback refuses to expose the API beyond this machine while it has
 // no API keys.
 func checkLoopback(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("address %q: %w", addr, err)
 	}
 	if _, err := strconv.Atoi(port); err != nil && port != "" {
 		return fmt.Errorf("address %q: bad port", addr)
 	}
+	if !isLoopback(addr) {
+		return fmt.Errorf("without --keys the API is open, so it only listens on a loopback address such as 127.0.0.1, not %q", addr)
+	}
+	return nil
+}
+
+// isLoopback tells whether addr listens on this machine only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
 	if host == "localhost" {
-		return nil
+		return true
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("without --keys the API is open, so it only listens on a loopback address such as 127.0.0.1, not %q", addr)
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

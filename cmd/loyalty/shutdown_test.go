@@ -111,6 +111,12 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 // TestShutdownDuringALongDiff sends the server what main sends on SIGTERM
 // (the end of run's context) while a rules diff that would take far longer
 // than the shutdown bound runs, and a backup streams to a client that

@@ -39,7 +39,7 @@ func (m *Main) startRules(ctx context.Context) (*rules.Program, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rules are not valid:\n%w", err)
 		}
-		if _, err := e.LoadRules(ctx, prog, "file"); err != nil {
+		if _, err := e.LoadRules(ctx, prog, engine.RulesByFile); err != nil {
 			return nil, err
 		}
 		return prog, nil
@@ -79,7 +79,7 @@ func (m *Main) startRules(ctx context.Context) (*rules.Program, error) {
 			"file", path, "modified", info.ModTime().UTC(), "version", latest.Version, "loaded_at", latest.LoadedAt)
 		return keep()
 	}
-	v, err := e.PublishRules(ctx, path, src, "file", nil)
+	v, err := e.PublishRules(ctx, path, src, engine.RulesByFile, nil)
 	if err != nil {
 		log.Error("the rules file was modified after the database's rules went live, but it is refused, so they stay live",
 			"file", path, "version", latest.Version, "err", err)

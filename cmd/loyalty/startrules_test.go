@@ -16,8 +16,9 @@ import (
 )
 
 // openMain starts the server wiring on dir with the rules path defaulted
-// (rules.yaml in dir), logging to log.
-func openMain(t *testing.T, dir string, log *bytes.Buffer) *Main {
+// (rules.yaml in dir), logging to log, which the catch-up jobs write to
+// while the test reads it.
+func openMain(t *testing.T, dir string, log *syncBuffer) *Main {
 	t.Helper()
 	m := &Main{
 		Config: Config{Addr: "127.0.0.1:0", DBPath: filepath.Join(dir, "loyalty.db"), RulesPath: filepath.Join(dir, "rules.yaml"), RulesDefaulted: true},
@@ -56,7 +57,7 @@ func put(t *testing.T, url string, body []byte) {
 // after that a file that differs wins only if it was modified after the
 // database's version went live and passes its trial.
 func TestRestoreKeepsTheProgram(t *testing.T) {
-	var log bytes.Buffer
+	var log syncBuffer
 	first := t.TempDir()
 	m := openMain(t, first, &log)
 	v2 := bytes.Replace(rules.Example, []byte("enrol: 50"), []byte("enrol: 70"), 1)
@@ -163,7 +164,7 @@ func TestRulesCheckTriesRules(t *testing.T) {
 
 	// A rule that fails only on a purchase at store s13, which the
 	// database has.
-	var log bytes.Buffer
+	var log syncBuffer
 	m := openMain(t, dir, &log)
 	base := "http://" + m.Addr()
 	res, err := http.Post(base+"/v1/members", "application/json", strings.NewReader(`{"external_id": "c1"}`))

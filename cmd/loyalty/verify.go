@@ -13,7 +13,10 @@ import (
 // the engine's ledger invariants.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("verify", stderr)
-	dsn := fs.String("db", envDefault("LOYALTY_DB", "loyalty.db"), "database file or postgres:// URL (env LOYALTY_DB)")
+	dsn := fs.String("db", "loyalty.db", "database file or postgres:// URL")
+	if err := envFlags(fs, "db"); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

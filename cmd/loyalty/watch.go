@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,14 +13,24 @@ import (
 	"github.com/loyaltyhq/loyalty/engine"
 )
 
-// watchRules publishes the rules file whenever it changes on disk. It
-// watches the directory rather than the file because editors that save by
-// writing a temp file and renaming it replace the file's inode, and a watch
-// on the old inode would go quiet.
+// watchRules publishes the rules file whenever it changes on disk.
 func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Logger) (stop func(), err error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return watchFile(ctx, path, log, func() { reloadRules(ctx, abs, path, e, log) })
+}
+
+// watchFile calls changed whenever the file at path changes, once its
+// writes have settled. It watches the directory rather than the file
+// because editors that save by writing a temp file and renaming it
+// replace the file's inode, and a watch on the old inode would go quiet;
+// so does a file swapped in through a symlink in that directory.
+func watchFile(ctx context.Context, path string, log *slog.Logger, changed func()) (stop func(), err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return nil, fmt.Errorf("watch rules: %w", err)
+		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -30,7 +39,7 @@ func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Lo
 	}
 	if err := w.Add(filepath.Dir(abs)); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("watch rules: %w", err)
+		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -55,9 +64,9 @@ func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Lo
 				if !ok {
 					return
 				}
-				log.Error("watching the rules file", "err", err)
+				log.Error("watching a file", "file", path, "err", err)
 			case <-timer.C:
-				reloadRules(ctx, abs, path, e, log)
+				changed()
 			}
 		}
 	}()
@@ -67,18 +76,18 @@ func watchRules(ctx context.Context, path string, e *engine.Engine, log *slog.Lo
 	}, nil
 }
 
-// reloadRules publishes the file if it differs from the live rules.
+// reloadRules publishes the file if it differs from the live rules. A file
+// put back to the live text is published too, which changes nothing but
+// clears the error its refused text left (GET /v1/rules last_error).
 func reloadRules(ctx context.Context, abs, name string, e *engine.Engine, log *slog.Logger) {
 	src, err := os.ReadFile(abs)
 	if err != nil {
 		log.Error("reading the rules file", "file", name, "err", err)
 		return
 	}
-	if prog, _ := e.Program(); prog != nil && bytes.Equal(prog.Source, src) {
-		return
-	}
-	v, err := e.PublishRules(ctx, name, src, "file", nil)
-	if err != nil {
+	_, before := e.Program()
+	v, err := e.PublishRules(ctx, name, src, engine.RulesByFile, nil)
+	if err != nil || v.Version == before.Version {
 		return
 	}
 	log.Info("rules file reloaded", "file", name, "version", v.Version)

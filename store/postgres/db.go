@@ -129,7 +129,7 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	switch want := SchemaVersion(); {
 	case v > want:
-		return fmt.Errorf("postgres: the database has schema version %d, newer than this program's %d: run a newer loyalty", v, want)
+		return errNewerSchema(v, want)
 	case v < want:
 		return fmt.Errorf("postgres: the database has schema version %d, older than this program's %d: run loyalty migrate --db URL", v, want)
 	}

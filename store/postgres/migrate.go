@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/loyaltyhq/loyalty/internal/version"
 )
 
 //go:embed migrations/*.sql
@@ -124,7 +126,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		return 0, err
 	}
 	if applied > len(ms) {
-		return applied, fmt.Errorf("postgres: the database has schema version %d, newer than this program's %d: run a newer loyalty", applied, len(ms))
+		return applied, errNewerSchema(applied, len(ms))
 	}
 	for _, m := range ms[applied:] {
 		if err := apply(ctx, pool, m, holder); err != nil {
@@ -223,4 +225,10 @@ func leaseHeld(pool *pgxpool.Pool, name string, cause error) error {
 func holderName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
+}
+
+// errNewerSchema refuses a database a newer program migrated, naming both
+// schema versions and this program's build.
+func errNewerSchema(have, want int) error {
+	return fmt.Errorf("postgres: the database has schema version %d, newer than this program's %d (%s): a newer loyalty migrated it; run that one, or restore the dump taken before the upgrade (docs/OPERATIONS.md, rolling back)", have, want, version.Get())
 }

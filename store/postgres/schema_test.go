@@ -204,7 +204,8 @@ func TestOpenRefusesOtherSchemas(t *testing.T) {
 	}
 	for _, noMigrate := range []bool{false, true} {
 		opts.NoMigrate = noMigrate
-		if _, err := Open(ctx, url, opts); err == nil || !strings.Contains(err.Error(), "newer") {
+		want := fmt.Sprintf("schema version 99, newer than this program's %d (loyalty ", SchemaVersion())
+		if _, err := Open(ctx, url, opts); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Open (NoMigrate %v) of a newer schema: %v", noMigrate, err)
 		}
 	}

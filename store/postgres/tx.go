@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/loyaltyhq/loyalty/engine"
 )
@@ -297,13 +296,4 @@ func fromJSON(b []byte, v any) error {
 		return nil
 	}
 	return json.Unmarshal(b, v)
-}
-
-// pgErrorCode returns the SQLSTATE of err, or "".
-func pgErrorCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
 }
