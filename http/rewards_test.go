@@ -327,7 +327,7 @@ func TestCouponUse(t *testing.T) {
 			t.Errorf("GET %s: %d %s", typed, r.status, r.body)
 		}
 	}
-	use := fmt.Sprintf(`{"id": "till2-use-1", "store_id": "s1", "purchase_id": "p-9"}`)
+	use := `{"id": "till2-use-1", "store_id": "s1", "purchase_id": "p-9"}`
 	first := s.do("POST", "/v1/coupons/"+code+"/use", use)
 	if first.status != 200 || first.json(t)["status"] != "used" || first.json(t)["used_at"] == nil || first.json(t)["store_id"] != "s1" {
 		t.Fatalf("use: %d %s", first.status, first.body)
