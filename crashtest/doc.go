@@ -5,7 +5,12 @@
 // with SIGTERM under load, and compare the database with a model computed
 // from the acknowledged requests alone.
 //
-// The short form runs with go test ./...; the long form runs 20 runs:
+// TestCrashPostgres does the same with two servers on one PostgreSQL
+// database (LOYALTY_TEST_POSTGRES, as the other PostgreSQL tests): each
+// kill takes either, and the tills post through both in turn, so a retry
+// usually reaches the other server.
+//
+// The short forms run with go test ./...; the long forms run 20 runs each:
 //
 //	go test ./crashtest -run Crash -crash.long -v
 //

@@ -85,13 +85,18 @@ jobs:
   analytics: "@every 1s"
 `
 
-// newProcess prepares a database path, a rules file where a purchase earns
-// one point per whole dollar (so a model can compute every balance), and a
-// free port. The jobs run every second so that kills also land in them.
-func newProcess(t *testing.T) *process {
+// newProcess prepares a database (db, a PostgreSQL URL several processes
+// share, or "" for a bbolt file of its own), a rules file where a
+// purchase earns one point per whole dollar (so a model can compute every
+// balance), and a free port. The jobs run every second so that kills also
+// land in them.
+func newProcess(t *testing.T, db string) *process {
 	t.Helper()
 	dir := t.TempDir()
-	p := &process{t: t, dir: dir, db: filepath.Join(dir, "loyalty.db"), rules: filepath.Join(dir, "rules.yaml")}
+	if db == "" {
+		db = filepath.Join(dir, "loyalty.db")
+	}
+	p := &process{t: t, dir: dir, db: db, rules: filepath.Join(dir, "rules.yaml")}
 	if err := os.WriteFile(p.rules, []byte(crashRules), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +127,9 @@ func (p *process) start() {
 	p.t.Helper()
 	p.starts++
 	fmt.Fprintf(p.log, "=== start %d\n", p.starts)
-	p.cmd = exec.Command(binary, "serve", "--addr", p.addr, "--db", p.db, "--rules", p.rules)
+	// A short jobs lease, so that a killed server's jobs move to another
+	// within the run.
+	p.cmd = exec.Command(binary, "serve", "--addr", p.addr, "--db", p.db, "--rules", p.rules, "--job-lease", "3s", "--rules-poll", "500ms")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1 exitcode=66")
 	if err := p.cmd.Start(); err != nil {

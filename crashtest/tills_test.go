@@ -110,9 +110,12 @@ var errDropped = errors.New("answer dropped")
 
 // till is one simulated point-of-sale terminal.
 type till struct {
-	t       *testing.T
-	n       int
-	url     string
+	t *testing.T
+	n int
+	// urls are the servers; each attempt goes to the next, as behind a
+	// round-robin load balancer, so a retry usually reaches another.
+	urls    []string
+	sent    int
 	rnd     *rand.Rand
 	client  *http.Client
 	members []*member
@@ -334,7 +337,9 @@ func (tl *till) send(o *op, stop <-chan struct{}) {
 func (tl *till) post(o *op) (status int, replayed bool, ans answer, err error) {
 	o.attempts++
 	tl.fig.requests.Add(1)
-	req, err := http.NewRequest(http.MethodPost, tl.url+o.path, bytes.NewReader(o.body))
+	url := tl.urls[tl.sent%len(tl.urls)]
+	tl.sent++
+	req, err := http.NewRequest(http.MethodPost, url+o.path, bytes.NewReader(o.body))
 	if err != nil {
 		return 0, false, ans, err
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/loyaltyhq/loyalty/rules"
@@ -226,22 +227,45 @@ func readLatestWrite(tx Tx) (time.Time, error) {
 // its own transaction (PostgreSQL), one record written by every command
 // would make them all queue for it. A function that fails does not stamp,
 // so a refusal still writes nothing (Store.Update).
+//
+// The setting only ever grows, so a value this engine saw committed is a
+// floor of what is stored now, on any server: a write queued before that
+// floor needs neither to read the setting nor to raise it (known), which
+// spares most writes a read of their own.
 type stampingStore struct {
 	Store
 	clock Clock
+	known *atomic.Int64 // Unix nanoseconds of a committed value, 0: none yet
 }
 
 func (s stampingStore) Update(ctx context.Context, fn func(Tx) error) error {
 	at := s.clock.Now().UTC()
-	return s.Store.Update(ctx, func(tx Tx) error {
+	if n := s.known.Load(); n != 0 && !at.After(time.Unix(0, n)) {
+		return s.Store.Update(ctx, fn)
+	}
+	var seen time.Time
+	err := s.Store.Update(ctx, func(tx Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
 		latest, err := readLatestWrite(tx)
-		if err != nil || !at.After(latest) {
+		if err != nil {
 			return err
 		}
-		bound := at.Truncate(time.Second).Add(time.Second)
-		return tx.PutSetting(settingLatestWrite, bound.AppendFormat(nil, time.RFC3339Nano))
+		seen = latest
+		if !at.After(latest) {
+			return nil
+		}
+		seen = at.Truncate(time.Second).Add(time.Second)
+		return tx.PutSetting(settingLatestWrite, seen.AppendFormat(nil, time.RFC3339Nano))
 	})
+	if err == nil && seen.Year() < 2262 && seen.After(time.Unix(0, 0)) {
+		for n := seen.UnixNano(); ; {
+			old := s.known.Load()
+			if old >= n || s.known.CompareAndSwap(old, n) {
+				break
+			}
+		}
+	}
+	return err
 }

@@ -134,7 +134,7 @@ func New(store Store, opts Options) *Engine {
 	if opts.Hooks.Ledger != nil {
 		store = ledgerStore{Store: store, hook: opts.Hooks.Ledger}
 	}
-	e.store = healthStore{Store: stampingStore{Store: store, clock: opts.Clock}, health: &e.health, now: e.Now}
+	e.store = healthStore{Store: stampingStore{Store: store, clock: opts.Clock, known: new(atomic.Int64)}, health: &e.health, now: e.Now}
 	return e
 }
 

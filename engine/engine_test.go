@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/storetesting"
 	"github.com/loyaltyhq/loyalty/rules"
-	"github.com/loyaltyhq/loyalty/store"
 )
 
 // fixedClock stands still until a test moves it, through the TestClock that
@@ -27,13 +28,22 @@ func (c *fixedClock) Now() time.Time {
 	return c.t
 }
 
-// harness is an engine on a real bbolt file in a temp dir and a clock the
-// test moves. Its cleanup verifies every invariant, so each scenario ends
-// with a consistency check.
+// storeKind is the store the package's tests run on: TestMain runs them
+// once per kind storetesting offers (bbolt, and PostgreSQL when
+// LOYALTY_TEST_POSTGRES names a server).
+var storeKind = storetesting.Bolt
+
+func TestMain(m *testing.M) { os.Exit(storetesting.RunEach(m, &storeKind)) }
+
+// harness is an engine on a fresh store of storeKind and a clock the test
+// moves. Every write function runs twice, the first time rolled back
+// (storetesting.Twice), which proves each safe to retry. Its cleanup
+// verifies every invariant, so each scenario ends with a consistency
+// check.
 type harness struct {
 	t     *testing.T
 	ctx   context.Context
-	db    *store.DB
+	db    engine.Store
 	e     *engine.Engine
 	clock *engine.TestClock
 }
@@ -48,25 +58,18 @@ func newHarness(t *testing.T, rulesSrc string) *harness {
 // newHarnessOn is newHarness with the engine on wrap(db) and told hooks.
 func newHarnessOn(t *testing.T, rulesSrc string, wrap func(engine.Store) engine.Store, hooks engine.Hooks) *harness {
 	t.Helper()
-	db, err := store.Open(t.TempDir()+"/loyalty.db", store.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetesting.Open(t, storeKind)
 	clock := engine.NewTestClock(&fixedClock{t: start})
 	h := &harness{t: t, ctx: context.Background(), db: db, clock: clock}
-	h.e = engine.New(wrap(db), engine.Options{Clock: clock, JobChunk: 3, Hooks: hooks})
+	h.e = engine.New(wrap(storetesting.Twice(db)), engine.Options{Clock: clock, JobChunk: 3, Hooks: hooks})
 	h.loadRules(rulesSrc)
+	// Registered after Open's, so it runs first, on the open store.
 	t.Cleanup(func() {
 		var out bytes.Buffer
-		n, err := db.Check(&out)
-		if err != nil || n > 0 {
-			t.Errorf("store check: %d problems, err %v:\n%s", n, err, out.String())
-		}
-		n, err = h.e.Verify(context.Background(), &out)
+		n, err := h.e.Verify(context.Background(), &out)
 		if err != nil || n > 0 {
 			t.Errorf("engine verify: %d problems, err %v:\n%s", n, err, out.String())
 		}
-		db.Close()
 	})
 	return h
 }

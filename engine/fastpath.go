@@ -34,6 +34,33 @@ type LotBalancer interface {
 	OpenLotBalances(memberID string) ([]LotBalance, error)
 }
 
+// PeriodUses reads a member's uses of a rule in several periods at once,
+// where each read would cost a round trip.
+type PeriodUses interface {
+	// RuleUsesByPeriod returns RuleUses(memberID, rule, p) for each of
+	// periods, in their order.
+	RuleUsesByPeriod(memberID, rule string, periods []string) ([]int64, error)
+}
+
+// PurchaseFinder looks a purchase up and reads, locking it in a write, the
+// member a request names, in one go, where each read would cost a round
+// trip. It answers exactly what Purchase and then Member (key "") or
+// MemberByKey(key, member) would, the member even when the purchase
+// exists. A store may read ahead in the same go what the purchase reads
+// next (next), and answer OpenLotBalances, MetricSum and RuleUses from it,
+// kept up to date with the transaction's own writes.
+type PurchaseFinder interface {
+	PurchaseAndMember(purchaseID, key, member string, next PurchaseReads) (*Purchase, *Member, error)
+}
+
+// PurchaseReads is what a purchase reads of its member once found.
+type PurchaseReads struct {
+	// MetricFrom and MetricTo bound the tier window MetricSum reads.
+	MetricFrom, MetricTo time.Time
+	// Rules are the capped rules whose uses in Periods the rules may read.
+	Rules, Periods []string
+}
+
 // openLotBalances reads a member's open lots the cheapest way tx offers.
 func openLotBalances(tx Tx, memberID string) ([]LotBalance, error) {
 	if lb, ok := tx.(LotBalancer); ok {

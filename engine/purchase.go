@@ -168,19 +168,17 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 	hash := hashRequest(req)
 	ids := newIDs(6)
 	w := writer{now: now, live: live}
+	next := purchaseReads(prog, now, d.occurredAt)
 	// find looks the purchase and its member up: a recorded purchase is
 	// answered from its record.
 	find := func(tx Tx) (*Member, error) {
 		res, replayed = nil, false
-		if p, err := tx.Purchase(req.ID); err != nil || p != nil {
+		p, m, err := e.purchaseAndMember(tx, &req, next)
+		if err != nil || p != nil {
 			if err == nil {
 				res, err = replay("purchase", req.ID, hash, p.RequestHash, p.Result)
 				replayed = err == nil
 			}
-			return nil, err
-		}
-		m, err := e.purchaseMember(tx, &req)
-		if err != nil {
 			return nil, err
 		}
 		if m.Status == StatusBlocked {
@@ -338,6 +336,35 @@ func (e *Engine) purchaseMember(tx Tx, req *PurchaseRequest) (*Member, error) {
 		return nil, Errorf(ENOTFOUND, "no member with external_id %q", req.MemberExternalID)
 	}
 	return m, nil
+}
+
+// purchaseAndMember looks the purchase up and, when it is not recorded,
+// the member it names, which must exist: in one go where tx offers it
+// (PurchaseFinder), telling it what the purchase reads next.
+func (e *Engine) purchaseAndMember(tx Tx, req *PurchaseRequest, next PurchaseReads) (*Purchase, *Member, error) {
+	pf, ok := tx.(PurchaseFinder)
+	if !ok {
+		p, err := tx.Purchase(req.ID)
+		if err != nil || p != nil {
+			return p, nil, err
+		}
+		m, err := e.purchaseMember(tx, req)
+		return nil, m, err
+	}
+	key, value := "", req.MemberID
+	if value == "" {
+		key, value = KeyExternalID, req.MemberExternalID
+	}
+	p, m, err := pf.PurchaseAndMember(req.ID, key, value, next)
+	switch {
+	case err != nil || p != nil:
+		return p, nil, err
+	case m == nil && key == "":
+		return nil, nil, Errorf(ENOTFOUND, "member %q not found", value)
+	case m == nil:
+		return nil, nil, Errorf(ENOTFOUND, "no member with external_id %q", value)
+	}
+	return nil, m, nil
 }
 
 // applyPurchase writes a purchase by m and what it earns: ev, the rules'
@@ -510,6 +537,23 @@ type ruleUses struct {
 	err     error
 }
 
+// purchaseReads is what a purchase at occurredAt, made at now, reads of
+// its member after finding it: the tier window promote sums, and the uses
+// of the capped rules in the purchase's periods.
+func purchaseReads(prog *rules.Program, now, occurredAt time.Time) PurchaseReads {
+	next := PurchaseReads{MetricFrom: prog.WindowStart(now), MetricTo: now}
+	for _, r := range prog.Rules {
+		if r.Capped() {
+			next.Rules = append(next.Rules, r.Name)
+		}
+	}
+	if len(next.Rules) > 0 {
+		keys := (&ruleUses{prog: prog, at: occurredAt}).keys()
+		next.Periods = keys[:]
+	}
+	return next
+}
+
 func ruleUsesReader(tx Tx, prog *rules.Program, memberID string, at time.Time) *ruleUses {
 	return &ruleUses{tx: tx, prog: prog, member: memberID, at: at}
 }
@@ -529,7 +573,22 @@ func (u *ruleUses) keys() [4]string {
 
 func (u *ruleUses) get(rule string) rules.RuleUses {
 	var c [4]int64
-	for i, p := range u.keys() {
+	keys := u.keys()
+	if pu, ok := u.tx.(PeriodUses); ok {
+		ns, err := pu.RuleUsesByPeriod(u.member, rule, keys[:])
+		if err == nil && len(ns) != len(keys) {
+			err = fmt.Errorf("rule uses of %s: %d periods answered, want %d", rule, len(ns), len(keys))
+		}
+		if err != nil {
+			if u.err == nil {
+				u.err = err
+			}
+			return rules.RuleUses{}
+		}
+		copy(c[:], ns)
+		return rules.RuleUses{Total: c[0], Day: c[1], Month: c[2], Year: c[3]}
+	}
+	for i, p := range keys {
 		n, err := u.tx.RuleUses(u.member, rule, p)
 		if err != nil && u.err == nil {
 			u.err = err

@@ -210,6 +210,45 @@ func (e *Engine) PublishRules(ctx context.Context, filename string, src []byte, 
 	return v, nil
 }
 
+// FollowRules makes the database's latest rules live when they are not
+// the live ones: another server sharing the database published them. It
+// does what publishing does on the server that published, except what that
+// server did already (the trial, storing the version, re-evaluating tiers):
+// the OnRulesChange functions run and save, when not nil, writes the text
+// to this server's rules file. It tells whether the live rules changed.
+// Servers call it every few seconds; a version that no longer compiles
+// here (written by a newer program) is an error and changes nothing.
+func (e *Engine) FollowRules(ctx context.Context, save func([]byte) error) (bool, error) {
+	latest, err := e.LatestRules(ctx)
+	if err != nil || latest == nil {
+		return false, err
+	}
+	e.rules.mu.Lock()
+	defer e.rules.mu.Unlock()
+	if _, live := e.Program(); live.Version == latest.Version && live.Hash == latest.Hash {
+		return false, nil
+	}
+	prog, err := rules.Parse(fmt.Sprintf("version %d", latest.Version), []byte(latest.Source))
+	if err != nil {
+		return false, fmt.Errorf("follow rules version %d: %w", latest.Version, err)
+	}
+	if err := checkBonuses(prog); err != nil {
+		return false, fmt.Errorf("follow rules version %d: %w", latest.Version, err)
+	}
+	if save != nil {
+		if err := save([]byte(latest.Source)); err != nil {
+			return false, fmt.Errorf("follow rules version %d: %w", latest.Version, err)
+		}
+	}
+	e.live.Store(&liveRules{prog: prog, version: *latest})
+	e.rules.lastError = nil
+	e.log.Info("rules live, published by another server", "version", latest.Version, "hash", latest.Hash[:min(12, len(latest.Hash))], "by", latest.By)
+	for _, fn := range e.rules.onChange {
+		fn(prog)
+	}
+	return true, nil
+}
+
 // saveRules writes rules text with save; a failure leaves the live rules
 // as they are, and says so.
 func (e *Engine) saveRules(save func([]byte) error, src []byte, live RulesVersion) error {

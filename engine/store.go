@@ -46,22 +46,28 @@ import (
 // the exact values would. The zero time means unset (a lot's ExpiresAt:
 // never) and reads back as the zero time.
 //
-// Members first: records that belong to a member (ledger entries, lots,
+// Members before: records that belong to a member (ledger entries, lots,
 // metric entries, rule uses, purchases, refunds, redemptions, adjustments,
 // coupons)
-// need that member to exist when the transaction commits; PostgreSQL
-// enforces it with foreign keys, bbolt does not check.
+// are written after that member exists: committed before, or written
+// earlier in the same transaction (a refund likewise after its purchase).
+// PostgreSQL checks it with foreign keys at each statement (CockroachDB has
+// no deferred constraints); bbolt does not check.
 //
 // Events: the feed never hands out a cursor past an event that is not yet
 // visible. Seqs are increasing, and an event with a smaller seq is never
-// committed after one with a larger seq has become visible; a consumer that
-// polls Events(cursor) with the last seq it saw thus sees every event once.
-// bbolt gets this from its single writer. PostgreSQL takes the seqs from a
-// counter row that the transaction raises just before it commits, so event
-// writers commit one at a time, in seq order (sequences would not do: a
-// seq taken early can commit after a larger one). Seq is set on the Event
-// by the time Update returns; a store may assign it only at commit, so fn
-// must not rely on it, nor on reading its own events back.
+// made visible after one with a larger seq; a consumer that polls
+// Events(cursor) with the last seq it saw thus sees every event once. The
+// events of one transaction keep the order they were appended in. A store
+// may number events after their transaction commits, so event writers need
+// not wait for each other: bbolt numbers them in its single writer;
+// PostgreSQL stores them unnumbered and a sequencer gives the committed
+// ones the next seqs in a short transaction of its own, run by the first
+// read of the feed and by a background pass (store/postgres/doc.go), so an
+// event that commits late is numbered after those already handed out.
+// Every event committed before an Events call began is listed by it when
+// that call is the first of its transaction. fn must not rely on Event.Seq
+// (it may still be 0 when Update returns) nor read its own events back.
 type Store interface {
 	// View runs fn in a read-only snapshot that never blocks writers;
 	// writes in it fail.
@@ -212,9 +218,12 @@ type Tx interface {
 	PutRewardCount(c *RewardCount) error
 	RewardCounts() ([]*RewardCount, error)
 
-	// AppendEvent stores an event; its Seq is set by the time Update
-	// returns (see Store on the order of seqs).
+	// AppendEvent stores an event. The feed numbers it, at the latest
+	// for the first Events call of a transaction after the commit (see
+	// Store on the order of seqs).
 	AppendEvent(e *Event) error
 	// Events lists events with Seq > after, oldest first, at most limit.
+	// The first call of a transaction lists every event committed before
+	// it began.
 	Events(after uint64, limit int) ([]*Event, error)
 }

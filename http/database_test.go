@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	nethttp "net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,19 +13,15 @@ import (
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
+	"github.com/loyaltyhq/loyalty/internal/storetesting"
 	"github.com/loyaltyhq/loyalty/rules"
-	"github.com/loyaltyhq/loyalty/store"
 )
 
 // TestDatabaseWithItsOwnBackups: a server whose database is backed up by
 // its own tools answers the backup route with 422 and that advice, and
 // /healthz follows the database's health check, down and up again.
 func TestDatabaseWithItsOwnBackups(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "loyalty.db"), store.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetesting.Open(t, storeKind)
 	e := engine.New(db, engine.Options{})
 	prog, err := rules.Parse("rules.yaml", []byte(simpleRules))
 	if err != nil {

@@ -7,14 +7,13 @@ import (
 	"io"
 	"log/slog"
 	nethttp "net/http"
-	"path/filepath"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
+	"github.com/loyaltyhq/loyalty/internal/storetesting"
 	"github.com/loyaltyhq/loyalty/rules"
-	"github.com/loyaltyhq/loyalty/store"
 )
 
 // fuzzTarget is a server over the example rules, called in memory through
@@ -26,14 +25,8 @@ type fuzzTarget struct {
 
 func newFuzzTarget(f *testing.F) *fuzzTarget {
 	f.Helper()
-	opts := store.DefaultOptions()
-	// Durability is not under test here, and fsync would slow each input.
-	opts.NoSync = true
-	db, err := store.Open(filepath.Join(f.TempDir(), "loyalty.db"), opts)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { db.Close() })
+	// Durability is not under test here: a bbolt store skips fsync.
+	db := storetesting.Open(f, storeKind)
 	e := engine.New(db, engine.Options{Logger: discardLogger()})
 	prog, err := rules.Parse("rules.yaml", rules.Example)
 	if err != nil {

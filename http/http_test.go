@@ -3,23 +3,30 @@ package http_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	nethttp "net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
+	"github.com/loyaltyhq/loyalty/internal/storetesting"
 	"github.com/loyaltyhq/loyalty/rules"
-	"github.com/loyaltyhq/loyalty/store"
 )
 
-// server is a real listener on :0 over a temp database.
+// storeKind is the store the package's tests run on: TestMain runs them
+// once per kind storetesting offers (bbolt, and PostgreSQL when
+// LOYALTY_TEST_POSTGRES names a server).
+var storeKind = storetesting.Bolt
+
+func TestMain(m *testing.M) { os.Exit(storetesting.RunEach(m, &storeKind)) }
+
+// server is a real listener on :0 over a fresh store of storeKind.
 type server struct {
 	t   *testing.T
 	url string
@@ -34,10 +41,7 @@ func newServer(t *testing.T, testClock bool) *server {
 
 func newServerWithKeys(t *testing.T, testClock bool, keys *lhttp.Keys) *server {
 	t.Helper()
-	db, err := store.Open(t.TempDir()+"/loyalty.db", store.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetesting.Open(t, storeKind)
 	var clock engine.Clock = engine.SystemClock{}
 	var tc *engine.TestClock
 	if testClock {
@@ -58,16 +62,10 @@ func newServerWithKeys(t *testing.T, testClock bool, keys *lhttp.Keys) *server {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
+	// Runs before Open's cleanup, which checks and closes the store.
 	t.Cleanup(func() {
 		srv.Shutdown(5 * time.Second)
-		var out bytes.Buffer
-		if n, err := e.Verify(context.Background(), &out); n > 0 || err != nil {
-			t.Errorf("verify: %d problems, %v\n%s", n, err, out.String())
-		}
-		if n, err := db.Check(&out); n > 0 || err != nil {
-			t.Errorf("check: %d problems, %v\n%s", n, err, out.String())
-		}
-		db.Close()
+		storetesting.Verify(t, db)
 	})
 	return &server{t: t, url: "http://" + ln.Addr().String(), e: e}
 }

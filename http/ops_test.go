@@ -20,6 +20,7 @@ import (
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
+	"github.com/loyaltyhq/loyalty/internal/storetesting"
 	"github.com/loyaltyhq/loyalty/rules"
 	"github.com/loyaltyhq/loyalty/store"
 )
@@ -59,21 +60,18 @@ func (b *syncBuffer) String() string {
 // sees, and configure changes the server's configuration.
 type opsServer struct {
 	*server
-	db    *store.DB
+	db    engine.Store
 	clock *engine.TestClock
 	log   *syncBuffer
 }
 
 func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine.Store, configure ...func(*lhttp.Config)) *opsServer {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "loyalty.db"), store.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetesting.Open(t, storeKind)
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	clock := engine.NewTestClock(engine.SystemClock{})
-	metrics := lhttp.NewMetrics(db.Size)
+	metrics := lhttp.NewMetrics(db.(interface{ Size() int64 }).Size)
 	var st engine.Store = db
 	if wrap != nil {
 		st = wrap(db)
@@ -86,7 +84,10 @@ func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine
 	if _, err := e.LoadRules(t.Context(), prog, "file"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics, Backup: db.WriteTo}
+	cfg := lhttp.Config{Engine: e, Logger: logger, TestClock: clock, Keys: keys, Metrics: metrics}
+	if bolt, ok := db.(*store.DB); ok {
+		cfg.Backup = bolt.WriteTo
+	}
 	for _, c := range configure {
 		c(&cfg)
 	}
@@ -96,16 +97,11 @@ func newOpsServer(t *testing.T, keys *lhttp.Keys, wrap func(engine.Store) engine
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
+	// After Open's cleanup is registered, so it runs first: the store's
+	// own check and close come after.
 	t.Cleanup(func() {
 		srv.Shutdown(5 * time.Second)
-		var out bytes.Buffer
-		if n, err := engine.New(db, engine.Options{}).Verify(context.Background(), &out); n > 0 || err != nil {
-			t.Errorf("verify: %d problems, %v\n%s", n, err, out.String())
-		}
-		if n, err := db.Check(&out); n > 0 || err != nil {
-			t.Errorf("check: %d problems, %v\n%s", n, err, out.String())
-		}
-		db.Close()
+		storetesting.Verify(t, db)
 	})
 	return &opsServer{server: &server{t: t, url: "http://" + ln.Addr().String(), e: e}, db: db, clock: clock, log: logs}
 }
@@ -317,6 +313,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 }
 
 func TestBackupEndpoint(t *testing.T) {
+	storetesting.BoltOnly(t, storeKind)
 	keys, err := lhttp.NewKeys([]lhttp.Key{
 		{Name: "ops", Key: "admin-key-0123456789", Role: "admin"},
 		{Name: "till", Key: "pos-key-0123456789ab", Role: "pos"},

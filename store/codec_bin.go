@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/loyaltyhq/loyalty/internal/storedname"
 )
 
 // The binary encoding (version binV2) is a tagged format in the spirit of
@@ -332,38 +334,6 @@ func ownMarshalling(t reflect.Type) bool {
 	return false
 }
 
-// storedNames returns the name f is stored under and its key in JSON
-// records, from its store and json tags.
-func storedNames(f reflect.StructField) (stored, jsonKey string, err error) {
-	stored = f.Name
-	name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-	if name != "" {
-		jsonKey = name
-	}
-	if slices.Contains(strings.Split(opts, ","), "string") {
-		return "", "", errors.New("json tag option string: JSON records would hold the value quoted")
-	}
-	if tag, ok := f.Tag.Lookup("store"); ok {
-		for opt := range strings.SplitSeq(tag, ",") {
-			k, val, _ := strings.Cut(opt, "=")
-			switch {
-			case val == "":
-				return "", "", fmt.Errorf("store tag %q: want name=… or json=…", tag)
-			case k == "name":
-				stored = val
-			case k == "json":
-				jsonKey = val
-			default:
-				return "", "", fmt.Errorf("store tag %q: unknown option %s", tag, k)
-			}
-		}
-	}
-	if jsonKey == "" {
-		jsonKey = stored
-	}
-	return stored, jsonKey, nil
-}
-
 func (p *planner) structCodec(t reflect.Type) (*structCodec, error) {
 	sc := &structCodec{byTag: map[uint64]int{}, byJSON: map[string]int{}, jsonAsIs: true}
 	for i := range t.NumField() {
@@ -377,7 +347,7 @@ func (p *planner) structCodec(t reflect.Type) (*structCodec, error) {
 		if tag := f.Tag.Get("json"); tag == "-" {
 			continue
 		}
-		stored, jsonKey, err := storedNames(f)
+		stored, jsonKey, err := storedname.Of(f)
 		if err != nil {
 			return nil, fmt.Errorf("%s.%s: %w", t, f.Name, err)
 		}

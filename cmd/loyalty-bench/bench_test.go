@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,5 +155,86 @@ func TestBenchRulesScheduleNothingDuringARun(t *testing.T) {
 				t.Errorf("from %v, %s falls due at %v, within the run", now, j.Name, next)
 			}
 		}
+	}
+}
+
+// TestPostgresArgs: a postgres:// --db runs the PostgreSQL comparison, and
+// cannot be mixed with a running server's --url.
+func TestPostgresArgs(t *testing.T) {
+	cfg, err := parseArgs([]string{"--db", "postgres://u@h/db"}, io.Discard)
+	if err != nil || cfg.pgURL != "postgres://u@h/db" || cfg.dbPath != "" {
+		t.Fatalf("got %+v, %v", cfg, err)
+	}
+	if cfg, err := parseArgs([]string{"--db", "loyalty.db"}, io.Discard); err != nil || cfg.pgURL != "" || cfg.dbPath != "loyalty.db" {
+		t.Fatalf("a file --db: %+v, %v", cfg, err)
+	}
+	for _, bad := range [][]string{{"--db", "postgres://u@h/db", "--url", "http://x"}, {"--pg-local", "--url", "http://x"}} {
+		if _, err := parseArgs(bad, io.Discard); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestParsePgbench(t *testing.T) {
+	out := []byte(`pgbench (15.18 (Debian 15.18-0+deb12u1))
+transaction type: minimal.sql
+scaling factor: 1
+query mode: prepared
+number of clients: 64
+number of threads: 2
+duration: 8 s
+number of transactions actually processed: 41471
+latency average = 12.346 ms
+initial connection time = 61.023 ms
+tps = 5183.872770 (without initial connection time)
+`)
+	p, err := parsePgbench(out, 64)
+	if err != nil || p.TPS != 5183.87277 || p.LatencyMs != 12.346 || p.Concurrency != 64 {
+		t.Fatalf("got %+v, %v", p, err)
+	}
+	if _, err := parsePgbench([]byte("pgbench: error: connection refused"), 1); err == nil {
+		t.Error("output without a rate: no error")
+	}
+}
+
+// TestRoundRobin: given two servers, each worker sends its requests to
+// them in turn, and workers start on different ones, as behind a
+// round-robin load balancer.
+func TestRoundRobin(t *testing.T) {
+	var hits [2]atomic.Int64
+	var addrs []string
+	for i := range hits {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits[i].Add(1)
+			w.WriteHeader(http.StatusOK)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		addrs = append(addrs, ln.Addr().String())
+	}
+	c := newClient(addrs[0], nil, "r", addrs[1])
+	a, b := c.newWorker(1), c.newWorker(2)
+	defer a.release()
+	defer b.release()
+	if err := a.do("GET", "/x", nil, http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.do("GET", "/x", nil, http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	if hits[0].Load() != 1 || hits[1].Load() != 1 {
+		t.Fatalf("two workers' first requests reached the servers %d and %d times, want one each", hits[0].Load(), hits[1].Load())
+	}
+	for range 10 {
+		if err := a.do("GET", "/x", nil, http.StatusOK); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits[0].Load() != 6 || hits[1].Load() != 6 {
+		t.Errorf("ten more requests of one worker: %d and %d, want 6 and 6", hits[0].Load(), hits[1].Load())
 	}
 }

@@ -16,26 +16,32 @@ import (
 
 // client sends the bench's requests over keep-alive connections. fasthttp
 // keeps the load generator's own CPU cost low: it shares the machine with
-// the server.
+// the server. Given several servers, each worker sends its requests to
+// them in turn, as a round-robin load balancer would.
 type client struct {
-	hc      *fasthttp.HostClient
+	hcs     []*fasthttp.HostClient
 	members []memberRef
 	run     string // makes purchase ids unique across runs on one database
 	tills   atomic.Int64
-	// pid is the server's process, when known, to measure its CPU time.
-	pid int
+	// pid is the server's process, when known, to measure its CPU time;
+	// pids are more servers' (all of whose CPU time counts), and dbPids a
+	// function listing the database server's processes, when local.
+	pid    int
+	pids   []int
+	dbPids func() []int
 }
 
-func newClient(addr string, members []memberRef, run string) *client {
-	return &client{
-		hc: &fasthttp.HostClient{
-			Addr: addr, MaxConns: 4096, WriteTimeout: time.Minute,
+func newClient(addr string, members []memberRef, run string, more ...string) *client {
+	c := &client{members: members, run: run}
+	for _, a := range append([]string{addr}, more...) {
+		c.hcs = append(c.hcs, &fasthttp.HostClient{
+			Addr: a, MaxConns: 4096, WriteTimeout: time.Minute,
 			// The expiry run answers when the job is done, which may take minutes.
 			ReadTimeout:               30 * time.Minute,
 			MaxIdemponentCallAttempts: 1,
-		},
-		members: members, run: run,
+		})
 	}
+	return c
 }
 
 // item is a line a till can ring up.
@@ -64,13 +70,15 @@ type worker struct {
 	// do, so ids from many tills interleave in the store's id order.
 	store, till int64
 	receipt     int64
+	// sent counts requests, to take the servers in turn.
+	sent int
 }
 
 func (c *client) newWorker(seed uint64) *worker {
 	n := c.tills.Add(1)
 	return &worker{
 		c: c, rnd: rand.New(rand.NewPCG(seed, 0x10ca1)), req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(),
-		store: n % 97, till: n / 97,
+		store: n % 97, till: n / 97, sent: int(n),
 	}
 }
 
@@ -136,12 +144,14 @@ func (w *worker) do(method, uri string, body []byte, want int) error {
 	w.resp.Reset()
 	w.req.Header.SetMethod(method)
 	w.req.SetRequestURI(uri)
-	w.req.SetHost(w.c.hc.Addr)
+	hc := w.c.hcs[w.sent%len(w.c.hcs)]
+	w.sent++
+	w.req.SetHost(hc.Addr)
 	if body != nil {
 		w.req.Header.SetContentType("application/json")
 		w.req.SetBodyRaw(body)
 	}
-	if err := w.c.hc.Do(w.req, w.resp); err != nil {
+	if err := hc.Do(w.req, w.resp); err != nil {
 		return err
 	}
 	if code := w.resp.StatusCode(); code != want {
@@ -188,9 +198,11 @@ type latencies struct {
 	firstErr error
 	elapsed  time.Duration
 	// server is what the server used over the measured part, when known,
-	// and self the bench's own CPU time, which competes with it.
+	// and self the bench's own CPU time, which competes with it; db is
+	// the CPU time of a local database server's processes.
 	server procSample
 	self   time.Duration
+	db     time.Duration
 }
 
 func (l *latencies) merge(o *latencies) {
@@ -222,6 +234,10 @@ type stats struct {
 	BenchCPUus float64 `json:"bench_cpu_us_per_request,omitempty"`
 	// ServerWriteKiB is what the server wrote to storage per request.
 	ServerWriteKiB float64 `json:"server_write_kib_per_request,omitempty"`
+	// DBCores and DBCPUus are a local PostgreSQL's CPU time (all its
+	// processes), over the wall time and per request.
+	DBCores float64 `json:"db_cores,omitempty"`
+	DBCPUus float64 `json:"db_cpu_us_per_request,omitempty"`
 }
 
 func (l *latencies) stats(conc int) stats {
@@ -236,12 +252,14 @@ func (l *latencies) stats(conc int) stats {
 	if l.elapsed > 0 {
 		s.PerSec = float64(len(l.took)) / l.elapsed.Seconds()
 		s.ServerCores = l.server.cpu.Seconds() / l.elapsed.Seconds()
+		s.DBCores = l.db.Seconds() / l.elapsed.Seconds()
 	}
 	if len(l.took) > 0 {
 		n := float64(len(l.took))
 		s.ServerCPUus = float64(l.server.cpu.Microseconds()) / n
 		s.BenchCPUus = float64(l.self.Microseconds()) / n
 		s.ServerWriteKiB = float64(l.server.written) / 1024 / n
+		s.DBCPUus = float64(l.db.Microseconds()) / n
 	}
 	return s
 }
@@ -298,17 +316,14 @@ func (c *client) load(conc int, op func(*worker) error, warm, stop <-chan struct
 			}
 		}()
 	}
-	server0, self0 := make(chan procSample, 1), make(chan time.Duration, 1)
+	server0, self0, db0 := make(chan procSample, 1), make(chan time.Duration, 1), make(chan time.Duration, 1)
 	go func() {
 		if warm != nil {
 			<-warm
 		}
 		self0 <- selfCPU()
-		var s procSample
-		if c.pid > 0 {
-			s, _ = sampleProc(c.pid)
-		}
-		server0 <- s
+		server0 <- c.sampleServers()
+		db0 <- c.sampleDB()
 	}()
 	wg.Wait()
 	out := &latencies{}
@@ -319,12 +334,43 @@ func (c *client) load(conc int, op func(*worker) error, warm, stop <-chan struct
 		out.elapsed = time.Since(began)
 	}
 	out.self = selfCPU() - <-self0
-	if start := <-server0; c.pid > 0 && start.cpu > 0 {
-		if end, err := sampleProc(c.pid); err == nil {
-			out.server = procSample{cpu: end.cpu - start.cpu, written: end.written - start.written}
-		}
+	if start := <-server0; start.cpu > 0 {
+		end := c.sampleServers()
+		out.server = procSample{cpu: end.cpu - start.cpu, written: end.written - start.written}
+	}
+	if start := <-db0; start > 0 {
+		out.db = c.sampleDB() - start
 	}
 	return out
+}
+
+// sampleServers adds up what the servers have used so far.
+func (c *client) sampleServers() procSample {
+	var sum procSample
+	for _, pid := range append([]int{c.pid}, c.pids...) {
+		if pid <= 0 {
+			continue
+		}
+		if s, err := sampleProc(pid); err == nil {
+			sum.cpu += s.cpu
+			sum.written += s.written
+		}
+	}
+	return sum
+}
+
+// sampleDB is the CPU time a local database server has used so far.
+func (c *client) sampleDB() time.Duration {
+	if c.dbPids == nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, pid := range c.dbPids() {
+		if d, err := cpuTime(pid); err == nil {
+			sum += d
+		}
+	}
+	return sum
 }
 
 func closed(c <-chan struct{}) bool {

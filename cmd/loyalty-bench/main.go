@@ -35,6 +35,7 @@ import (
 
 	"github.com/loyaltyhq/loyalty/rules"
 	"github.com/loyaltyhq/loyalty/store"
+	"github.com/loyaltyhq/loyalty/store/postgres"
 )
 
 // config is the command line.
@@ -64,6 +65,9 @@ type config struct {
 	startupOnly bool
 	bigMembers  int
 	bigEntries  int
+	// pgURL (--db postgres://…) or pgLocal runs the PostgreSQL comparison.
+	pgURL   string
+	pgLocal bool
 }
 
 func main() {
@@ -89,7 +93,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	var conc, serverArgs string
 	fs.StringVar(&cfg.url, "url", "", "drive this running server (http://host:port) instead of starting one; members are then seeded over HTTP and the expiry run is skipped")
 	fs.IntVar(&cfg.pid, "pid", 0, "with --url: the server's process id, to report its peak RSS")
-	fs.StringVar(&cfg.dbPath, "db", "", "with --url: the server's database file, to report its size")
+	fs.StringVar(&cfg.dbPath, "db", "", "with --url: the server's database file, to report its size; a postgres:// URL instead runs the PostgreSQL comparison on a database the bench creates on that server (and drops)")
+	fs.BoolVar(&cfg.pgLocal, "pg-local", false, "run the PostgreSQL comparison on a throwaway local cluster started with .ci/postgres")
 	fs.StringVar(&cfg.serverBin, "server-bin", "", "loyalty binary to run (default: build ./cmd/loyalty)")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments for `loyalty serve`, space-separated")
 	fs.StringVar(&cfg.dir, "dir", "", "directory for the temp databases (default: a new one under $TMPDIR); it is the disk being measured")
@@ -128,6 +133,13 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		cfg.concurrency = append(cfg.concurrency, n)
 	}
 	cfg.serverArgs = strings.Fields(serverArgs)
+	if postgres.IsURL(cfg.dbPath) {
+		cfg.pgURL, cfg.dbPath = cfg.dbPath, ""
+	}
+	if (cfg.pgURL != "" || cfg.pgLocal) && cfg.url != "" {
+		fmt.Fprintln(stderr, "loyalty-bench: the PostgreSQL comparison starts its own servers: give --url or --db postgres:// / --pg-local, not both")
+		return cfg, errors.New("usage")
+	}
 	if cfg.members < 1 {
 		fmt.Fprintln(stderr, "loyalty-bench: --members must be at least 1")
 		return cfg, errors.New("usage")
@@ -149,6 +161,7 @@ type Results struct {
 	Expire    *expireResult   `json:"expire,omitempty"`
 	Server    serverResult    `json:"server"`
 	Startup   *startupResult  `json:"startup,omitempty"`
+	Postgres  *pgResult       `json:"postgres,omitempty"`
 }
 
 type machine struct {
@@ -163,6 +176,7 @@ type settings struct {
 	Members           int     `json:"members"`
 	Lots              int     `json:"lots"`
 	DurationSec       float64 `json:"duration_seconds"`
+	Warmup            string  `json:"warmup"`
 	CeilingBatchDelay string  `json:"ceiling_batch_delay"`
 	BatchSize         int     `json:"batch_size"`
 	ServerArgs        string  `json:"server_args"`
@@ -228,10 +242,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		cfg.serverArgs = append(cfg.serverArgs, "--batch-size", strconv.Itoa(cfg.batchSize))
 	}
 	res.Settings = settings{
-		Members: cfg.members, Lots: cfg.lots, DurationSec: cfg.duration.Seconds(),
+		Members: cfg.members, Lots: cfg.lots, DurationSec: cfg.duration.Seconds(), Warmup: cfg.warmup.String(),
 		CeilingBatchDelay: cfg.batchDelay.String(), BatchSize: batchSize(cfg), ServerArgs: strings.Join(cfg.serverArgs, " "), URL: cfg.url,
 	}
-	if cfg.url != "" {
+	if cfg.url != "" || cfg.pgURL != "" || cfg.pgLocal {
 		res.Settings.Lots = 0
 	}
 
@@ -251,7 +265,12 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 
-	if !cfg.startupOnly {
+	switch {
+	case cfg.pgURL != "" || cfg.pgLocal:
+		if err := pgCompare(ctx, cfg, bin, dir, res, logf); err != nil {
+			return err
+		}
+	case !cfg.startupOnly:
 		if err := mainRun(ctx, cfg, bin, dir, res, logf); err != nil {
 			return err
 		}

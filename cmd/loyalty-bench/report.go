@@ -21,6 +21,9 @@ func printTable(w io.Writer, r *Results) {
 	if len(r.Purchases) > 0 {
 		printMain(w, r)
 	}
+	if r.Postgres != nil {
+		printPostgres(w, r)
+	}
 	if x := r.Startup; x != nil {
 		fmt.Fprintf(w, "\nstart-up database: %d members × %d ledger entries, built in %.0fs through the store\n", x.Members, x.Entries, x.BuildSec)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

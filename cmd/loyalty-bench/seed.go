@@ -61,6 +61,11 @@ func seedMembers(ctx context.Context, path string, n, workers int, prefix string
 		return nil, err
 	}
 	defer closeDB(db, &err)
+	return seedMembersOn(ctx, db, prog, e, n, workers, prefix)
+}
+
+// seedMembersOn enrols n members through e, on db, from workers goroutines.
+func seedMembersOn(ctx context.Context, db engine.Store, prog *rules.Program, e *engine.Engine, n, workers int, prefix string) ([]memberRef, error) {
 	out := make([]memberRef, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -105,7 +110,7 @@ func closeDB(db *store.DB, err *error) {
 // recordJobRuns stores a run of every scheduled job at now, as a server that
 // has been running would have. Without them a fresh server's catch-up would
 // run every job at start-up, in the middle of the measurements.
-func recordJobRuns(db *store.DB, prog *rules.Program, now time.Time) error {
+func recordJobRuns(db engine.Store, prog *rules.Program, now time.Time) error {
 	return db.Update(context.Background(), func(tx engine.Tx) error {
 		for _, j := range prog.Jobs {
 			if err := tx.PutJobRun(&engine.JobRun{Name: j.Name, StartedAt: now, FinishedAt: now}); err != nil {

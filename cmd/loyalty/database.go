@@ -43,6 +43,11 @@ func openDatabase(ctx context.Context, dsn string, o dbOptions) (database, error
 	if postgres.IsURL(dsn) {
 		opts := postgres.DefaultOptions()
 		opts.NoMigrate = o.readOnly
+		if o.readOnly {
+			// A command that only reads leaves numbering the feed to the
+			// servers (store/postgres/doc.go, "Events").
+			opts.SequenceEvery = -1
+		}
 		db, err := postgres.Open(ctx, dsn, opts)
 		if err != nil {
 			return nil, err

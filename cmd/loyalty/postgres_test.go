@@ -247,6 +247,22 @@ func TestCopyToPostgres(t *testing.T) {
 	if a, b := snapshot(t, src, id), snapshot(t, dst, id); a != b {
 		t.Errorf("the copy reads differently:\nbbolt:    %s\npostgres: %s", a, b)
 	}
+	// The feed goes on after the copied seqs.
+	if err := dst.Update(t.Context(), func(tx engine.Tx) error {
+		return tx.AppendEvent(&engine.Event{ID: "evt_after_copy", Type: "points.expiring", At: time.Now().UTC()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.View(t.Context(), func(tx engine.Tx) error {
+		// The copy carried events 1 to 4 (the output says so above).
+		evs, err := tx.Events(4, 0)
+		if err == nil && (len(evs) != 1 || evs[0].Seq != 5 || evs[0].ID != "evt_after_copy") {
+			t.Errorf("the event after the copy: %+v, want seq 5", evs)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	if code, out := runCLI(t, "copy", "--from", path, "--to", dsn); code == 0 || !strings.Contains(out, "already holds records") {
 		t.Errorf("copy into a database with records: exit %d\n%s", code, out)

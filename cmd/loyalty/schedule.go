@@ -16,15 +16,19 @@ import (
 // Scheduler runs the engine's jobs on the cron schedules of the live rules,
 // in the program's time zone, by the engine's clock: under the test clock a
 // job falls due when the clock is moved past its time, and GET /v1/jobs
-// shows next_run in that time, after last_run.
+// shows next_run in that time, after last_run. On a database other servers
+// share, it runs them only while it holds the jobs' lease (Lead).
 type Scheduler struct {
 	engine *engine.Engine
 	log    *slog.Logger
+	lead   *leadership
+	ctx    context.Context // Start's, for catching up when the lease is taken
 	// Tick is how often the scheduler reads the engine's clock, so a job
 	// starts at most this late; zero is a second. Tests shorten it.
 	Tick time.Duration
 
 	mu       sync.Mutex
+	stopped  bool
 	jobs     map[string]*scheduledJob
 	loop     sync.Once
 	stopOnce sync.Once
@@ -46,11 +50,23 @@ func NewScheduler(e *engine.Engine, log *slog.Logger) *Scheduler {
 	return &Scheduler{engine: e, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
+// Lead makes the scheduler share the jobs with other servers on db: it
+// runs them only while it holds their lease, for ttl at a time.
+func (s *Scheduler) Lead(db engine.Store, ttl time.Duration) {
+	s.lead = newLeadership(db, ttl, s.log, s.gainedLead)
+}
+
 // Start schedules every job of prog and, in the background, runs at once
-// each job that missed a run while the server was down.
+// each job that missed a run while the server was down; when the jobs are
+// leased, it does so each time this server takes the lease.
 func (s *Scheduler) Start(ctx context.Context, prog *rules.Program) error {
 	if err := s.schedule(ctx, prog); err != nil {
 		return err
+	}
+	if s.lead != nil {
+		s.ctx = ctx
+		s.lead.start()
+		return nil
 	}
 	s.wg.Add(1)
 	go func() {
@@ -152,9 +168,39 @@ func (s *Scheduler) catchUp(ctx context.Context, prog *rules.Program) {
 	}
 }
 
+// gainedLead catches up, as at start, once this server holds the jobs'
+// lease: the server that held it may have died before a run.
+func (s *Scheduler) gainedLead(lctx context.Context) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	defer context.AfterFunc(lctx, cancel)()
+	prog, _ := s.engine.Program()
+	s.catchUp(ctx, prog)
+}
+
 func (s *Scheduler) run(ctx context.Context, name string) {
 	if ctx.Err() != nil {
 		return
+	}
+	if s.lead != nil {
+		// Another server runs the jobs, or this one until it loses the
+		// lease: the job stops between two chunks then.
+		lctx, ok := s.lead.current()
+		if !ok {
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(lctx, cancel)()
 	}
 	s.wg.Add(1)
 	defer s.wg.Done()
@@ -174,8 +220,15 @@ func (s *Scheduler) NextRun(name string) (time.Time, bool) {
 	return j.next, true
 }
 
-// Stop stops scheduling and waits for running jobs.
+// Stop stops scheduling, gives up the jobs' lease and waits for running
+// jobs.
 func (s *Scheduler) Stop() {
+	if s.lead != nil {
+		s.lead.close()
+	}
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	started := true
 	s.loop.Do(func() { started = false })
 	if started {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -52,6 +53,12 @@ type Config struct {
 	// zero keeps defaultBackupKeep.
 	BackupDir  string
 	BackupKeep int
+	// On a database other servers share (PostgreSQL): JobLease is how
+	// long the scheduled jobs' lease lasts without renewal, and RulesPoll
+	// how often the server looks for rules another published (cluster.go);
+	// zero takes the defaults.
+	JobLease  time.Duration
+	RulesPoll time.Duration
 }
 
 // defaultBackupKeep is a week of nightly copies.
@@ -87,8 +94,10 @@ type Main struct {
 	serveErr      chan error
 	stopWatch     func()
 	stopKeysWatch func()
-	jobsCtx       context.Context
-	stopJobs      context.CancelFunc
+	// waitFollow waits for the rules follower of a shared database.
+	waitFollow func()
+	jobsCtx    context.Context
+	stopJobs   context.CancelFunc
 }
 
 // serveFlags defines serve's flags on a new FlagSet, every one also read
@@ -99,7 +108,7 @@ func serveFlags(cfg *Config, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen `address`")
 	fs.StringVar(&cfg.DBPath, "db", "loyalty.db", "bbolt database `file`, or a postgres:// URL")
-	fs.StringVar(&cfg.RulesPath, "rules", "", "rules `file` (default rules.yaml, created from the example)")
+	fs.StringVar(&cfg.RulesPath, "rules", "", "rules `file` (default rules.yaml, created from the example; on PostgreSQL the database keeps the rules and a file is read and watched only when given)")
 	fs.StringVar(&cfg.KeysPath, "keys", "", "API keys `file`, a YAML list of {name, key, role}; without it the API is open on loopback only")
 	fs.StringVar(&cfg.CORSOrigins, "cors-origins", "", "web `origins` whose pages may call the API, comma separated, like https://app.example.com; needs --keys")
 	fs.Var((*boolFlag)(&cfg.TestClock), "test-clock", "allow POST /v1/clock to move time")
@@ -110,6 +119,8 @@ func serveFlags(cfg *Config, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the private key `file` (PEM) of --tls-cert")
 	fs.StringVar(&cfg.BackupDir, "backup-dir", "", "`directory` the backup job writes its verified copies to (default: backups beside --db)")
 	fs.IntVar(&cfg.BackupKeep, "backup-keep", defaultBackupKeep, "how many of the backup job's `copies` to keep; older ones are removed")
+	fs.DurationVar(&cfg.JobLease, "job-lease", DefaultJobLease, "on PostgreSQL: how long the server that runs the scheduled jobs keeps them without renewing its lease, so how soon another takes over when it dies")
+	fs.DurationVar(&cfg.RulesPoll, "rules-poll", DefaultRulesPoll, "on PostgreSQL: how often the server looks for rules another server published")
 	return fs
 }
 
@@ -256,6 +267,9 @@ func (m *Main) Open() error {
 	m.jobsCtx, m.stopJobs = context.WithCancel(context.Background())
 	m.Scheduler = NewScheduler(m.Engine, m.Logger)
 	m.Scheduler.Tick = m.JobTick
+	if m.sharedDB() {
+		m.Scheduler.Lead(m.DB, cmp.Or(cfg.JobLease, DefaultJobLease))
+	}
 	if err := m.Scheduler.Start(m.jobsCtx, prog); err != nil {
 		return err
 	}
@@ -264,8 +278,15 @@ func (m *Main) Open() error {
 			m.Logger.Error("rescheduling jobs", "err", err)
 		}
 	})
-	if m.stopWatch, err = watchRules(m.jobsCtx, cfg.RulesPath, m.Engine, m.Logger); err != nil {
-		return err
+	var save func([]byte) error
+	if m.rulesFileWatched() {
+		save = saveRules(cfg.RulesPath)
+		if m.stopWatch, err = watchRules(m.jobsCtx, cfg.RulesPath, m.Engine, m.Logger); err != nil {
+			return err
+		}
+	}
+	if m.sharedDB() {
+		m.waitFollow = followRules(m.jobsCtx, m.Engine, cmp.Or(cfg.RulesPoll, DefaultRulesPoll), save, m.Logger)
 	}
 	if m.keys != nil {
 		if m.stopKeysWatch, err = watchFile(m.jobsCtx, cfg.KeysPath, m.Logger, func() { _ = m.reloadKeys("the file changed") }); err != nil {
@@ -274,7 +295,7 @@ func (m *Main) Open() error {
 	}
 	httpCfg := lhttp.Config{
 		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: m.keys,
-		CORSOrigins: origins, SaveRules: saveRules(cfg.RulesPath), Metrics: metrics,
+		CORSOrigins: origins, SaveRules: save, Metrics: metrics,
 		RequestTimeout: cfg.RequestTimeout,
 	}
 	switch db := m.DB.(type) {
@@ -290,7 +311,11 @@ func (m *Main) Open() error {
 	if m.cert != nil {
 		scheme = "https://"
 	}
-	m.Logger.Info("listening", "addr", scheme+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", cfg.RulesPath, "version", version.Get().String())
+	rulesFrom := cfg.RulesPath
+	if !m.rulesFileWatched() {
+		rulesFrom = "the database"
+	}
+	m.Logger.Info("listening", "addr", scheme+m.ln.Addr().String(), "db", describeDB(cfg.DBPath), "rules", rulesFrom, "version", version.Get().String())
 	return nil
 }
 
@@ -318,6 +343,9 @@ func (m *Main) Close() error {
 	}
 	if m.stopKeysWatch != nil {
 		m.stopKeysWatch()
+	}
+	if m.waitFollow != nil {
+		m.waitFollow()
 	}
 	switch {
 	case m.Server != nil && m.ln != nil:

@@ -7,15 +7,25 @@ import (
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
-	"github.com/loyaltyhq/loyalty/store"
+	"github.com/loyaltyhq/loyalty/internal/pgtest"
+	"github.com/loyaltyhq/loyalty/internal/storetesting"
 )
 
 // A database whose records agree with each other but hold amounts past
 // the engine's limits (as an older engine wrote them, or something around
 // it) passed verify.
 func TestVerifyReportsValuesOutOfRange(t *testing.T) {
+	for _, kind := range storetesting.Kinds() {
+		t.Run(kind, func(t *testing.T) { testVerifyReportsValuesOutOfRange(t, kind) })
+	}
+}
+
+func testVerifyReportsValuesOutOfRange(t *testing.T, kind string) {
 	path := filepath.Join(t.TempDir(), "loyalty.db")
-	db, err := store.Open(path, store.DefaultOptions())
+	if kind == storetesting.Postgres {
+		path = pgtest.URL(t)
+	}
+	db, err := openDatabase(t.Context(), path, dbOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,9 @@ func Open(tb testing.TB, kind string) engine.Store {
 		tb.Fatalf("storetesting: no store kind %q", kind)
 	}
 	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("(this test ran on the %s store)", kind)
+		}
 		var out strings.Builder
 		if n, err := s.Check(&out); err != nil || n > 0 {
 			tb.Errorf("%s check: %d problems, %v\n%s", kind, n, err, out.String())

@@ -1,6 +1,8 @@
 package storetesting
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/loyaltyhq/loyalty/engine"
@@ -30,6 +32,42 @@ func TestEveryKindOpens(t *testing.T) {
 				t.Fatal(err)
 			}
 			Verify(t, s)
+		})
+	}
+}
+
+// TestTwice: a write function runs twice, the first run's writes rolled
+// back, so a function that keeps state outside its transaction shows it,
+// and one that fails is answered with its error after one run.
+func TestTwice(t *testing.T) {
+	for _, kind := range Kinds() {
+		t.Run(kind, func(t *testing.T) {
+			s := Twice(Open(t, kind))
+			runs := 0
+			if err := s.Update(t.Context(), func(tx engine.Tx) error {
+				runs++
+				return tx.Mark(fmt.Sprint("run ", runs))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.View(t.Context(), func(tx engine.Tx) error {
+				first, err := tx.Marked("run 1")
+				if err != nil {
+					return err
+				}
+				second, err := tx.Marked("run 2")
+				if first || !second {
+					t.Errorf("runs %d: first run kept %v, second %v; want only the second", runs, first, second)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			refused := errors.New("refused")
+			runs = 0
+			if err := s.Update(t.Context(), func(engine.Tx) error { runs++; return refused }); !errors.Is(err, refused) || runs != 1 {
+				t.Errorf("a refusing function: %v after %d runs, want its error after 1", err, runs)
+			}
 		})
 	}
 }

@@ -37,11 +37,16 @@ type Options struct {
 	// NoMigrate opens without creating or upgrading the schema; the
 	// schema must then be exactly this program's (verify uses it).
 	NoMigrate bool
+	// SequenceEvery is how often the background pass gives committed
+	// events their seqs (doc.go, "Events"); zero takes
+	// DefaultSequenceEvery, a negative value runs no pass (readers of
+	// the feed still sequence).
+	SequenceEvery time.Duration
 }
 
 // DefaultOptions returns the options a server should use.
 func DefaultOptions() Options {
-	return Options{MaxConns: 32, MaxAttempts: 30, UpdateTimeout: time.Minute}
+	return Options{MaxConns: 32, MaxAttempts: 30, UpdateTimeout: time.Minute, SequenceEvery: DefaultSequenceEvery}
 }
 
 // DB is a loyalty database on a PostgreSQL server.
@@ -52,6 +57,10 @@ type DB struct {
 	// with it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// sequencerDone is closed when the background sequencer has stopped.
+	sequencerDone chan struct{}
+	// queues line up this process's transactions of one member (queue.go).
+	queues memberQueues
 }
 
 // Open connects to the database at url, creates or upgrades its schema
@@ -66,6 +75,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	if opts.UpdateTimeout <= 0 {
 		opts.UpdateTimeout = def.UpdateTimeout
+	}
+	if opts.SequenceEvery == 0 {
+		opts.SequenceEvery = def.SequenceEvery
 	}
 	pool, err := newPool(ctx, url, opts.MaxConns)
 	if err != nil {
@@ -82,7 +94,13 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	dctx, cancel := context.WithCancel(context.Background())
-	return &DB{pool: pool, opts: opts, ctx: dctx, cancel: cancel}, nil
+	db := &DB{pool: pool, opts: opts, ctx: dctx, cancel: cancel, sequencerDone: make(chan struct{})}
+	if opts.SequenceEvery > 0 {
+		go db.sequencer(opts.SequenceEvery)
+	} else {
+		close(db.sequencerDone)
+	}
+	return db, nil
 }
 
 // newPool connects, so that a wrong URL or a server that is down fails
@@ -139,6 +157,7 @@ func checkVersion(ctx context.Context, pool *pgxpool.Pool) error {
 // Close waits for the transactions in flight and closes the connections.
 func (db *DB) Close() error {
 	db.cancel()
+	<-db.sequencerDone
 	db.pool.Close()
 	return nil
 }
@@ -166,7 +185,7 @@ func (db *DB) View(ctx context.Context, fn func(engine.Tx) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		var retry bool
-		if retry, err = db.run(ctx, fn, false); !retry || attempt >= maxLostAttempts {
+		if retry, err = db.run(ctx, fn, false, nil); !retry || attempt >= maxLostAttempts {
 			return err
 		}
 	}
@@ -198,10 +217,12 @@ func (db *DB) Update(ctx context.Context, fn func(engine.Tx) error) error {
 	defer stop()
 	var err error
 	duplicates := 0
+	pl := &places{qs: &db.queues}
+	defer pl.release()
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(parent, db.opts.UpdateTimeout)
 		var retry bool
-		retry, err = db.run(ctx, fn, true)
+		retry, err = db.run(ctx, fn, true, pl)
 		cancel()
 		if retry && isCode(err, "23505") {
 			// A key taken by a concurrent writer is seen by the next
@@ -210,6 +231,13 @@ func (db *DB) Update(ctx context.Context, fn func(engine.Tx) error) error {
 		}
 		if !retry || attempt >= db.opts.MaxAttempts || duplicates >= maxDuplicateAttempts {
 			break
+		}
+		if errors.Is(err, errRestart) {
+			// The wait for the member's turn is the pause.
+			if err := pl.wait(parent); err != nil {
+				return fmt.Errorf("postgres: update: %w", err)
+			}
+			continue
 		}
 		if err := sleep(parent, backoff(attempt)); err != nil {
 			return fmt.Errorf("postgres: update: %w", err)
@@ -238,13 +266,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // run is one attempt of View or Update. It tells whether the attempt
 // failed in a way a new attempt can fix.
-func (db *DB) run(ctx context.Context, fn func(engine.Tx) error, write bool) (retry bool, err error) {
+func (db *DB) run(ctx context.Context, fn func(engine.Tx) error, write bool, pl *places) (retry bool, err error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return false, fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Release()
-	t := &tx{ctx: ctx, conn: conn.Conn(), write: write}
+	t := &tx{ctx: ctx, conn: conn.Conn(), write: write, places: pl}
 	done := false
 	defer func() {
 		// Also on a panic in fn: a connection must not go back to the pool
@@ -283,9 +311,13 @@ func isCode(err error, code string) bool {
 }
 
 // retryable tells whether a transaction failed only because of what ran
-// beside it: a serialization failure, a deadlock, or a unique key another
-// transaction took first (a new attempt sees it and decides again).
+// beside it: a serialization failure, a deadlock, a unique key another
+// transaction took first (a new attempt sees it and decides again), or a
+// turn in a member's queue that came after its snapshot.
 func retryable(err error) bool {
+	if errors.Is(err, errRestart) {
+		return true
+	}
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return false

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loyaltyhq/loyalty/engine"
-	"github.com/loyaltyhq/loyalty/rules"
 )
 
 var errEmptyID = errors.New("empty id")
@@ -53,8 +53,11 @@ func (t *tx) saw(m *engine.Member) {
 	t.keys[m.ID] = memberKeys{m.ExternalID, m.Email, m.Phone}
 }
 
-// members runs a query for members.
+// members runs a query for members, which locks them in an Update.
 func (t *tx) members(what, sql string, args ...any) ([]*engine.Member, error) {
+	if t.write {
+		defer func() { t.holdsLocks = true }()
+	}
 	var out []*engine.Member
 	err := t.query(what, sql, args, func(rows pgx.Rows) error {
 		m, err := t.scanMember(rows)
@@ -76,6 +79,9 @@ func (t *tx) member(what, sql string, args ...any) (*engine.Member, error) {
 
 // Member implements engine.Tx.
 func (t *tx) Member(id string) (*engine.Member, error) {
+	if !t.locked[id] {
+		t.turn(id)
+	}
 	return t.member("member "+id, `SELECT `+memberCols+` FROM members WHERE id = $1`+t.forUpdate(), id)
 }
 
@@ -133,24 +139,38 @@ func (t *tx) PutMember(m *engine.Member) error {
 	if err != nil {
 		return err
 	}
-	if err := t.enqueue(stmt{member: true, what: "put member " + m.ID, sql: `INSERT INTO members (` + memberCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
-		ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, email = excluded.email, phone = excluded.phone,
-			name = excluded.name, birthday = excluded.birthday, referrer_id = excluded.referrer_id, status = excluded.status,
-			enrolled_at = excluded.enrolled_at, attributes = excluded.attributes, tier = excluded.tier,
-			tier_since = excluded.tier_since, tier_by_promotion = excluded.tier_by_promotion, points = excluded.points,
-			debt = excluded.debt, lifetime_earned = excluded.lifetime_earned, lifetime_spend = excluded.lifetime_spend,
-			purchase_count = excluded.purchase_count, last_purchase_at = excluded.last_purchase_at,
-			ledger_seq = excluded.ledger_seq, points_redeemed = excluded.points_redeemed,
-			refunded_spend = excluded.refunded_spend, analytics = excluded.analytics`,
-		args: []any{m.ID, m.ExternalID, m.Email, m.Phone, m.Name, m.Birthday, m.ReferrerID, m.Status, m.EnrolledAt, attrs,
-			m.Tier, m.TierSince, m.TierByPromotion, m.Points, m.Debt, m.LifetimeEarned, m.LifetimeSpend, m.PurchaseCount,
-			m.LastPurchaseAt, seq, m.PointsRedeemed, m.RefundedSpend, analytics}}); err != nil {
+	args := []any{m.ID, m.ExternalID, m.Email, m.Phone, m.Name, m.Birthday, m.ReferrerID, m.Status, m.EnrolledAt, attrs,
+		m.Tier, m.TierSince, m.TierByPromotion, m.Points, m.Debt, m.LifetimeEarned, m.LifetimeSpend, m.PurchaseCount,
+		m.LastPurchaseAt, seq, m.PointsRedeemed, m.RefundedSpend, analytics}
+	sql := insertMember
+	if _, ok := t.keys[m.ID]; ok {
+		// Read or written earlier in this transaction, so there: an
+		// UPDATE costs the server less than an INSERT that conflicts.
+		sql = updateMember
+	}
+	if err := t.enqueue(stmt{member: true, what: "put member " + m.ID, sql: sql, args: args}); err != nil {
 		return err
 	}
 	t.saw(m)
 	return nil
 }
+
+const insertMember = `INSERT INTO members (` + memberCols + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+	ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, email = excluded.email, phone = excluded.phone,
+		name = excluded.name, birthday = excluded.birthday, referrer_id = excluded.referrer_id, status = excluded.status,
+		enrolled_at = excluded.enrolled_at, attributes = excluded.attributes, tier = excluded.tier,
+		tier_since = excluded.tier_since, tier_by_promotion = excluded.tier_by_promotion, points = excluded.points,
+		debt = excluded.debt, lifetime_earned = excluded.lifetime_earned, lifetime_spend = excluded.lifetime_spend,
+		purchase_count = excluded.purchase_count, last_purchase_at = excluded.last_purchase_at,
+		ledger_seq = excluded.ledger_seq, points_redeemed = excluded.points_redeemed,
+		refunded_spend = excluded.refunded_spend, analytics = excluded.analytics`
+
+const updateMember = `UPDATE members SET external_id = $2, email = $3, phone = $4, name = $5, birthday = $6,
+	referrer_id = $7, status = $8, enrolled_at = $9, attributes = $10, tier = $11, tier_since = $12,
+	tier_by_promotion = $13, points = $14, debt = $15, lifetime_earned = $16, lifetime_spend = $17,
+	purchase_count = $18, last_purchase_at = $19, ledger_seq = $20, points_redeemed = $21,
+	refunded_spend = $22, analytics = $23 WHERE id = $1`
 
 // checkKeys answers ECONFLICT, naming the key as the bbolt store does
 // (external id, then email, then phone), when another member holds one of
@@ -189,18 +209,15 @@ func (t *tx) checkKeys(id string, keys memberKeys) error {
 	return nil
 }
 
-// purchaseDetail is what a purchase keeps in its detail column.
-type purchaseDetail struct {
-	Items           []engine.PurchaseItem `json:"items"`
-	Breakdown       []rules.RuleResult    `json:"breakdown"`
-	Result          engine.PurchaseResult `json:"result"`
-	Refunds         []string              `json:"refunds"`
-	TakenByRule     map[string]int64      `json:"taken_by_rule"`
-	TakenByLine     map[string][]int64    `json:"taken_by_line"`
-	RefundedQty     []int64               `json:"refunded_qty"`
-	RefundedLineAmt []int64               `json:"refunded_line_amount"`
-	Referral        *engine.ReferralGrant `json:"referral,omitempty"`
-}
+// purchaseDetail splits a purchase into its columns and its detail: the
+// items, breakdown, answer and what refunds took back, per rule and line,
+// and whatever field is added to engine.Purchase without a column.
+var purchaseDetail = &detail{t: reflect.TypeFor[engine.Purchase](),
+	columns: []string{"ID", "MemberID", "StoreID", "TerminalID", "OccurredAt", "RecordedAt", "Currency", "Amount", "Points",
+		"RulesVersion", "EarnedAtTier", "RequestHash", "RefundedAmount", "RefundedPoints"},
+	legacy: map[string]string{"items": "Items", "breakdown": "Breakdown", "result": "Result", "refunds": "Refunds",
+		"taken_by_rule": "TakenByRule", "taken_by_line": "TakenByLine", "refunded_qty": "RefundedQty",
+		"refunded_line_amount": "RefundedLineAmt", "referral": "Referral"}}
 
 const purchaseCols = `id, member_id, store_id, terminal_id, occurred_at, recorded_at, currency, amount, points,
 	rules_version, earned_at_tier, request_hash, refunded_amount, refunded_points, detail`
@@ -214,13 +231,9 @@ func scanPurchase(rows pgx.Rows) (*engine.Purchase, error) {
 		return nil, err
 	}
 	p.OccurredAt, p.RecordedAt = p.OccurredAt.UTC(), p.RecordedAt.UTC()
-	var d purchaseDetail
-	if err := fromJSON(detail, &d); err != nil {
+	if err := purchaseDetail.decode(detail, &p); err != nil {
 		return nil, fmt.Errorf("purchase %s: detail: %w", p.ID, err)
 	}
-	p.Items, p.Breakdown, p.Result, p.Refunds = d.Items, d.Breakdown, d.Result, d.Refunds
-	p.TakenByRule, p.TakenByLine, p.RefundedQty, p.RefundedLineAmt = d.TakenByRule, d.TakenByLine, d.RefundedQty, d.RefundedLineAmt
-	p.Referral = d.Referral
 	return &p, nil
 }
 
@@ -228,9 +241,24 @@ func scanPurchase(rows pgx.Rows) (*engine.Purchase, error) {
 func (t *tx) Purchase(id string) (*engine.Purchase, error) {
 	ps, err := t.purchases("purchase "+id, `SELECT `+purchaseCols+` FROM purchases WHERE id = $1`, id)
 	if err != nil || len(ps) == 0 {
+		if err == nil {
+			t.sawAbsent(id)
+		}
 		return nil, err
 	}
 	return ps[0], nil
+}
+
+// sawAbsent records that the purchase id is not stored as of this
+// transaction's snapshot.
+func (t *tx) sawAbsent(id string) {
+	if !t.write {
+		return
+	}
+	if t.absent == nil {
+		t.absent = map[string]bool{}
+	}
+	t.absent[id] = true
 }
 
 func (t *tx) purchases(what, sql string, args ...any) ([]*engine.Purchase, error) {
@@ -250,21 +278,33 @@ func (t *tx) PutPurchase(p *engine.Purchase) error {
 	if p.ID == "" {
 		return fmt.Errorf("postgres: put purchase: %w", errEmptyID)
 	}
-	detail, err := jsonOf(purchaseDetail{p.Items, p.Breakdown, p.Result, p.Refunds, p.TakenByRule, p.TakenByLine, p.RefundedQty, p.RefundedLineAmt, p.Referral})
+	detail, err := purchaseDetail.encode(p)
 	if err != nil {
 		return fmt.Errorf("postgres: put purchase %s: %w", p.ID, err)
 	}
-	return t.exec("put purchase "+p.ID, `INSERT INTO purchases (`+purchaseCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, store_id = excluded.store_id,
-			terminal_id = excluded.terminal_id, occurred_at = excluded.occurred_at, recorded_at = excluded.recorded_at,
-			currency = excluded.currency, amount = excluded.amount, points = excluded.points,
-			rules_version = excluded.rules_version, earned_at_tier = excluded.earned_at_tier,
-			request_hash = excluded.request_hash, refunded_amount = excluded.refunded_amount,
-			refunded_points = excluded.refunded_points, detail = excluded.detail`,
+	sql := upsertPurchase
+	if t.absent[p.ID] {
+		// Looked up in this transaction and not found: a plain INSERT,
+		// which a concurrent insert of the same id fails (23505) and
+		// Update runs again.
+		sql = insertPurchase
+	}
+	delete(t.absent, p.ID)
+	return t.execOther("put purchase "+p.ID, sql,
 		p.ID, p.MemberID, p.StoreID, p.TerminalID, p.OccurredAt, p.RecordedAt, p.Currency, p.Amount, p.Points,
 		p.RulesVersion, p.EarnedAtTier, p.RequestHash, p.RefundedAmount, p.RefundedPoints, detail)
 }
+
+const insertPurchase = `INSERT INTO purchases (` + purchaseCols + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+
+const upsertPurchase = insertPurchase + `
+	ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, store_id = excluded.store_id,
+		terminal_id = excluded.terminal_id, occurred_at = excluded.occurred_at, recorded_at = excluded.recorded_at,
+		currency = excluded.currency, amount = excluded.amount, points = excluded.points,
+		rules_version = excluded.rules_version, earned_at_tier = excluded.earned_at_tier,
+		request_hash = excluded.request_hash, refunded_amount = excluded.refunded_amount,
+		refunded_points = excluded.refunded_points, detail = excluded.detail`
 
 // PurchasesBetween implements engine.Tx.
 func (t *tx) PurchasesBetween(from, to time.Time, limit int) ([]*engine.Purchase, error) {
@@ -272,11 +312,10 @@ func (t *tx) PurchasesBetween(from, to time.Time, limit int) ([]*engine.Purchase
 		WHERE occurred_at >= $1 AND occurred_at < $2 ORDER BY occurred_at, id LIMIT $3`, ceilMicro(from), ceilMicro(to), limitOf(limit))
 }
 
-// refundDetail is what a refund keeps in its detail column.
-type refundDetail struct {
-	Items  []engine.PurchaseItem `json:"items"`
-	Result engine.RefundResult   `json:"result"`
-}
+// refundDetail: a refund's items and answer.
+var refundDetail = &detail{t: reflect.TypeFor[engine.Refund](),
+	columns: []string{"ID", "PurchaseID", "MemberID", "At", "Amount", "Points", "RequestHash"},
+	legacy:  map[string]string{"items": "Items", "result": "Result"}}
 
 // Refund implements engine.Tx.
 func (t *tx) Refund(id string) (*engine.Refund, error) {
@@ -289,11 +328,9 @@ func (t *tx) Refund(id string) (*engine.Refund, error) {
 				return err
 			}
 			r.At = r.At.UTC()
-			var d refundDetail
-			if err := fromJSON(detail, &d); err != nil {
-				return err
+			if err := refundDetail.decode(detail, &r); err != nil {
+				return fmt.Errorf("refund %s: detail: %w", r.ID, err)
 			}
-			r.Items, r.Result = d.Items, d.Result
 			out = &r
 			return nil
 		})
@@ -305,22 +342,21 @@ func (t *tx) PutRefund(r *engine.Refund) error {
 	if r.ID == "" {
 		return fmt.Errorf("postgres: put refund: %w", errEmptyID)
 	}
-	detail, err := jsonOf(refundDetail{r.Items, r.Result})
+	detail, err := refundDetail.encode(r)
 	if err != nil {
 		return fmt.Errorf("postgres: put refund %s: %w", r.ID, err)
 	}
-	return t.exec("put refund "+r.ID, `INSERT INTO refunds (id, purchase_id, member_id, at, amount, points, request_hash, detail)
+	return t.execOther("put refund "+r.ID, `INSERT INTO refunds (id, purchase_id, member_id, at, amount, points, request_hash, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (id) DO UPDATE SET purchase_id = excluded.purchase_id, member_id = excluded.member_id, at = excluded.at,
 			amount = excluded.amount, points = excluded.points, request_hash = excluded.request_hash, detail = excluded.detail`,
 		r.ID, r.PurchaseID, r.MemberID, r.At, r.Amount, r.Points, r.RequestHash, detail)
 }
 
-// redemptionDetail is what a redemption keeps in its detail column.
-type redemptionDetail struct {
-	Draws  []engine.LotDraw        `json:"draws"`
-	Result engine.RedemptionResult `json:"result"`
-}
+// redemptionDetail: a redemption's lot draws and answer.
+var redemptionDetail = &detail{t: reflect.TypeFor[engine.Redemption](),
+	columns: []string{"ID", "MemberID", "At", "Points", "Reward", "Cancelled", "CancelledAt", "RequestHash"},
+	legacy:  map[string]string{"draws": "Draws", "result": "Result"}}
 
 // Redemption implements engine.Tx.
 func (t *tx) Redemption(id string) (*engine.Redemption, error) {
@@ -333,11 +369,9 @@ func (t *tx) Redemption(id string) (*engine.Redemption, error) {
 			return err
 		}
 		r.At, r.CancelledAt = r.At.UTC(), r.CancelledAt.UTC()
-		var d redemptionDetail
-		if err := fromJSON(detail, &d); err != nil {
-			return err
+		if err := redemptionDetail.decode(detail, &r); err != nil {
+			return fmt.Errorf("redemption %s: detail: %w", r.ID, err)
 		}
-		r.Draws, r.Result = d.Draws, d.Result
 		out = &r
 		return nil
 	})
@@ -349,11 +383,11 @@ func (t *tx) PutRedemption(r *engine.Redemption) error {
 	if r.ID == "" {
 		return fmt.Errorf("postgres: put redemption: %w", errEmptyID)
 	}
-	detail, err := jsonOf(redemptionDetail{r.Draws, r.Result})
+	detail, err := redemptionDetail.encode(r)
 	if err != nil {
 		return fmt.Errorf("postgres: put redemption %s: %w", r.ID, err)
 	}
-	return t.exec("put redemption "+r.ID, `INSERT INTO redemptions (id, member_id, at, points, reward, cancelled, cancelled_at, request_hash, detail)
+	return t.execOther("put redemption "+r.ID, `INSERT INTO redemptions (id, member_id, at, points, reward, cancelled, cancelled_at, request_hash, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, at = excluded.at, points = excluded.points,
 			reward = excluded.reward, cancelled = excluded.cancelled, cancelled_at = excluded.cancelled_at,
@@ -361,10 +395,10 @@ func (t *tx) PutRedemption(r *engine.Redemption) error {
 		r.ID, r.MemberID, r.At, r.Points, r.Reward, r.Cancelled, r.CancelledAt, r.RequestHash, detail)
 }
 
-// adjustmentDetail is what an adjustment keeps in its detail column.
-type adjustmentDetail struct {
-	Result engine.AdjustmentResult `json:"result"`
-}
+// adjustmentDetail: an adjustment's answer.
+var adjustmentDetail = &detail{t: reflect.TypeFor[engine.Adjustment](),
+	columns: []string{"ID", "MemberID", "At", "Points", "Reason", "By", "RequestHash"},
+	legacy:  map[string]string{"result": "Result"}}
 
 // Adjustment implements engine.Tx.
 func (t *tx) Adjustment(id string) (*engine.Adjustment, error) {
@@ -377,11 +411,9 @@ func (t *tx) Adjustment(id string) (*engine.Adjustment, error) {
 				return err
 			}
 			a.At = a.At.UTC()
-			var d adjustmentDetail
-			if err := fromJSON(detail, &d); err != nil {
-				return err
+			if err := adjustmentDetail.decode(detail, &a); err != nil {
+				return fmt.Errorf("adjustment %s: detail: %w", a.ID, err)
 			}
-			a.Result = d.Result
 			out = &a
 			return nil
 		})
@@ -393,11 +425,11 @@ func (t *tx) PutAdjustment(a *engine.Adjustment) error {
 	if a.ID == "" {
 		return fmt.Errorf("postgres: put adjustment: %w", errEmptyID)
 	}
-	detail, err := jsonOf(adjustmentDetail{a.Result})
+	detail, err := adjustmentDetail.encode(a)
 	if err != nil {
 		return fmt.Errorf("postgres: put adjustment %s: %w", a.ID, err)
 	}
-	return t.exec("put adjustment "+a.ID, `INSERT INTO adjustments (id, member_id, at, points, reason, made_by, request_hash, detail)
+	return t.execOther("put adjustment "+a.ID, `INSERT INTO adjustments (id, member_id, at, points, reason, made_by, request_hash, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, at = excluded.at, points = excluded.points,
 			reason = excluded.reason, made_by = excluded.made_by, request_hash = excluded.request_hash, detail = excluded.detail`,
@@ -415,7 +447,7 @@ func (t *tx) AppendLedger(e *engine.LedgerEntry) error {
 	if err != nil {
 		return err
 	}
-	return t.exec(fmt.Sprintf("append ledger %s/%d", e.MemberID, e.Seq), `INSERT INTO ledger
+	return t.execOther(fmt.Sprintf("append ledger %s/%d", e.MemberID, e.Seq), `INSERT INTO ledger
 		(member_id, seq, id, type, points, balance_after, at, ref, rules_version, note)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		e.MemberID, seq, e.ID, e.Type, e.Points, e.BalanceAfter, e.At, e.Ref, e.RulesVersion, e.Note)
@@ -478,7 +510,8 @@ func (t *tx) PutLot(l *engine.Lot) error {
 	if l.MemberID == "" || l.ID == "" {
 		return fmt.Errorf("postgres: put lot: %w", errEmptyID)
 	}
-	return t.exec(fmt.Sprintf("put lot %s/%s", l.MemberID, l.ID), `INSERT INTO lots (`+lotCols+`)
+	t.putLotAhead(l)
+	return t.execOther(fmt.Sprintf("put lot %s/%s", l.MemberID, l.ID), `INSERT INTO lots (`+lotCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (member_id, id) DO UPDATE SET points = excluded.points, remaining = excluded.remaining,
 			earned_at = excluded.earned_at, available_at = excluded.available_at, expires_at = excluded.expires_at,
@@ -506,6 +539,12 @@ func (t *tx) OpenLots(memberID string) ([]*engine.Lot, error) {
 // OpenLotBalances implements engine.LotBalancer: OpenLots, reading only
 // what a balance needs.
 func (t *tx) OpenLotBalances(memberID string) ([]engine.LotBalance, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	if lots, ok := t.openLotsAhead(memberID); ok {
+		return lots, nil
+	}
 	t.lockMember(memberID)
 	var out []engine.LotBalance
 	err := t.query("open lots of "+memberID, `SELECT remaining, available_at, expires_at FROM lots
@@ -552,7 +591,10 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 	if memberID == "" {
 		return fmt.Errorf("postgres: add metric: %w", errEmptyID)
 	}
-	return t.exec("add metric for "+memberID, `INSERT INTO metrics (member_id, at, spend, points, visits) VALUES ($1, $2, $3, $4, $5)`,
+	if ra := t.aheadOf(memberID); ra != nil && t.err == nil && t.write {
+		ra.added = append(ra.added, e)
+	}
+	return t.execOther("add metric for "+memberID, `INSERT INTO metrics (member_id, at, spend, points, visits) VALUES ($1, $2, $3, $4, $5)`,
 		memberID, e.At, e.Spend, e.Points, e.Visits)
 }
 
@@ -576,6 +618,12 @@ func (t *tx) Metrics(memberID string, since time.Time) ([]engine.MetricEntry, er
 // MetricSum implements engine.MetricSummer: the database adds up the
 // window's entries, so a purchase reads one row instead of the window.
 func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry, error) {
+	if t.err != nil {
+		return engine.MetricEntry{}, t.err
+	}
+	if sum, ok := t.metricAhead(memberID, from, to); ok {
+		return sum, nil
+	}
 	t.lockMember(memberID)
 	var s engine.MetricEntry
 	err := t.query("metric sum of "+memberID, `SELECT coalesce(sum(spend), 0)::bigint, coalesce(sum(points), 0)::bigint,
@@ -586,8 +634,104 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 	return s, err
 }
 
+var (
+	_ engine.PeriodUses     = (*tx)(nil)
+	_ engine.PurchaseFinder = (*tx)(nil)
+)
+
+// RuleUsesByPeriod implements engine.PeriodUses: one query for the
+// periods a purchase falls in.
+func (t *tx) RuleUsesByPeriod(memberID, rule string, periods []string) ([]int64, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
+	out := make([]int64, len(periods))
+	ahead := true
+	for i, p := range periods {
+		n, ok := t.usesAhead(memberID, rule, p)
+		out[i], ahead = n, ahead && ok
+	}
+	if ahead {
+		return out, nil
+	}
+	t.lockMember(memberID)
+	err := t.query("uses of "+rule, `SELECT period, uses FROM rule_uses WHERE member_id = $1 AND rule = $2 AND period = ANY($3)`,
+		[]any{memberID, rule, periods}, func(rows pgx.Rows) error {
+			var period string
+			var n int64
+			if err := rows.Scan(&period, &n); err != nil {
+				return err
+			}
+			for i, p := range periods {
+				if p == period {
+					out[i] = n
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PurchaseAndMember implements engine.PurchaseFinder: the member (locked
+// in an Update), the purchase, and, read ahead for the rest of the
+// purchase, the member's open lots, tier metric and rule uses (next,
+// prefetch.go), in one round trip.
+func (t *tx) PurchaseAndMember(purchaseID, key, member string, next engine.PurchaseReads) (*engine.Purchase, *engine.Member, error) {
+	where := "id = $1"
+	switch col, ok := uniqueColumns[key]; {
+	case key == "":
+		if !t.locked[member] {
+			t.turn(member)
+		}
+	case !ok:
+		return nil, nil, fmt.Errorf("postgres: member by %q: not a unique key", key)
+	case member == "":
+		p, err := t.Purchase(purchaseID)
+		return p, nil, err
+	default:
+		where = col + " = $1 AND " + col + " <> ''"
+	}
+	var m *engine.Member
+	var p *engine.Purchase
+	if t.write {
+		defer func() { t.holdsLocks = true }()
+	}
+	reads := []read{
+		{"member " + member, `SELECT ` + memberCols + ` FROM members WHERE ` + where + t.forUpdate(), []any{member}, func(rows pgx.Rows) error {
+			var err error
+			m, err = t.scanMember(rows)
+			return err
+		}},
+		{"purchase " + purchaseID, `SELECT ` + purchaseCols + ` FROM purchases WHERE id = $1`, []any{purchaseID}, func(rows pgx.Rows) error {
+			var err error
+			p, err = scanPurchase(rows)
+			return err
+		}},
+	}
+	ahead, ra := t.prefetchReads(where, member, next)
+	if err := t.queries(append(reads, ahead...)...); err != nil {
+		return nil, nil, err
+	}
+	if p == nil {
+		t.sawAbsent(purchaseID)
+	}
+	if m != nil {
+		ra.member, t.ahead = m.ID, ra
+	}
+	return p, m, nil
+}
+
 // RuleUses implements engine.Tx.
 func (t *tx) RuleUses(memberID, rule, period string) (int64, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	if n, ok := t.usesAhead(memberID, rule, period); ok {
+		return n, nil
+	}
 	t.lockMember(memberID)
 	var n int64
 	err := t.query("uses of "+rule, `SELECT uses FROM rule_uses WHERE member_id = $1 AND rule = $2 AND period = $3`,
@@ -597,7 +741,10 @@ func (t *tx) RuleUses(memberID, rule, period string) (int64, error) {
 
 // AddRuleUse implements engine.Tx.
 func (t *tx) AddRuleUse(memberID, rule, period string, delta int64) error {
-	return t.exec("add use of "+rule+" by "+memberID, `INSERT INTO rule_uses (member_id, rule, period, uses) VALUES ($1, $2, $3, $4)
+	if t.err == nil && t.write {
+		t.addUseAhead(memberID, rule, period, delta)
+	}
+	return t.execOther("add use of "+rule+" by "+memberID, `INSERT INTO rule_uses (member_id, rule, period, uses) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (member_id, rule, period) DO UPDATE SET uses = rule_uses.uses + excluded.uses`, memberID, rule, period, delta)
 }
 
@@ -613,7 +760,7 @@ func (t *tx) Marked(key string) (bool, error) {
 
 // Mark implements engine.Tx.
 func (t *tx) Mark(key string) error {
-	return t.exec(fmt.Sprintf("mark %q", key), `INSERT INTO markers (key) VALUES ($1) ON CONFLICT (key) DO NOTHING`, key)
+	return t.execOther(fmt.Sprintf("mark %q", key), `INSERT INTO markers (key) VALUES ($1) ON CONFLICT (key) DO NOTHING`, key)
 }
 
 // Setting implements engine.Tx.
@@ -626,7 +773,7 @@ func (t *tx) Setting(name string) ([]byte, error) {
 
 // PutSetting implements engine.Tx.
 func (t *tx) PutSetting(name string, value []byte) error {
-	return t.exec("put setting "+name, `INSERT INTO settings (name, value) VALUES ($1, $2)
+	return t.execOther("put setting "+name, `INSERT INTO settings (name, value) VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 }
 
@@ -655,7 +802,7 @@ func first[T any](recs []*T, err error) (*T, error) {
 
 // PutRules implements engine.Tx.
 func (t *tx) PutRules(v *engine.RulesVersion) error {
-	return t.exec(fmt.Sprintf("put rules version %d", v.Version), `INSERT INTO rules_versions (`+rulesCols+`) VALUES ($1, $2, $3, $4, $5)
+	return t.execOther(fmt.Sprintf("put rules version %d", v.Version), `INSERT INTO rules_versions (`+rulesCols+`) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (version) DO UPDATE SET hash = excluded.hash, source = excluded.source, loaded_at = excluded.loaded_at,
 			loaded_by = excluded.loaded_by`, v.Version, v.Hash, v.Source, v.LoadedAt, v.By)
 }
@@ -688,7 +835,7 @@ func (t *tx) PutAnalyticsSummary(s *engine.AnalyticsSummary) error {
 	if err != nil {
 		return err
 	}
-	return t.exec("put analytics summary", `INSERT INTO analytics_summaries (`+summaryCols+`)
+	return t.execOther("put analytics summary", `INSERT INTO analytics_summaries (`+summaryCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (computed_at) DO UPDATE SET analytics_window = excluded.analytics_window, members = excluded.members,
 			active = excluded.active, segments = excluded.segments, lifecycles = excluded.lifecycles,
@@ -725,7 +872,7 @@ func (t *tx) LatestAnalyticsSummary() (*engine.AnalyticsSummary, error) {
 
 // PutJobRun implements engine.Tx.
 func (t *tx) PutJobRun(r *engine.JobRun) error {
-	return t.exec("put run of "+r.Name, `INSERT INTO job_runs (name, started_at, finished_at, processed, error) VALUES ($1, $2, $3, $4, $5)
+	return t.execOther("put run of "+r.Name, `INSERT INTO job_runs (name, started_at, finished_at, processed, error) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (name, started_at) DO UPDATE SET finished_at = excluded.finished_at, processed = excluded.processed,
 			error = excluded.error`, r.Name, r.StartedAt, r.FinishedAt, r.Processed, r.Error)
 }
@@ -746,65 +893,6 @@ func (t *tx) JobRuns(name string, limit int) ([]*engine.JobRun, error) {
 	return out, err
 }
 
-// AppendEvent implements engine.Tx. The event is stored, and its Seq set,
-// when the transaction commits (doc.go says why); until then the
-// transaction's own Events does not list it.
-func (t *tx) AppendEvent(e *engine.Event) error {
-	if t.err != nil {
-		return t.err
-	}
-	if !t.write {
-		return errReadOnly
-	}
-	t.events = append(t.events, e)
-	return nil
-}
-
-// Events implements engine.Tx.
-func (t *tx) Events(after uint64, limit int) ([]*engine.Event, error) {
-	if after >= math.MaxInt64 {
-		return nil, nil
-	}
-	var out []*engine.Event
-	err := t.query("events", `SELECT seq, coalesce(id, ''), type, member_id, at, payload, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
-		[]any{int64(after), limitOf(limit)}, func(rows pgx.Rows) error {
-			var e engine.Event
-			var seq int64
-			var notice []byte
-			if err := rows.Scan(&seq, &e.ID, &e.Type, &e.MemberID, &e.At, &e.Payload, &notice); err != nil {
-				return err
-			}
-			e.Seq, e.At = uint64(seq), e.At.UTC()
-			if err := fromJSON(notice, &e.Notice); err != nil {
-				return err
-			}
-			out = append(out, &e)
-			return nil
-		})
-	return out, err
-}
-
-// PutEvent stores an event under the Seq it already has and moves the
-// counter past it, for copying a feed from another store: consumers keep
-// their cursors.
-func (t *tx) PutEvent(e *engine.Event) error {
-	seq, err := toInt64("event seq", e.Seq)
-	if err != nil {
-		return err
-	}
-	notice, err := jsonOf(e.Notice)
-	if err != nil {
-		return err
-	}
-	var id *string
-	if e.ID != "" {
-		id = &e.ID
-	}
-	return t.exec(fmt.Sprintf("put event %d", e.Seq), `WITH c AS (UPDATE event_seq SET last_seq = greatest(last_seq, $1) WHERE id = 1)
-		INSERT INTO events (seq, id, type, member_id, at, payload, data) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		seq, id, e.Type, e.MemberID, e.At, e.Payload, notice)
-}
-
 // TakeLease implements engine.Tx, on the database's clock, in the lease
 // table the migrations run under too.
 func (t *tx) TakeLease(name, holder string, ttl time.Duration) (bool, error) {
@@ -817,10 +905,11 @@ func (t *tx) TakeLease(name, holder string, ttl time.Duration) (bool, error) {
 		held = true
 		return nil
 	})
+	t.holdsLocks = true
 	return held, err
 }
 
 // ReleaseLease implements engine.Tx.
 func (t *tx) ReleaseLease(name, holder string) error {
-	return t.exec("release lease "+name, `DELETE FROM loyalty_leases WHERE name = $1 AND holder = $2`, name, holder)
+	return t.execOther("release lease "+name, `DELETE FROM loyalty_leases WHERE name = $1 AND holder = $2`, name, holder)
 }

@@ -42,6 +42,8 @@ func dumpSchema(t *testing.T, url string) string {
 		`SELECT 'index ' || tablename || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY tablename, indexname`,
 		`SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
 		FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY conrelid::regclass::text, conname`,
+		`SELECT 'storage ' || relname || ' ' || array_to_string(reloptions, ',') FROM pg_class
+		WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL ORDER BY relname`,
 	} {
 		rows, err := conn.Query(ctx, q)
 		if err != nil {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -34,7 +33,7 @@ type tx struct {
 	// every call returns it and the transaction can only roll back.
 	err   error
 	queue []stmt
-	// events wait for COMMIT, where they get their seqs (doc.go).
+	// events wait for COMMIT, which stores them in one statement.
 	events []*engine.Event
 	// keys holds the unique keys of members as this transaction last read
 	// or wrote them, so that PutMember looks for holders only when a key
@@ -42,6 +41,17 @@ type tx struct {
 	keys map[string]memberKeys
 	// locked holds the members whose rows this transaction has locked.
 	locked map[string]bool
+	// absent holds purchase ids this transaction looked up and did not
+	// find, which PutPurchase may then simply insert.
+	absent map[string]bool
+	// ahead is what a purchase's first round trip read of its member
+	// for later (prefetch.go), or nil.
+	ahead *readAhead
+	// places are the Update's places in the member queues (queue.go), nil
+	// in a View; holdsLocks is set once a statement that locks rows has
+	// been sent.
+	places     *places
+	holdsLocks bool
 }
 
 type stmt struct {
@@ -56,8 +66,16 @@ type memberKeys struct{ externalID, email, phone string }
 
 var errReadOnly = errors.New("postgres: write in a read-only transaction (View)")
 
-// exec queues a write.
+// exec queues a write. Not knowing what it changes, it drops what was
+// read ahead (prefetch.go).
 func (t *tx) exec(what, sql string, args ...any) error {
+	t.ahead = nil
+	return t.enqueue(stmt{what: what, sql: sql, args: args})
+}
+
+// execOther queues a write that changes neither lots nor metric entries,
+// so keeps what was read ahead of them.
+func (t *tx) execOther(what, sql string, args ...any) error {
 	return t.enqueue(stmt{what: what, sql: sql, args: args})
 }
 
@@ -75,25 +93,40 @@ func (t *tx) enqueue(s stmt) error {
 // query sends the queued writes and then sql, in one round trip, and
 // calls each for every row of sql's answer.
 func (t *tx) query(what, sql string, args []any, each func(pgx.Rows) error) error {
+	return t.queries(read{what, sql, args, each})
+}
+
+// read is one query of a round trip, and what to do with each row.
+type read struct {
+	what string
+	sql  string
+	args []any
+	each func(pgx.Rows) error
+}
+
+// queries sends the queued writes and then the reads, in one round trip.
+func (t *tx) queries(reads ...read) error {
 	if t.err != nil {
 		return t.err
 	}
 	b := t.batch()
-	b.Queue(sql, args...).Fn = func(br pgx.BatchResults) error {
-		rows, err := br.Query()
-		if err != nil {
-			return fmt.Errorf("postgres: %s: %w", what, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := each(rows); err != nil {
-				return fmt.Errorf("postgres: %s: %w", what, err)
+	for _, r := range reads {
+		b.Queue(r.sql, r.args...).Fn = func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("postgres: %s: %w", r.what, err)
 			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := r.each(rows); err != nil {
+					return fmt.Errorf("postgres: %s: %w", r.what, err)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("postgres: %s: %w", r.what, err)
+			}
+			return nil
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("postgres: %s: %w", what, err)
-		}
-		return nil
 	}
 	return t.send(b)
 }
@@ -125,6 +158,9 @@ func (t *tx) batch() *pgx.Batch {
 			}
 		}
 	}
+	if len(t.queue) > 0 {
+		t.holdsLocks = true
+	}
 	t.queue = t.queue[:0]
 	return b
 }
@@ -148,30 +184,9 @@ func (t *tx) commit() {
 		return
 	}
 	b := t.batch()
-	var last int64
-	if n := len(t.events); n > 0 {
-		ids, types, members, ats, payloads := make([]*string, n), make([]string, n), make([]string, n), make([]time.Time, n), make([][]byte, n)
-		for i, e := range t.events {
-			if e.ID != "" {
-				ids[i] = &e.ID
-			}
-			types[i], members[i], ats[i], payloads[i] = e.Type, e.MemberID, e.At, e.Payload
-		}
-		b.Queue(insertEvents, n, ids, types, members, ats, payloads).Fn = func(br pgx.BatchResults) error {
-			rows, err := br.Query()
-			if err != nil {
-				return fmt.Errorf("postgres: append events: %w", err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var seq int64
-				if err := rows.Scan(&seq); err != nil {
-					return err
-				}
-				last = max(last, seq)
-			}
-			return rows.Err()
-		}
+	if err := t.queueEvents(b); err != nil {
+		t.err = err
+		return
 	}
 	t.committing = true
 	b.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
@@ -185,20 +200,7 @@ func (t *tx) commit() {
 		return
 	}
 	t.finished = true
-	for i, e := range t.events {
-		e.Seq = uint64(last - int64(len(t.events)) + int64(i) + 1)
-	}
 }
-
-// insertEvents raises the event counter by the number of events and
-// stores them under the seqs it frees, in one statement sent just before
-// COMMIT, so the counter row stays locked only while the transaction
-// commits.
-const insertEvents = `WITH c AS (UPDATE event_seq SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq)
-INSERT INTO events (seq, id, type, member_id, at, payload)
-SELECT c.last_seq - $1 + e.n, e.id, e.type, e.member_id, e.at, e.payload
-FROM c, unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[]) WITH ORDINALITY AS e(id, type, member_id, at, payload, n)
-RETURNING seq`
 
 // lockMember makes the next round trip lock the member's row, unless this
 // transaction holds it already: see doc.go on isolation. A View takes no
@@ -207,9 +209,27 @@ func (t *tx) lockMember(id string) {
 	if !t.write || t.locked[id] || t.err != nil {
 		return
 	}
+	if t.turn(id); t.err != nil {
+		return
+	}
 	t.queue = append(t.queue, stmt{member: true, what: "lock member " + id,
 		sql: `SELECT 1 FROM members WHERE id = $1 FOR NO KEY UPDATE`, args: []any{id}})
 	t.lockedMember(id)
+}
+
+// turn takes the member's place in this process's queue before the
+// transaction locks its row (queue.go), if it is free. When it is not, and
+// the transaction holds no row lock and no other place, the attempt ends
+// with errRestart and Update waits for the place, holding no connection,
+// before the next; otherwise the transaction goes on without it.
+func (t *tx) turn(id string) {
+	if !t.write || t.places == nil || t.err != nil {
+		return
+	}
+	if held := t.places.try(id); !held && !t.holdsLocks && len(t.places.held) == 0 {
+		t.places.want = id
+		t.err = errRestart
+	}
 }
 
 func (t *tx) lockedMember(id string) {
@@ -279,9 +299,9 @@ func toInt64(what string, v uint64) (int64, error) {
 	return int64(v), nil
 }
 
-// jsonOf encodes v for a jsonb column; nil stays SQL NULL.
+// jsonOf encodes v for a jsonb column (storedjson.go); nil stays SQL NULL.
 func jsonOf(v any) (any, error) {
-	b, err := json.Marshal(v)
+	b, err := marshalStored(v)
 	if err != nil {
 		return nil, err
 	}
@@ -295,5 +315,5 @@ func fromJSON(b []byte, v any) error {
 	if b == nil {
 		return nil
 	}
-	return json.Unmarshal(b, v)
+	return unmarshalStored(b, v)
 }

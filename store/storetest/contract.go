@@ -201,6 +201,17 @@ func testTimePrecision(t *testing.T, db engine.Store) {
 		}
 		return errors.Join(steps...)
 	})
+	// The feed numbers the event; a store may do so after its commit, for
+	// the first reader of the feed.
+	wantEvent := *event
+	wantEvent.Seq = 1
+	mustView(t, db, func(tx engine.Tx) error {
+		evs, err := tx.Events(0, 0)
+		if err != nil || !reflect.DeepEqual(evs, []*engine.Event{&wantEvent}) {
+			t.Errorf("Events = %+v, %v; want %+v", evs, err, &wantEvent)
+		}
+		return nil
+	})
 	mustView(t, db, func(tx engine.Tx) error {
 		same := func(name string, got, want any, err error) {
 			t.Helper()
@@ -232,8 +243,6 @@ func testTimePrecision(t *testing.T, db engine.Store) {
 		same("JobRuns", rs, []*engine.JobRun{run}, err)
 		v, err := tx.RulesVersion(1)
 		same("RulesVersion", v, rules, err)
-		evs, err := tx.Events(0, 0)
-		same("Events", evs, []*engine.Event{event}, err)
 		s, err := tx.LatestAnalyticsSummary()
 		same("LatestAnalyticsSummary", s, summary, err)
 
@@ -716,4 +725,216 @@ func testEventFeedWaitsForLateCommit(t *testing.T, db engine.Store) {
 	if want := []string{"fast", "slow"}; !slices.Equal(seen, want) {
 		t.Errorf("a consumer polling the feed saw %v, want %v (fast committed first: %v)", seen, want, fastDone)
 	}
+}
+
+// testEventWritersRunSideBySide: transactions that each append an event
+// and touch nothing else in common never conflict, so none runs its
+// function twice. A store that numbers events from one row as they commit
+// makes its writers queue for that row and, at snapshot isolation, run
+// again when they lose the race.
+func testEventWritersRunSideBySide(t *testing.T, db engine.Store) {
+	const writers = 32
+	var runs atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- db.Update(t.Context(), func(tx engine.Tx) error {
+				runs.Add(1)
+				return tx.AppendEvent(&engine.Event{Type: "t", At: t0, Payload: fmt.Appendf(nil, `{"i":%d}`, i)})
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := runs.Load(); n != writers {
+		t.Errorf("%d event writers ran their functions %d times: they conflicted", writers, n)
+	}
+	mustView(t, db, func(tx engine.Tx) error {
+		evs, err := tx.Events(0, 0)
+		if len(evs) != writers {
+			t.Errorf("the feed has %d events, want %d", len(evs), writers)
+		}
+		return err
+	})
+}
+
+// testEventFeedUnderLoad: consumers polling the feed while writers append
+// events each see every event exactly once, in increasing seq order, with
+// nothing skipped however the commits and the numbering interleave.
+func testEventFeedUnderLoad(t *testing.T, db engine.Store) {
+	const writers, perWriter, consumers = 6, 40, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				err := db.Update(t.Context(), func(tx engine.Tx) error {
+					return tx.AppendEvent(&engine.Event{ID: fmt.Sprintf("evt_%d_%d", w, i), Type: "t", At: t0})
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	type seen struct {
+		ids  map[string]int
+		err  error
+		dups []string
+	}
+	results := make(chan seen, consumers)
+	for range consumers {
+		go func() {
+			s := seen{ids: map[string]int{}}
+			var cursor uint64
+			finished := false
+			for {
+				select {
+				case <-done:
+					finished = true
+				default:
+				}
+				var got int
+				s.err = db.View(t.Context(), func(tx engine.Tx) error {
+					evs, err := tx.Events(cursor, 7)
+					for _, e := range evs {
+						if e.Seq <= cursor {
+							return fmt.Errorf("Events(%d) returned seq %d", cursor, e.Seq)
+						}
+						cursor = e.Seq
+						if s.ids[e.ID]++; s.ids[e.ID] > 1 {
+							s.dups = append(s.dups, e.ID)
+						}
+					}
+					got = len(evs)
+					return err
+				})
+				// After the writers are done, one more poll that comes
+				// back short has seen everything.
+				if s.err != nil || (finished && got < 7) {
+					results <- s
+					return
+				}
+			}
+		}()
+	}
+	<-done
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for range consumers {
+		s := <-results
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		if len(s.ids) != writers*perWriter || len(s.dups) > 0 {
+			t.Errorf("a consumer saw %d of %d events, again %v", len(s.ids), writers*perWriter, s.dups)
+		}
+	}
+}
+
+// testMembersBefore: a member written earlier in the same transaction,
+// with reads between, may have records written after it; every store
+// takes them in that order (engine/store.go, "Members before").
+func testMembersBefore(t *testing.T, db engine.Store) {
+	m := NewID()
+	mustUpdate(t, db, func(tx engine.Tx) error {
+		if err := tx.PutMember(&engine.Member{ID: m, Status: engine.StatusActive, Points: 5}); err != nil {
+			return err
+		}
+		if _, err := tx.Member(m); err != nil {
+			return err
+		}
+		steps := []error{
+			tx.PutLot(&engine.Lot{ID: "l", MemberID: m, Points: 5, Remaining: 5, ExpiresAt: t0}),
+			tx.AppendLedger(&engine.LedgerEntry{MemberID: m, Seq: 1, Points: 5, BalanceAfter: 5}),
+			tx.AddMetric(m, engine.MetricEntry{At: t0, Spend: 1}),
+			tx.AddRuleUse(m, "r", "all", 1),
+			tx.PutPurchase(&engine.Purchase{ID: "p-" + m, MemberID: m, OccurredAt: t0}),
+		}
+		if err := errors.Join(steps...); err != nil {
+			return err
+		}
+		if _, err := tx.OpenLots(m); err != nil {
+			return err
+		}
+		return errors.Join(
+			tx.PutRefund(&engine.Refund{ID: "r-" + m, PurchaseID: "p-" + m, MemberID: m, At: t0}),
+			tx.PutRedemption(&engine.Redemption{ID: "d-" + m, MemberID: m, Points: 1, At: t0}),
+			tx.PutAdjustment(&engine.Adjustment{ID: "a-" + m, MemberID: m, At: t0}),
+		)
+	})
+	mustView(t, db, func(tx engine.Tx) error {
+		if r, err := tx.Refund("r-" + m); err != nil || r == nil {
+			t.Errorf("Refund = %v, %v", r, err)
+		}
+		return nil
+	})
+}
+
+// testCheckFindsAmountsOutOfRange: a store's own check reports money and
+// points beyond the engine's limits that a record written around the
+// engine holds, with the same message on every store; the records put
+// right, it reports nothing.
+func testCheckFindsAmountsOutOfRange(t *testing.T, db engine.Store) {
+	c, ok := db.(Checker)
+	if !ok {
+		t.Skip("the store has no check of its own")
+	}
+	m := NewID()
+	putMembers(t, db, m)
+	over := engine.MaxAmount + 1
+	p := &engine.Purchase{ID: "p", MemberID: m, Amount: 100, Points: 10, RefundedAmount: 101, RefundedPoints: -1,
+		Items: []engine.PurchaseItem{{SKU: "a", Quantity: 0, Amount: 5}, {SKU: "b", Quantity: 1, Amount: 90}, {SKU: "c", Quantity: 1, Amount: 20}}}
+	big := &engine.Purchase{ID: "q", MemberID: m, Amount: over, Points: engine.MaxPoints + 1}
+	rf := &engine.Refund{ID: "r", PurchaseID: "p", MemberID: m, Amount: 1, Points: 3}
+	rd := &engine.Redemption{ID: "d", MemberID: m, Points: 0}
+	adj := &engine.Adjustment{ID: "a", MemberID: m, Points: -engine.MaxPoints - 1}
+	mustUpdate(t, db, func(tx engine.Tx) error {
+		return errors.Join(tx.PutPurchase(p), tx.PutPurchase(big), tx.PutRefund(rf), tx.PutRedemption(rd), tx.PutAdjustment(adj))
+	})
+	var out strings.Builder
+	n, err := c.Check(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"purchase p: refunded 101 of an amount of 100",
+		"purchase p: took back -1 of the 10 points it earned",
+		"purchase p: line 0 has amount 5 and quantity 0, out of range",
+		"purchase p: lines add up to 110, more than the amount 100",
+		fmt.Sprintf("purchase q: amount %d out of range (0 to %d)", over, engine.MaxAmount),
+		fmt.Sprintf("purchase q: %d points out of range (0 to %d)", engine.MaxPoints+1, engine.MaxPoints),
+		"refund r: amount 1 and points 3 out of range",
+		fmt.Sprintf("redemption d: 0 points out of range (1 to %d)", engine.MaxPoints),
+		fmt.Sprintf("adjustment a: %d points out of range", -engine.MaxPoints-1),
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check lacks %q", want)
+		}
+	}
+	if n != 9 {
+		t.Errorf("check found %d problems, want 9:\n%s", n, out.String())
+	}
+	p.RefundedAmount, p.RefundedPoints, p.Items[0].Quantity, p.Items[1].Amount = 10, 1, 1, 70
+	big.Amount, big.Points = 1, 1
+	rf.Points, rd.Points, adj.Points = -3, 1, -5
+	mustUpdate(t, db, func(tx engine.Tx) error {
+		return errors.Join(tx.PutPurchase(p), tx.PutPurchase(big), tx.PutRefund(rf), tx.PutRedemption(rd), tx.PutAdjustment(adj))
+	})
+	check(t, db)
 }

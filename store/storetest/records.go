@@ -881,22 +881,47 @@ func testLeases(t *testing.T, db engine.Store) {
 }
 
 func testEvents(t *testing.T, db engine.Store) {
-	var seqs []uint64
+	// Seqs are the feed's: a store may number events after their commit,
+	// so they are read back from Events, which lists every committed one.
+	feed := func() []*engine.Event {
+		t.Helper()
+		var evs []*engine.Event
+		mustView(t, db, func(tx engine.Tx) error {
+			var err error
+			evs, err = tx.Events(0, 0)
+			return err
+		})
+		return evs
+	}
 	for i := range 5 {
 		e := &engine.Event{ID: fmt.Sprint("evt_", i), Type: "points.expiring", MemberID: "m", At: t0, Payload: fmt.Appendf(nil, `{"i":%d}`, i)}
 		mustUpdate(t, db, func(tx engine.Tx) error { return tx.AppendEvent(e) })
-		seqs = append(seqs, e.Seq)
+		if evs := feed(); len(evs) != i+1 || evs[i].ID != e.ID {
+			t.Fatalf("after %d events the feed has %d, the last %+v", i+1, len(evs), evs[len(evs)-1])
+		}
 	}
 	mustUpdate(t, db, func(tx engine.Tx) error {
-		for range 3 {
-			if err := tx.AppendEvent(&engine.Event{Type: "tier_changed", At: t0}); err != nil {
+		for i := range 3 {
+			if err := tx.AppendEvent(&engine.Event{Type: "tier_changed", At: t0, Payload: fmt.Appendf(nil, `{"n":%d}`, i)}); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if want := []uint64{1, 2, 3, 4, 5}; !slices.Equal(seqs, want) {
+	var seqs []uint64
+	var last3 []string
+	for _, e := range feed() {
+		seqs = append(seqs, e.Seq)
+		if e.Type == "tier_changed" {
+			last3 = append(last3, string(e.Payload))
+		}
+	}
+	if want := []uint64{1, 2, 3, 4, 5, 6, 7, 8}; !slices.Equal(seqs, want) {
 		t.Errorf("seqs = %v, want %v", seqs, want)
+	}
+	// The events of one transaction keep the order they were appended in.
+	if want := []string{`{"n":0}`, `{"n":1}`, `{"n":2}`}; !slices.Equal(last3, want) {
+		t.Errorf("one transaction's events came out as %v, want %v", last3, want)
 	}
 	tests := []struct {
 		after uint64

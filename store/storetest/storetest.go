@@ -27,6 +27,7 @@ type test struct {
 // tests lists the suite; each runs on a store of its own.
 var tests = []test{
 	{"MemberRoundTrip", testMemberRoundTrip},
+	{"PopulatedRecordsRoundTrip", testPopulatedRecordsRoundTrip},
 	{"MemberUniqueIndexes", testMemberUniqueIndexes},
 	{"PutMemberEmptyID", testPutMemberEmptyID},
 	{"MembersPaging", testMembersPaging},
@@ -59,6 +60,10 @@ var tests = []test{
 	{"ConcurrentUpdatesOfOneMember", testConcurrentUpdatesOfOneMember},
 	{"InterleavedUpdateIsNotLost", testInterleavedUpdateIsNotLost},
 	{"EventFeedWaitsForLateCommit", testEventFeedWaitsForLateCommit},
+	{"EventWritersRunSideBySide", testEventWritersRunSideBySide},
+	{"EventFeedUnderLoad", testEventFeedUnderLoad},
+	{"MembersBefore", testMembersBefore},
+	{"CheckFindsAmountsOutOfRange", testCheckFindsAmountsOutOfRange},
 }
 
 // Run runs the whole suite, each test as a subtest on a store from open.
