@@ -1,0 +1,110 @@
+package http_test
+
+import (
+	nethttp "net/http"
+	"strings"
+	"testing"
+
+	lhttp "github.com/loyaltyhq/loyalty/http"
+)
+
+// TestCardLink: a till issues a card link; the page it names opens
+// without a key and shows the member's balance and coupons; a tampered
+// token is a 404 page that names nobody. Readers and marketers issue no
+// links.
+func TestCardLink(t *testing.T) {
+	s := newRewardServer(t, storeKind, rewardRules, lhttp.GuessLimit{})
+	m := s.enrol(`{"name": "Ana Card"}`)
+	s.fund(m, 140)
+	code := s.mustTake(m, "t1", "coffee")
+
+	r := s.do("POST", "/v1/members/"+m+"/card-link", `{"ttl": "48h"}`)
+	if r.status != 200 {
+		t.Fatalf("card link: %d %s", r.status, r.body)
+	}
+	link := r.json(t)
+	url, _ := link["url"].(string)
+	if !strings.HasPrefix(url, s.url+"/m/") || link["expires_at"] == nil {
+		t.Fatalf("card link answer: %s", r.body)
+	}
+	page := (&server{t: t}).get(url)
+	if page.status != 200 || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("card page: %d %s", page.status, page.header.Get("Content-Type"))
+	}
+	for _, want := range []string{"Ana Card", ">130<", code, "Coffee"} {
+		if !strings.Contains(string(page.body), want) {
+			t.Errorf("card page lacks %q:\n%s", want, page.body)
+		}
+	}
+	if page.header.Get("Cache-Control") != "no-store" || page.header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("card page headers: %v", page.header)
+	}
+
+	tampered := url[:len(url)-2] + "AA"
+	if strings.HasSuffix(url, "AA") {
+		tampered = url[:len(url)-2] + "BB"
+	}
+	bad := (&server{t: t}).get(tampered)
+	if bad.status != 404 || strings.Contains(string(bad.body), "Ana") || strings.Contains(string(bad.body), code) || !strings.Contains(string(bad.body), "not valid") {
+		t.Errorf("tampered link: %d\n%s", bad.status, bad.body)
+	}
+
+	for body, field := range map[string]string{`{"ttl": "1000d"}`: "ttl", `{"ttl": 5}`: "ttl", `{"days": 1}`: "days"} {
+		r := s.do("POST", "/v1/members/"+m+"/card-link", body)
+		if code, f := r.errorCode(t); r.status != 400 || code != "invalid" || f != field {
+			t.Errorf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+	if r := s.do("POST", "/v1/members/nobody/card-link", ``); r.status != 404 {
+		t.Errorf("a link for nobody: %d %s", r.status, r.body)
+	}
+	if r := s.as(marketerKey).do("POST", "/v1/members/"+m+"/card-link", ``); r.status != 403 {
+		t.Errorf("a marketer's link: %d %s", r.status, r.body)
+	}
+}
+
+// get fetches an absolute URL without a key.
+func (s *server) get(url string) response {
+	s.t.Helper()
+	res, err := nethttp.Get(url)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.answer(res)
+}
+
+// TestWhoAmI: a key learns its own role and the program's money and time
+// zone, and nothing about other keys.
+func TestWhoAmI(t *testing.T) {
+	s := newRewardServer(t, storeKind, rewardRules, lhttp.GuessLimit{})
+	for key, role := range map[string]string{posKey: "pos", adminKey: "admin", marketerKey: "marketer"} {
+		r := s.as(key).do("GET", "/v1/whoami", "")
+		v := r.json(t)
+		prog, _ := v["program"].(map[string]any)
+		if r.status != 200 || v["role"] != role || v["open"] != false || prog["currency"] != "USD" || prog["timezone"] != "UTC" {
+			t.Errorf("whoami as %s: %d %s", role, r.status, r.body)
+		}
+	}
+	if r := s.as("").do("GET", "/v1/whoami", ""); r.status != 401 {
+		t.Errorf("whoami without a key: %d", r.status)
+	}
+}
+
+// TestPointsByDayRoute: the dashboard's series lists today's points moved, and
+// is for marketers.
+func TestPointsByDayRoute(t *testing.T) {
+	s := newRewardServer(t, storeKind, rewardRules, lhttp.GuessLimit{})
+	m := s.enrol(`{}`)
+	s.fund(m, 40)
+	r := s.as(marketerKey).do("GET", "/v1/analytics/points?days=7", "")
+	days, _ := r.json(t)["days"].([]any)
+	if r.status != 200 || len(days) != 7 || days[6].(map[string]any)["earned"] != 40.0 {
+		t.Fatalf("points by day: %d %s", r.status, r.body)
+	}
+	if r := s.as(marketerKey).do("GET", "/v1/analytics/points?days=x", ""); r.status != 400 {
+		t.Errorf("days=x: %d", r.status)
+	}
+	if r := s.do("GET", "/v1/analytics/points", ""); r.status != 403 {
+		t.Errorf("a till's points by day: %d", r.status)
+	}
+}
