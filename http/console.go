@@ -42,7 +42,13 @@ func consoleHandler() fiber.Handler {
 // and the few reads they need.
 func (s *Server) faceRoutes(app *fiber.App, v1 fiber.Router) {
 	app.Get("/m/:token", s.getCard)
-	app.Get("/console", func(c *fiber.Ctx) error { return c.Redirect("/console/", fiber.StatusMovedPermanently) })
+	app.Get("/console", func(c *fiber.Ctx) error {
+		// The route also matches /console/ (routing is not strict).
+		if c.Path() != "/console" {
+			return c.Next()
+		}
+		return c.Redirect("/console/", fiber.StatusMovedPermanently)
+	})
 	app.Use("/console/", consoleHandler())
 	v1.Get("/whoami", anyRole, s.whoami)
 	v1.Post("/members/:id/card-link", pos, s.postCardLink)
