@@ -139,16 +139,22 @@ var errNoCard = Errorf(ENOTFOUND, "this card link is not valid")
 // token that is malformed, signed with another secret, altered or expired,
 // or names a member that no longer exists, is not_found.
 func (e *Engine) CardMember(ctx context.Context, token string) (string, error) {
+	id, _, err := e.checkCardToken(ctx, token)
+	return id, err
+}
+
+// checkCardToken returns the member id a good token names and its expiry.
+func (e *Engine) checkCardToken(ctx context.Context, token string) (string, time.Time, error) {
 	now := e.Now()
 	body, sig, ok := strings.Cut(token, ".")
 	if !ok {
-		return "", errNoCard
+		return "", time.Time{}, errNoCard
 	}
 	enc := base64.RawURLEncoding
 	payload, err1 := enc.DecodeString(body)
 	got, err2 := enc.DecodeString(sig)
 	if err1 != nil || err2 != nil || len(payload) < 10 || payload[0] != cardTokenVersion {
-		return "", errNoCard
+		return "", time.Time{}, errNoCard
 	}
 	var secret []byte
 	err := e.store.View(ctx, func(tx Tx) error {
@@ -157,21 +163,21 @@ func (e *Engine) CardMember(ctx context.Context, token string) (string, error) {
 		return err
 	})
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if len(secret) != cardSecretLen {
-		return "", errNoCard
+		return "", time.Time{}, errNoCard
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(payload)
 	if !hmac.Equal(mac.Sum(nil), got) {
-		return "", errNoCard
+		return "", time.Time{}, errNoCard
 	}
 	expires := time.Unix(int64(binary.BigEndian.Uint64(payload[1:9])), 0)
 	if !now.Before(expires) {
-		return "", errNoCard
+		return "", time.Time{}, errNoCard
 	}
-	return string(payload[9:]), nil
+	return string(payload[9:]), expires, nil
 }
 
 // CardPage is what a member's card page shows.
@@ -190,11 +196,11 @@ type CardPage struct {
 // Card reads the card page a token names; see CardMember for the tokens
 // refused.
 func (e *Engine) Card(ctx context.Context, token string) (*CardPage, error) {
-	id, err := e.CardMember(ctx, token)
+	id, expires, err := e.checkCardToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	page := &CardPage{}
+	page := &CardPage{ExpiresAt: expires}
 	if page.Member, err = e.Member(ctx, id); err != nil {
 		return nil, notFoundAsNoCard(err)
 	}

@@ -185,9 +185,13 @@ func TestCardPage(t *testing.T) {
 	m := h.enrol(engine.MemberInput{Name: "Ana"}).ID
 	h.buy("p1", m, "70.00")
 	code := h.mustTake(m, "t1", "coffee")
-	page, err := h.e.Card(h.ctx, h.cardLink(m, time.Hour).Token)
+	link := h.cardLink(m, time.Hour)
+	page, err := h.e.Card(h.ctx, link.Token)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !page.ExpiresAt.Equal(link.ExpiresAt) {
+		t.Errorf("the page says the link expires at %s, it was issued until %s", page.ExpiresAt, link.ExpiresAt)
 	}
 	if page.Member.Name != "Ana" || page.Balance.Available != 40 || page.Currency != "USD" {
 		t.Errorf("page: member %+v, balance %+v, currency %s", page.Member, page.Balance, page.Currency)

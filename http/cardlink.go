@@ -91,22 +91,27 @@ func (v cardView) Time(t time.Time) string {
 	return t.In(v.Page.Location).Format("2 Jan 2006 15:04")
 }
 
-// Reason says in words why a reward cannot be taken now.
-func (v cardView) Reason(r *string) string {
-	if r == nil {
-		return ""
+// cardOffer is a reward as the card shows it.
+type cardOffer struct {
+	Title, Note string
+	Cost        int64
+	Available   bool
+}
+
+// Offers are the rewards the member can take now, and those they could
+// with more points (what to aim for); rewards they may not have (not
+// eligible, out of stock, taken already, out of season) are left out.
+func (v cardView) Offers() []cardOffer {
+	var out []cardOffer
+	for _, r := range v.Page.Rewards {
+		switch {
+		case r.Available:
+			out = append(out, cardOffer{Title: r.Title, Cost: r.Cost, Available: true, Note: "Yours to take"})
+		case r.Reason != nil && *r.Reason == "insufficient_points":
+			out = append(out, cardOffer{Title: r.Title, Cost: r.Cost, Note: strconv.FormatInt(r.Cost-v.Page.Balance.Available, 10) + " more points"})
+		}
 	}
-	switch *r {
-	case "insufficient_points":
-		return "Not enough points yet"
-	case "limit_reached":
-		return "Already taken"
-	case "out_of_stock":
-		return "Out of stock"
-	case "not_in_window":
-		return "Not available now"
-	}
-	return "Not for you now"
+	return out
 }
 
 // getCard answers the member card page, which needs no key: the token is

@@ -4,6 +4,7 @@ import (
 	nethttp "net/http"
 	"strings"
 	"testing"
+	"time"
 
 	lhttp "github.com/loyaltyhq/loyalty/http"
 )
@@ -31,7 +32,8 @@ func TestCardLink(t *testing.T) {
 	if page.status != 200 || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
 		t.Fatalf("card page: %d %s", page.status, page.header.Get("Content-Type"))
 	}
-	for _, want := range []string{"Ana Card", ">130<", code, "Coffee"} {
+	expires, _ := time.Parse(time.RFC3339, link["expires_at"].(string))
+	for _, want := range []string{"Ana Card", ">130<", code, "Coffee", "Yours to take", "99870 more points", "valid until " + expires.Format("2 Jan 2006 15:04")} {
 		if !strings.Contains(string(page.body), want) {
 			t.Errorf("card page lacks %q:\n%s", want, page.body)
 		}

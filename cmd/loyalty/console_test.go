@@ -328,6 +328,12 @@ func TestConsole(t *testing.T) {
 	if list := b.text(`[data-testid=rules-errors]`); !strings.Contains(list, fmt.Sprintf("Line %d", line)) {
 		t.Errorf("the problems listed: %q", list)
 	}
+	// The problem listed takes the caret to it.
+	b.do("go to the problem", chromedp.Click(chromedp.CSS(`[data-testid=rules-errors] button`)))
+	caretLine, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`(() => { const t = document.getElementById("rules-text"); return t.value.slice(0, t.selectionStart).split("\n").length; })()`))
+	if err != nil || caretLine != line {
+		t.Errorf("the caret went to line %d (%v), the problem is on line %d", caretLine, err, line)
+	}
 	b.screenshot("rules-error")
 
 	// Double the earn rate and diff it against the last 30 days.

@@ -117,6 +117,10 @@ export async function renderRules(main) {
     pos += Math.max(0, (p.column || 1) - 1);
     textarea.focus();
     textarea.setSelectionRange(pos, pos);
+    // Bring the line into view, a few lines from the top.
+    const lineHeight = parseFloat(getComputedStyle(textarea).lineHeight) || 19.5;
+    textarea.scrollTop = Math.max(0, (p.line - 4) * lineHeight);
+    sync();
   };
   const showProblems = (list, headline) => {
     problems = list;
@@ -155,7 +159,7 @@ export async function renderRules(main) {
   paint();
 
   const lastSel = h("select", { id: "diff-last", "aria-label": "Period" }, ["30d", "7d", "90d"].map((v) => h("option", { value: v }, `last ${v.replace("d", " days")}`)));
-  const diffOut = h("div", { "data-testid": "diff" });
+  const diffOut = h("div", { "data-testid": "diff" }, h("p", { class: "muted small" }, "Diff the rules in the editor to see what they would have given the purchases of the period, per rule and per tier, what that costs, and whose tier would change."));
   const diffBtn = h("button", { type: "button", class: "secondary" }, "Diff against recent purchases");
   const publishBtn = h("button", { type: "button" }, "Publish");
   const versionsEl = h("div");
