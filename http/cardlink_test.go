@@ -110,3 +110,19 @@ func TestPointsByDayRoute(t *testing.T) {
 		t.Errorf("a till's points by day: %d", r.status)
 	}
 }
+
+// TestSearchMembersByName: GET /v1/members?name= lists the members whose
+// name holds it, and takes no other key beside it.
+func TestSearchMembersByName(t *testing.T) {
+	s := newRewardServer(t, storeKind, rewardRules, lhttp.GuessLimit{})
+	ana := s.enrol(`{"name": "Ana Lima"}`)
+	s.enrol(`{"name": "Bob"}`)
+	r := s.do("GET", "/v1/members?name=lim", "")
+	ms, _ := r.json(t)["members"].([]any)
+	if r.status != 200 || len(ms) != 1 || ms[0].(map[string]any)["id"] != ana {
+		t.Fatalf("search: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/v1/members?name=lim&email=a@b.c", ""); r.status != 400 {
+		t.Errorf("name and email: %d %s", r.status, r.body)
+	}
+}

@@ -71,6 +71,25 @@ func (s *Server) whoami(c *fiber.Ctx) error {
 	return c.JSON(body)
 }
 
+// searchMembers answers GET /v1/members?name=…, a page of the members
+// whose name holds it; it takes no other key.
+func (s *Server) searchMembers(c *fiber.Ctx, name string) error {
+	for _, k := range []string{engine.KeyExternalID, engine.KeyEmail, engine.KeyPhone} {
+		if c.Query(k) != "" {
+			return engine.Errorf(engine.EINVALID, "look members up by one of external_id, email, phone or name")
+		}
+	}
+	n, err := limit(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Engine.SearchMembers(c.UserContext(), name, query(c, "cursor"), n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(page)
+}
+
 // pointsByDay answers the points earned, redeemed, expired and deducted
 // per day of the last days (default 30).
 func (s *Server) pointsByDay(c *fiber.Ctx) error {

@@ -270,8 +270,16 @@ func TestConsole(t *testing.T) {
 		t.Errorf("signed in as %q", who)
 	}
 
+	// Find members by name: Member 1, 10, 11 and 12.
+	b.do("search by name", chromedp.SendKeys(chromedp.CSS("#q"), "member 1"), chromedp.Click(chromedp.CSS(`form[role=search] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`main table a[href^="#/members/"]`)))
+	if n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll('main table a[href^="#/members/"]').length`)); err != nil || n != 4 {
+		t.Errorf("a search for \"member 1\" lists %d members (%v), want 4", n, err)
+	}
+	b.screenshot("search-by-name")
+
 	// Find a member by card; the balance is the API's.
-	b.do("search by card", chromedp.SendKeys(chromedp.CSS("#q"), "card-0001"), chromedp.Click(chromedp.CSS(`form[role=search] button`)),
+	b.do("search by card", chromedp.Evaluate[chromedp.Void](`document.getElementById("q").value = ""`), chromedp.SendKeys(chromedp.CSS("#q"), "card-0001"), chromedp.Click(chromedp.CSS(`form[role=search] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=balance]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=purchases] form button`)))
 	ana := s.call("GET", "/v1/members?external_id=card-0001", "")["members"].([]any)[0].(map[string]any)["id"].(string)
@@ -348,6 +356,15 @@ func TestConsole(t *testing.T) {
 		t.Errorf("the diff shows a change of %s points, the API %s", got, want)
 	}
 	b.screenshot("rules-diff")
+
+	// Simulate a purchase of a gold member with the doubled rate.
+	b.do("simulate", chromedp.SendKeys(chromedp.CSS(`input[name=tier]`), "gold"), chromedp.SetValue(chromedp.CSS(`input[name=amount]`), "10.00"),
+		chromedp.Click(chromedp.CSS(`form:has(input[name=category]) button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=simulation]`)))
+	simBody, _ := json.Marshal(map[string]any{"rules": doubled, "member": map[string]string{"tier": "gold"}, "purchase": map[string]string{"id": "x", "currency": "USD", "amount": "10.00"}})
+	sim := s.call("POST", "/v1/rules/simulate", string(simBody))
+	if got, want := number(b.text(`[data-testid=simulation]`)), fmt.Sprint(sim["points"]); got != want || want == "0" {
+		t.Errorf("the simulation shows %s points, the API %s", got, want)
+	}
 
 	// Publish; the page and the API say version 2, with the new rate.
 	b.do("publish", chromedp.Click(chromedp.CSS(`#diff-last ~ button:not(.secondary)`)),

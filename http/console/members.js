@@ -3,7 +3,7 @@
 import { api, busy, can, day, h, loading, money, newID, num, session, table, toast, when } from "./app.js";
 
 // lookups tries what the query could be, in the order a help desk meets
-// them: a card number, an email, a phone number.
+// them: a card number, an email, a phone number; a name last.
 function lookups(q) {
   if (q.includes("@")) return [["email", q]];
   if (/^\+?[\d\s().-]{6,}$/.test(q)) return [["external_id", q], ["phone", q]];
@@ -11,11 +11,21 @@ function lookups(q) {
 }
 
 export async function renderSearch(main) {
-  const input = h("input", { id: "q", type: "search", required: true, autocomplete: "off", placeholder: "card-000123, ana@example.com, +15550100" });
+  const input = h("input", { id: "q", type: "search", required: true, autocomplete: "off", placeholder: "card-000123, ana@example.com, +15550100, Ana" });
   const out = h("div", { "aria-live": "polite" });
   const form = h("form", { class: "card", role: "search" },
     h("h1", {}, "Find a member"),
-    h("div", { class: "row" }, h("label", { for: "q", style: "flex: 1" }, "Card number, email or phone", input), h("button", { type: "submit" }, "Search")));
+    h("div", { class: "row" }, h("label", { for: "q", style: "flex: 1" }, "Card number, email, phone or name", input), h("button", { type: "submit" }, "Search")));
+  const byName = async (q, cursor) => {
+    const r = await api("GET", `/v1/members?name=${encodeURIComponent(q)}&limit=50${cursor ? "&cursor=" + encodeURIComponent(cursor) : ""}`);
+    const more = r.next_cursor ? h("button", { type: "button", class: "secondary" }, "More") : "";
+    if (more) more.addEventListener("click", () => busy(more, byName(q, r.next_cursor)).catch(() => {}));
+    out.replaceChildren(
+      table(["Name", "Card", "Email", "Tier", "Points", "Status"], r.members.map((m) => h("tr", {},
+        h("td", {}, h("a", { href: "#/members/" + encodeURIComponent(m.id) }, m.name)), h("td", {}, m.external_id || ""), h("td", {}, m.email || ""),
+        h("td", {}, m.tier.name), h("td", { class: "num" }, num(m.balance.available)), h("td", {}, m.status))), { empty: `Nobody has the card, email, phone or a name with “${q}”${r.next_cursor ? " among the members read so far" : ""}.` }),
+      more);
+  };
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const q = input.value.trim();
@@ -25,12 +35,17 @@ export async function renderSearch(main) {
         if (r.members.length) return r.members;
       }
       return [];
-    })(), "members");
+    })(), "members").catch(() => null);
+    if (!found) return;
     if (found.length === 1) {
       location.hash = "#/members/" + encodeURIComponent(found[0].id);
       return;
     }
-    out.replaceChildren(h("p", { class: "muted" }, `Nobody has the card, email or phone “${q}”.`));
+    if (q.length < 2 || q.includes("@")) {
+      out.replaceChildren(h("p", { class: "muted" }, `Nobody has the card, email or phone “${q}”.`));
+      return;
+    }
+    await loading(out, byName(q, ""), "members by name").catch(() => {});
   });
   main.replaceChildren(form, out);
   if (can("enrol")) main.append(enrolForm());

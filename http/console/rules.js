@@ -239,7 +239,7 @@ function simulateCard(textarea) {
     else body.member = f.tier.value.trim() ? { tier: f.tier.value.trim() } : {};
     const r = await busy(f.querySelector("button"), api("POST", "/v1/rules/simulate", body)).catch(() => null);
     if (!r) return;
-    out.replaceChildren(h("p", {}, h("strong", {}, `${num(r.points)} points`), r.tier && r.tier.changed ? ` · tier becomes ${r.tier.name}` : ""),
+    out.replaceChildren(h("p", {}, h("strong", { "data-testid": "simulation" }, `${num(r.points)} points`), r.tier && r.tier.changed ? ` · tier becomes ${r.tier.name}` : ""),
       table(["Rule", "Points"], (r.breakdown || []).map((b) => h("tr", {}, h("td", {}, b.rule), h("td", { class: "num" }, num(b.points))))));
   });
   return h("div", { class: "card" }, f);
