@@ -150,7 +150,9 @@ func (e *Engine) checkCardToken(ctx context.Context, token string) (string, time
 	if !ok {
 		return "", time.Time{}, errNoCard
 	}
-	enc := base64.RawURLEncoding
+	// Strict: a token has one spelling. Unstrict decoding ignores the last
+	// character's spare bits, so a changed token would open the same card.
+	enc := base64.RawURLEncoding.Strict()
 	payload, err1 := enc.DecodeString(body)
 	got, err2 := enc.DecodeString(sig)
 	if err1 != nil || err2 != nil || len(payload) < 10 || payload[0] != cardTokenVersion {

@@ -218,6 +218,7 @@ async function route() {
     return;
   }
   renderNav(hash);
+  document.getElementById("toast").replaceChildren(); // the last page's news
   const [, page, arg] = hash.split("/");
   main.replaceChildren();
   try {
