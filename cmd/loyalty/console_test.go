@@ -419,6 +419,11 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("card link %q", link)
 	}
 	b.do("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	wide, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > 391`))
+	if err != nil || wide {
+		t.Errorf("on a phone the member page is wider than the screen (%v)", err)
+	}
+	b.screenshot("member-phone")
 	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(link))
 	if err != nil || resp.Status != 200 {
 		b.fail("open the card link", fmt.Errorf("%v, status %v", err, resp))

@@ -159,7 +159,7 @@ function actions(member, reload) {
   if (can("takeReward")) {
     const select = h("select", { name: "reward", required: true });
     api("GET", `/v1/rewards?member_id=${mid}`).then((r) => {
-      select.replaceChildren(...r.rewards.map((x) => h("option", { value: x.name, disabled: !x.available }, `${x.title} (${num(x.cost)} pts)${x.available ? "" : " – " + x.reason.replace(/_/g, " ")}`)));
+      select.replaceChildren(h("option", { value: "" }, "Choose a reward"), ...r.rewards.map((x) => h("option", { value: x.name, disabled: !x.available }, `${x.title} (${num(x.cost)} pts)${x.available ? "" : " – " + x.reason.replace(/_/g, " ")}`)));
     }).catch((err) => toast(err.message, true));
     form("Take reward", [h("label", {}, "Reward", select)], async (f) => {
       const r = await api("POST", `/v1/members/${mid}/rewards`, { id: newID("reward"), reward: f.reward.value });
@@ -168,7 +168,7 @@ function actions(member, reload) {
     });
   }
   if (can("cardLink")) {
-    const out = h("p", { class: "small", "data-testid": "card-link" });
+    const out = h("p", { class: "small wrap", "data-testid": "card-link" });
     form("Card link", [h("label", {}, "Valid for", h("select", { name: "ttl" }, h("option", { value: "720h" }, "30 days"), h("option", { value: "168h" }, "7 days"), h("option", { value: "24h" }, "1 day")))], async (f) => {
       const r = await api("POST", `/v1/members/${mid}/card-link`, { ttl: f.ttl.value });
       out.replaceChildren(h("a", { href: r.url, target: "_blank", rel: "noreferrer" }, r.url), h("br"), `valid until ${when(r.expires_at)}`);
@@ -237,7 +237,7 @@ async function renderPurchases(el, ids, reload) {
     const left = Number(p.amount) - Number(p.refunded_amount || 0);
     let act = "";
     if (can("refund") && left > 0) {
-      const amount = h("input", { name: "amount", inputmode: "decimal", size: 8, value: p.refunded_amount && Number(p.refunded_amount) > 0 ? left.toFixed(session.who.program.currency_digits) : p.amount, "aria-label": `Refund amount for ${p.id}` });
+      const amount = h("input", { name: "amount", inputmode: "decimal", size: 8, value: left.toFixed(session.who.program.currency_digits), "aria-label": `Refund amount for ${p.id}` });
       const f = h("form", { class: "row" }, amount, h("button", { type: "submit", class: "secondary" }, "Refund"));
       f.addEventListener("submit", async (ev) => {
         ev.preventDefault();
