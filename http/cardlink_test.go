@@ -51,6 +51,19 @@ func TestCardLink(t *testing.T) {
 		t.Errorf("tampered link: %d\n%s", bad.status, bad.body)
 	}
 
+	// Behind a proxy the link names the address the proxy was asked.
+	req, _ := nethttp.NewRequest("POST", s.url+"/v1/members/"+m+"/card-link", nil)
+	req.Header.Set("Authorization", "Bearer "+posKey)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("X-Forwarded-Host", "loyalty.example.com")
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.answer(res).json(t)["url"].(string); !strings.HasPrefix(u, "https://loyalty.example.com/m/") {
+		t.Errorf("behind a proxy the link is %q", u)
+	}
+
 	for body, field := range map[string]string{`{"ttl": "1000d"}`: "ttl", `{"ttl": 5}`: "ttl", `{"days": 1}`: "days"} {
 		r := s.do("POST", "/v1/members/"+m+"/card-link", body)
 		if code, f := r.errorCode(t); r.status != 400 || code != "invalid" || f != field {
