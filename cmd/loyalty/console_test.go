@@ -265,7 +265,8 @@ func TestConsole(t *testing.T) {
 	// Sign in with a key.
 	b.do("open the console", chromedp.Navigate(s.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#key")))
 	b.screenshot("signin")
-	b.do("sign in", chromedp.SendKeys(chromedp.CSS("#key"), adminKey), chromedp.Click(chromedp.CSS(`form button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#q")))
+	// With the keyboard only: the field has the focus, Enter submits.
+	b.do("sign in", chromedp.KeyEvent(adminKey+"\r"), chromedp.WaitVisible(chromedp.CSS("#q")))
 	if who := b.text("#who"); !strings.Contains(who, "ops") || !strings.Contains(who, "admin") {
 		t.Errorf("signed in as %q", who)
 	}
@@ -306,6 +307,36 @@ func TestConsole(t *testing.T) {
 		t.Errorf("after the refund the page shows %s points, the API %v (before %v)", got, after, balance)
 	}
 	b.screenshot("member-refunded")
+
+	// Money in the program's currency, times in its time zone
+	// (America/New_York in the example), whatever the browser's.
+	zone, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, _ := time.Parse(time.RFC3339Nano, newest["at"].(string))
+	if local := at.In(zone).Format("3:04 PM"); !strings.Contains(row, local) {
+		t.Errorf("the refund's row %q does not show its time in New York, %s", row, local)
+	}
+	if p := b.text(`table[data-testid=purchases] tbody tr`); !strings.Contains(p, "$23.40") {
+		t.Errorf("the purchase's row %q does not show $23.40", p)
+	}
+
+	// Redeem points, then cancel the redemption from its ledger entry.
+	b.do("redeem", chromedp.SendKeys(chromedp.CSS(`form:has(input[name=reward]) input[name=points]`), "20"),
+		chromedp.Click(chromedp.CSS(`form:has(input[name=reward]) button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=ledger] tr[data-type=redeem] button`)))
+	if got := number(b.text(`[data-testid=balance]`)); got != fmt.Sprint(after-20) {
+		t.Errorf("after redeeming 20 the page shows %s points, want %v", got, after-20)
+	}
+	b.do("cancel the redemption", chromedp.Click(chromedp.CSS(`[data-testid=ledger] tr[data-type=redeem] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=ledger] tr[data-type=redeem_cancel]`)))
+	if got := number(b.text(`[data-testid=balance]`)); got != fmt.Sprint(after) {
+		t.Errorf("after the cancel the page shows %s points, want %v", got, after)
+	}
+	if kinds := s.call("GET", "/v1/members/"+ana+"/ledger?limit=2", "")["entries"].([]any); kinds[0].(map[string]any)["type"] != "redeem_cancel" || kinds[1].(map[string]any)["type"] != "redeem" {
+		t.Errorf("the API's ledger after redeem and cancel: %v", kinds)
+	}
 
 	// Break the rules in the editor: the error is underlined on the line
 	// the validate endpoint names, which is the line broken.
