@@ -40,8 +40,8 @@ const (
 // CardLink is a signed token for a member's card page and when it stops
 // working.
 type CardLink struct {
-	Token     string    `json:"-"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Token     string
+	ExpiresAt time.Time
 }
 
 // CardLinkTTL reads a card link's lifetime: empty is the default, else a

@@ -68,11 +68,8 @@ func (v cardView) Progress() int {
 // tier's metric.
 func (v cardView) Remaining() string {
 	t := v.Page.Balance.Tier
-	switch t.Metric {
-	case "spend":
+	if t.Metric == "spend" {
 		return t.Next.Remaining + " " + v.Page.Currency
-	case "":
-		return t.Next.Remaining
 	}
 	return t.Next.Remaining + " " + t.Metric
 }

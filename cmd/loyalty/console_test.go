@@ -492,4 +492,11 @@ func TestConsole(t *testing.T) {
 		t.Errorf("a reader may edit or publish the rules (read-only %v, %v)", readOnly, err)
 	}
 	b.screenshot("reader-rules")
+
+	// A server without keys (the README's first run) needs no sign-in.
+	open, _ := startMain(t)
+	b.do("an open server's console", chromedp.Navigate("http://"+open.Addr()+"/console/"), chromedp.WaitVisible(chromedp.CSS("#q")))
+	if who := b.text("#who"); !strings.Contains(who, "open · admin") {
+		t.Errorf("on an open server the console says %q", who)
+	}
 }

@@ -2,7 +2,7 @@
 // same size, colours and an accessible label, and redraws on resize.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 
-export const colours = ["#0a5bd3", "#c2410c", "#146c2e", "#8a3ffc", "#b3261e"];
+const colours = ["#0a5bd3", "#c2410c", "#146c2e", "#8a3ffc", "#b3261e"];
 
 function dark() {
   return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
