@@ -217,3 +217,46 @@ func TestCardPage(t *testing.T) {
 		t.Errorf("rewards available: %v", avail)
 	}
 }
+
+// TestCardSecretMadeOnce: servers sharing a database that issue their
+// first links at the same time agree on one secret, so every link works on
+// every server.
+func TestCardSecretMadeOnce(t *testing.T) {
+	h := newHarness(t, rewardTestRules)
+	m := h.enrol(engine.MemberInput{}).ID
+	prog, err := rules.Parse("rules.yaml", []byte(rewardTestRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := []*engine.Engine{h.e}
+	for range 3 {
+		e := engine.New(h.db, engine.Options{Clock: h.clock})
+		if _, err := e.LoadRules(h.ctx, prog, "test"); err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, e)
+	}
+	tokens := make([]string, 8)
+	errs := make(chan error, len(tokens))
+	for i := range tokens {
+		go func() {
+			l, err := servers[i%len(servers)].IssueCardLink(h.ctx, m, time.Hour)
+			if err == nil {
+				tokens[i] = l.Token
+			}
+			errs <- err
+		}()
+	}
+	for range tokens {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, token := range tokens {
+		for j, e := range servers {
+			if got, err := e.CardMember(h.ctx, token); err != nil || got != m {
+				t.Errorf("server %d's link on server %d: %q, %v", i%len(servers), j, got, err)
+			}
+		}
+	}
+}
