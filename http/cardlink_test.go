@@ -70,6 +70,11 @@ func TestCardLink(t *testing.T) {
 			t.Errorf("%s: %d %s", body, r.status, r.body)
 		}
 	}
+	// Two days on, the 48-hour link is as dead as a tampered one.
+	s.moveClock(`{"advance": "48h"}`)
+	if late := (&server{t: t}).get(url); late.status != 404 || string(late.body) != string(bad.body) {
+		t.Errorf("an expired link: %d, and its page differs from a tampered one's", late.status)
+	}
 	if r := s.do("POST", "/v1/members/nobody/card-link", ``); r.status != 404 {
 		t.Errorf("a link for nobody: %d %s", r.status, r.body)
 	}
