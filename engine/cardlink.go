@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -110,7 +109,7 @@ func (e *Engine) createCardSecret(ctx context.Context) ([]byte, error) {
 			return err
 		}
 		if len(got) == cardSecretLen {
-			secret = bytes.Clone(got)
+			secret = got
 			return nil
 		}
 		secret = fresh
@@ -160,8 +159,8 @@ func (e *Engine) checkCardToken(ctx context.Context, token string) (string, time
 	}
 	var secret []byte
 	err := e.store.View(ctx, func(tx Tx) error {
-		s, err := tx.Setting(settingCardSecret)
-		secret = bytes.Clone(s)
+		var err error
+		secret, err = tx.Setting(settingCardSecret)
 		return err
 	})
 	if err != nil {
