@@ -151,17 +151,20 @@ func (s *Server) createMember(c *fiber.Ctx) error {
 }
 
 func (s *Server) findMembers(c *fiber.Ctx) error {
+	if name := query(c, "name"); name != "" {
+		return s.searchMembers(c, name)
+	}
 	var key, value string
 	for _, k := range []string{engine.KeyExternalID, engine.KeyEmail, engine.KeyPhone} {
 		if v := query(c, k); v != "" {
 			if key != "" {
-				return engine.Errorf(engine.EINVALID, "look members up by one of external_id, email or phone")
+				return engine.Errorf(engine.EINVALID, "look members up by one of external_id, email, phone or name")
 			}
 			key, value = k, v
 		}
 	}
 	if key == "" {
-		return engine.Errorf(engine.EINVALID, "look members up by external_id, email or phone")
+		return engine.Errorf(engine.EINVALID, "look members up by external_id, email, phone or name")
 	}
 	ms, err := s.cfg.Engine.FindMembers(c.UserContext(), key, value)
 	if err != nil {

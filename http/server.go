@@ -230,6 +230,8 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/backup", adminOnly, s.backup)
 
+	s.faceRoutes(app, v1)
+
 	app.Use(func(c *fiber.Ctx) error {
 		c.Locals(localNoRoute, true)
 		return engine.Errorf(engine.ENOTFOUND, "no route %s %s", c.Method(), c.Path())
