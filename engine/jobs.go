@@ -244,7 +244,14 @@ func expireLots(w writer, memberID string, lots []*Lot, entryID string) error {
 	if err := w.appendEntry(m, entryID, LedgerExpire, -total, "", note); err != nil {
 		return err
 	}
-	return w.tx.PutMember(m)
+	if err := w.tx.PutMember(m); err != nil {
+		return err
+	}
+	bal, err := balanceSummary(w.tx, m, w.now)
+	if err != nil {
+		return err
+	}
+	return w.emit(EventPointsExpired, m.ID, expiredEventData{MemberID: m.ID, Points: total, Balance: bal})
 }
 
 // evaluateTiers applies the tier policy to every member: demotion after
