@@ -124,7 +124,7 @@ func (e *Engine) Events(ctx context.Context, cursor, filter string, limit int) (
 				from = ev.Seq
 				page.NextCursor = strconv.FormatUint(ev.Seq, 10)
 				if filter == "" || matchType(filter, ev.Type) {
-					page.Events = append(page.Events, viewEvent(ev))
+					page.Events = append(page.Events, ViewEvent(ev))
 					if len(page.Events) == limit {
 						return nil
 					}
@@ -155,10 +155,10 @@ func parseCursor(field, cursor string) (uint64, error) {
 	return n, nil
 }
 
-// viewEvent shows a stored event. An expiry notice written before events
+// ViewEvent shows a stored event. An expiry notice written before events
 // had an id and a payload gets them from what it holds: an id derived
 // from its seq, so it stays the same on every read.
-func viewEvent(ev *Event) EventView {
+func ViewEvent(ev *Event) EventView {
 	v := EventView{ID: ev.ID, Seq: ev.Seq, Type: ev.Type, Timestamp: ev.At, Data: ev.Payload}
 	if v.ID == "" {
 		v.ID = fmt.Sprintf("evt_legacy_%d", ev.Seq)
