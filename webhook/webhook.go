@@ -135,8 +135,10 @@ func New(db engine.Store, opts Options) *Worker {
 }
 
 // leaseTTL is how long a lease holds without renewal: longer than a
-// round of attempts, so that it is renewed before it runs out.
-func (w *Worker) leaseTTL() time.Duration { return 2*w.opts.Timeout + 10*time.Second }
+// round of attempts (at most Timeout, then their records), so that it is
+// renewed before it runs out; and so how long the deliveries of a server
+// that died wait for another to take them.
+func (w *Worker) leaseTTL() time.Duration { return w.opts.Timeout + 10*time.Second }
 
 // Run delivers until ctx ends, then waits for the attempts in flight.
 func (w *Worker) Run(ctx context.Context) {

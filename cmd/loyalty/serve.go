@@ -320,8 +320,15 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
+	// A bbolt file has one server at a time: the same holder name in every
+	// process lets a restarted server take its leases at once rather than
+	// wait for a killed one's to run out.
+	holder := "the-only-server"
+	if m.sharedDB() {
+		holder = holderName()
+	}
 	hooks := webhook.New(m.DB, webhook.Options{
-		Holder: holderName(), Timeout: cfg.WebhookTimeout, Schedule: schedule, Log: m.Logger,
+		Holder: holder, Timeout: cfg.WebhookTimeout, Schedule: schedule, Log: m.Logger,
 	})
 	m.webhooksDone = make(chan struct{})
 	go func() {
