@@ -17,6 +17,7 @@ const (
 	JobAnalytics      = rules.JobAnalytics
 	JobExpireCoupons  = rules.JobExpireCoupons
 	JobBackup         = rules.JobBackup
+	JobPruneEvents    = rules.JobPruneEvents
 )
 
 // JobRunView is a job run as the API shows it.
@@ -159,6 +160,7 @@ func (e *Engine) jobTable() map[string]func(context.Context, *liveRules, time.Ti
 		JobAnalytics:      e.analytics,
 		JobExpireCoupons:  e.expireCoupons,
 		JobBackup:         e.backupJob,
+		JobPruneEvents:    e.pruneEvents,
 	}
 }
 

@@ -390,11 +390,13 @@ func (e *Engine) ReplayWebhook(ctx context.Context, id string, since time.Time) 
 	for {
 		var evs []*Event
 		err := e.store.View(ctx, func(tx Tx) error {
-			if _, err := getWebhook(tx, id); err != nil {
+			// Events first: only the first call of a transaction lists
+			// every event committed before it (Store).
+			var err error
+			if evs, err = tx.Events(after, replayChunk); err != nil {
 				return err
 			}
-			var err error
-			evs, err = tx.Events(after, replayChunk)
+			_, err = getWebhook(tx, id)
 			return err
 		})
 		if err != nil {

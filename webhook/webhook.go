@@ -95,7 +95,7 @@ const fanOutChunk = 500
 
 // cursorSetting is the store setting that holds the fan-out's cursor: the
 // seq of the last event turned into deliveries.
-const cursorSetting = "webhooks.cursor"
+const cursorSetting = engine.WebhookCursorSetting
 
 // New returns a worker delivering the events of db.
 func New(db engine.Store, opts Options) *Worker {
@@ -188,14 +188,21 @@ func (w *Worker) fanOut(ctx context.Context) error {
 	}
 	for {
 		var cursor []byte
-		var evs []*engine.Event
-		var hooks []*engine.Webhook
 		err := w.db.View(ctx, func(tx engine.Tx) error {
 			var err error
-			if cursor, err = tx.Setting(cursorSetting); err != nil {
-				return err
-			}
+			cursor, err = tx.Setting(cursorSetting)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		var evs []*engine.Event
+		var hooks []*engine.Webhook
+		err = w.db.View(ctx, func(tx engine.Tx) error {
+			// Events first: only the first call of a transaction lists
+			// every event committed before it (engine.Store).
 			after, _ := strconv.ParseUint(string(cursor), 10, 64)
+			var err error
 			if evs, err = tx.Events(after, fanOutChunk); err != nil {
 				return err
 			}

@@ -131,9 +131,14 @@ type rig struct {
 }
 
 func newRig(t *testing.T) *rig {
+	return newRigWith(t, string(rules.Example))
+}
+
+// newRigWith runs the rules src, on a test clock.
+func newRigWith(t *testing.T, src string) *rig {
 	db := storetesting.Open(t, storeKind)
-	e := engine.New(db, engine.Options{})
-	prog, err := rules.Parse("rules.yaml", rules.Example)
+	e := engine.New(db, engine.Options{Clock: engine.NewTestClock(engine.SystemClock{})})
+	prog, err := rules.Parse("rules.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,5 +420,65 @@ func TestSlowEndpointDelaysNoOther(t *testing.T) {
 	defer mu.Unlock()
 	if len(slow.got()) == 0 || most > 4 {
 		t.Errorf("the slow endpoint got %d requests, at most %d at once; want some, at most 4 (its bound)", len(slow.got()), most)
+	}
+}
+
+// Pruning deletes old events up to the first one an enabled endpoint
+// still lacks; once the endpoint is disabled, it holds nothing back.
+func TestPruneKeepsWhatAnEndpointLacks(t *testing.T) {
+	r := newRigWith(t, string(rules.Example)+"\nevents: {retention: 1h}\n")
+	var mu sync.Mutex
+	down := false
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	h := r.hook(rc.URL, engine.EventMemberEnrolled, engine.EventBonusGranted)
+	r.run(time.Hour)
+	r.member()
+	waitFor(t, "the first member's events", func() bool { return len(r.delivery(h.ID, engine.DeliverySucceeded)) == 2 })
+	mu.Lock()
+	down = true
+	mu.Unlock()
+	r.member()
+	waitFor(t, "the second member's first attempts", func() bool {
+		ds := r.delivery(h.ID, engine.DeliveryPending)
+		return len(ds) == 2 && ds[0].Attempts == 1 && ds[1].Attempts == 1
+	})
+	lacking := r.delivery(h.ID, engine.DeliveryPending)[0].Seq
+	if _, err := r.e.MoveClock(t.Context(), engine.ClockRequest{Advance: "2h"}); err != nil {
+		t.Fatal(err)
+	}
+	prune := func() int64 {
+		t.Helper()
+		run, err := r.e.RunJob(t.Context(), engine.JobPruneEvents)
+		if err != nil || run.Error != "" {
+			t.Fatalf("prune: %+v %v", run, err)
+		}
+		return run.Processed
+	}
+	// rules.published and the first member's two events.
+	if n := prune(); n != 3 {
+		t.Errorf("pruned %d events, want the 3 before the first the endpoint lacks", n)
+	}
+	page, err := r.e.Events(t.Context(), "", "", 0)
+	if err != nil || len(page.Events) == 0 || page.Events[0].Seq != lacking {
+		t.Fatalf("the feed after pruning starts at %+v, want seq %d", page.Events, lacking)
+	}
+	if ds := r.delivery(h.ID, ""); len(ds) != 2 || ds[0].Seq != lacking {
+		t.Errorf("deliveries after pruning: %+v", ds)
+	}
+	disabled := engine.WebhookDisabled
+	if _, err := r.e.UpdateWebhook(t.Context(), h.ID, engine.WebhookInput{Status: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	if n := prune(); n != 2 {
+		t.Errorf("pruned %d events with the endpoint disabled, want the last 2", n)
+	}
+	if page, err := r.e.Events(t.Context(), "", "", 0); err != nil || len(page.Events) != 0 {
+		t.Errorf("feed: %+v %v", page, err)
 	}
 }
