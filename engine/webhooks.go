@@ -453,3 +453,49 @@ func (w *Webhook) wantsType(ev *Event) bool {
 	c.Status = WebhookEnabled
 	return c.Wants(ev)
 }
+
+// WebhookQueue is what an endpoint still has to get.
+type WebhookQueue struct {
+	WebhookID string
+	// Pending counts its pending deliveries, at most the limit asked for.
+	Pending int
+	// Oldest is when the oldest pending delivery was made (wall clock);
+	// zero when none is pending.
+	Oldest time.Time
+}
+
+// WebhookQueues returns each endpoint's queue, counting at most limit
+// pending deliveries each.
+func (e *Engine) WebhookQueues(ctx context.Context, limit int) ([]WebhookQueue, error) {
+	var out []WebhookQueue
+	err := e.store.View(ctx, func(tx Tx) error {
+		hooks, err := tx.Webhooks()
+		if err != nil {
+			return err
+		}
+		for _, w := range hooks {
+			q, err := webhookQueue(tx, w.ID, limit)
+			if err != nil {
+				return err
+			}
+			out = append(out, q)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func webhookQueue(tx Tx, id string, limit int) (WebhookQueue, error) {
+	q := WebhookQueue{WebhookID: id}
+	ds, err := tx.Deliveries(id, DeliveryPending, 0, limit)
+	if err != nil {
+		return q, err
+	}
+	q.Pending = len(ds)
+	for _, d := range ds {
+		if q.Oldest.IsZero() || d.CreatedAt.Before(q.Oldest) {
+			q.Oldest = d.CreatedAt
+		}
+	}
+	return q, nil
+}

@@ -50,6 +50,10 @@ var DefaultSchedule = []time.Duration{
 // DefaultTimeout is how long an attempt waits for the endpoint's answer.
 const DefaultTimeout = 15 * time.Second
 
+// DefaultMaxPending is the most pending deliveries an endpoint may have:
+// a day of 1 event a second.
+const DefaultMaxPending = 100_000
+
 // Options configure a Worker; zero values take the defaults.
 type Options struct {
 	// Holder names this server in the store's leases: unique per process.
@@ -69,7 +73,23 @@ type Options struct {
 	// Client sends the requests; by default one that follows no redirect.
 	Client *http.Client
 	Log    *slog.Logger
+	// MaxPending bounds an endpoint's pending deliveries: one with more is
+	// hopeless, and is disabled rather than let its queue grow without
+	// limit. Checked every QueueCheck.
+	MaxPending int
+	QueueCheck time.Duration
+	// Attempted, when set, is told the outcome of every attempt:
+	// succeeded, retry, failed or disabled (a 410, or the queue bound).
+	Attempted func(webhookID, outcome string)
 }
+
+// Outcomes of an attempt, for Options.Attempted.
+const (
+	OutcomeSucceeded = "succeeded"
+	OutcomeRetry     = "retry"
+	OutcomeFailed    = "failed"
+	OutcomeDisabled  = "disabled"
+)
 
 // Worker delivers events; Run runs it.
 type Worker struct {
@@ -119,6 +139,15 @@ func New(db engine.Store, opts Options) *Worker {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.QueueCheck <= 0 {
+		opts.QueueCheck = time.Minute
+	}
+	if opts.Attempted == nil {
+		opts.Attempted = func(string, string) {}
 	}
 	if opts.Holder == "" {
 		opts.Holder = "webhook-worker"
@@ -288,10 +317,22 @@ func (w *Worker) startEndpoints(ctx context.Context) error {
 func (w *Worker) endpoint(ctx context.Context, id string) {
 	lease := "webhook/" + id
 	defer w.release(lease)
+	var checked time.Time
 	for ctx.Err() == nil {
 		held, err := w.take(ctx, lease)
 		if err != nil && ctx.Err() == nil {
 			w.opts.Log.Warn("webhooks: taking an endpoint's lease failed", "webhook", id, "err", err)
+		}
+		if held && time.Since(checked) >= w.opts.QueueCheck {
+			checked = time.Now()
+			if gone, err := w.checkQueue(ctx, id); err != nil || gone {
+				if err != nil && ctx.Err() == nil {
+					w.opts.Log.Warn("webhooks: counting an endpoint's queue failed", "webhook", id, "err", err)
+				}
+				if gone {
+					return
+				}
+			}
 		}
 		if held {
 			more, gone, err := w.round(ctx, id)
@@ -312,12 +353,42 @@ func (w *Worker) endpoint(ctx context.Context, id string) {
 	}
 }
 
-// round sends up to PerEndpoint due deliveries side by side, and tells
-// whether more may be due and whether the endpoint is gone or disabled.
+// checkQueue disables an endpoint with more than MaxPending pending
+// deliveries, and tells whether it did.
+func (w *Worker) checkQueue(ctx context.Context, id string) (bool, error) {
+	disabled := false
+	err := w.db.Update(ctx, func(tx engine.Tx) error {
+		disabled = false
+		ds, err := tx.Deliveries(id, engine.DeliveryPending, 0, w.opts.MaxPending+1)
+		if err != nil || len(ds) <= w.opts.MaxPending {
+			return err
+		}
+		hook, err := tx.Webhook(id)
+		if err != nil || hook == nil || hook.Status != engine.WebhookEnabled {
+			return err
+		}
+		hook.Status = engine.WebhookDisabled
+		hook.DisabledReason = fmt.Sprintf("more than %d deliveries pending: the endpoint looks hopeless", w.opts.MaxPending)
+		disabled = true
+		return tx.PutWebhook(hook)
+	})
+	if disabled {
+		w.opts.Log.Warn("webhooks: an endpoint's queue passed its bound; it is disabled", "webhook", id, "max_pending", w.opts.MaxPending)
+		w.opts.Attempted(id, OutcomeDisabled)
+	}
+	return disabled, err
+}
+
+// round sends the due deliveries of one scan, in waves of PerEndpoint
+// side by side, and tells whether more may be due and whether the
+// endpoint is gone or disabled. Each wave's outcomes are recorded in one
+// transaction, which renews the endpoint's lease: a round that lost it
+// stops.
 func (w *Worker) round(ctx context.Context, id string) (more, gone bool, err error) {
 	var hook *engine.Webhook
 	var due []*engine.Delivery
 	now := w.opts.Now()
+	batch := w.opts.PerEndpoint * wavesPerRound
 	err = w.db.View(ctx, func(tx engine.Tx) error {
 		var err error
 		if hook, err = tx.Webhook(id); err != nil || hook == nil || hook.Status != engine.WebhookEnabled {
@@ -327,7 +398,7 @@ func (w *Worker) round(ctx context.Context, id string) (more, gone bool, err err
 		for _, d := range ds {
 			if !d.NextAttemptAt.After(now) {
 				due = append(due, d)
-				if len(due) == w.opts.PerEndpoint {
+				if len(due) == batch {
 					more = true
 					break
 				}
@@ -341,24 +412,42 @@ func (w *Worker) round(ctx context.Context, id string) (more, gone bool, err err
 	if hook == nil || hook.Status != engine.WebhookEnabled {
 		return false, true, nil
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(due))
-	for i, d := range due {
-		select {
-		case w.sem <- struct{}{}:
-		case <-ctx.Done():
-			return false, false, ctx.Err()
+	for len(due) > 0 {
+		wave := due[:min(len(due), w.opts.PerEndpoint)]
+		due = due[len(wave):]
+		results := make([]attempt, len(wave))
+		var wg sync.WaitGroup
+		for i, d := range wave {
+			select {
+			case w.sem <- struct{}{}:
+			case <-ctx.Done():
+				wg.Wait()
+				return false, false, ctx.Err()
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-w.sem }()
+				results[i] = w.attempt(ctx, hook, d)
+			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-w.sem }()
-			errs[i] = w.deliver(ctx, hook, d)
-		}()
+		wg.Wait()
+		if ctx.Err() != nil {
+			// Stopped mid-attempt: the deliveries stay as they were, and
+			// are sent again after restart.
+			return false, false, nil
+		}
+		held, disabled, err := w.record(ctx, id, results)
+		if err != nil || !held || disabled {
+			return false, disabled, err
+		}
 	}
-	wg.Wait()
-	return more, false, errors.Join(errs...)
+	return more, false, nil
 }
+
+// wavesPerRound is how many waves of PerEndpoint deliveries one scan of
+// the pending ones feeds.
+const wavesPerRound = 8
 
 // outcome is what one attempt got.
 type outcome struct {
@@ -368,8 +457,16 @@ type outcome struct {
 	gone       bool          // the event is no longer in the feed
 }
 
-// deliver makes one attempt of d and records what came of it.
-func (w *Worker) deliver(ctx context.Context, hook *engine.Webhook, d *engine.Delivery) error {
+// attempt is one attempt of a delivery and its outcome.
+type attempt struct {
+	seq uint64
+	at  time.Time
+	out outcome
+}
+
+// attempt sends d once.
+func (w *Worker) attempt(ctx context.Context, hook *engine.Webhook, d *engine.Delivery) attempt {
+	a := attempt{seq: d.Seq}
 	var ev *engine.Event
 	err := w.db.View(ctx, func(tx engine.Tx) error {
 		evs, err := tx.Events(d.Seq-1, 1)
@@ -378,22 +475,16 @@ func (w *Worker) deliver(ctx context.Context, hook *engine.Webhook, d *engine.De
 		}
 		return err
 	})
-	if err != nil {
-		return err
+	a.at = w.opts.Now()
+	switch {
+	case err != nil:
+		a.out = outcome{err: "reading the event: " + err.Error()}
+	case ev == nil:
+		a.out = outcome{err: "the event was pruned from the feed before it could be delivered", gone: true}
+	default:
+		a.out = w.send(ctx, hook, ev, a.at)
 	}
-	var out outcome
-	at := w.opts.Now()
-	if ev == nil {
-		out = outcome{err: "the event was pruned from the feed before it could be delivered", gone: true}
-	} else {
-		out = w.send(ctx, hook, ev, at)
-	}
-	if ctx.Err() != nil {
-		// Stopped mid-attempt: the delivery stays as it was, and is sent
-		// again after restart.
-		return nil
-	}
-	return w.record(ctx, hook.ID, d.Seq, at, out)
+	return a
 }
 
 // Body is what a delivery POSTs: the event without its id (the
@@ -476,40 +567,71 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
 }
 
-// record writes an attempt's outcome into the delivery, and disables the
-// endpoint on a 410.
-func (w *Worker) record(ctx context.Context, hookID string, seq uint64, at time.Time, out outcome) error {
-	at = at.UTC().Truncate(time.Microsecond)
-	return w.db.Update(context.WithoutCancel(ctx), func(tx engine.Tx) error {
-		d, err := tx.Delivery(hookID, seq)
-		if err != nil || d == nil || d.Status != engine.DeliveryPending {
-			return err // deleted with its endpoint, or done meanwhile
-		}
-		d.Attempts++
-		d.LastAttemptAt, d.LastStatusCode, d.LastError = at, out.status, out.err
-		switch {
-		case out.status >= 200 && out.status <= 299:
-			d.Status, d.NextAttemptAt = engine.DeliverySucceeded, time.Time{}
-		case out.gone || d.Attempts > len(w.opts.Schedule):
-			d.Status, d.NextAttemptAt = engine.DeliveryFailed, time.Time{}
-		case out.status == http.StatusGone:
-			// The receiver says the endpoint is no more: it stops getting
-			// events until an admin enables it again, and this delivery
-			// goes first then.
-			hook, err := tx.Webhook(hookID)
-			if err != nil || hook == nil {
+// record writes a wave's outcomes into their deliveries, disables the
+// endpoint on a 410, and renews the lease, in one transaction; it tells
+// whether the lease is still held and whether the endpoint was disabled.
+func (w *Worker) record(ctx context.Context, hookID string, results []attempt) (held, disabled bool, err error) {
+	var outcomes []string
+	err = w.db.Update(context.WithoutCancel(ctx), func(tx engine.Tx) error {
+		held, disabled, outcomes = false, false, outcomes[:0]
+		for _, a := range results {
+			d, err := tx.Delivery(hookID, a.seq)
+			if err != nil {
 				return err
 			}
-			hook.Status, hook.DisabledReason = engine.WebhookDisabled, "the endpoint answered 410 Gone"
-			if err := tx.PutWebhook(hook); err != nil {
+			if d == nil || d.Status != engine.DeliveryPending {
+				continue // deleted with its endpoint, or done meanwhile
+			}
+			at, out := a.at.UTC().Truncate(time.Microsecond), a.out
+			d.Attempts++
+			d.LastAttemptAt, d.LastStatusCode, d.LastError = at, out.status, out.err
+			outcome := OutcomeRetry
+			switch {
+			case out.status >= 200 && out.status <= 299:
+				d.Status, d.NextAttemptAt = engine.DeliverySucceeded, time.Time{}
+				outcome = OutcomeSucceeded
+			case out.gone || d.Attempts > len(w.opts.Schedule):
+				d.Status, d.NextAttemptAt = engine.DeliveryFailed, time.Time{}
+				outcome = OutcomeFailed
+			case out.status == http.StatusGone:
+				outcome = OutcomeDisabled
+				// The receiver says the endpoint is no more: it gets no
+				// events until an admin enables it again, and this
+				// delivery goes first then.
+				hook, err := tx.Webhook(hookID)
+				if err != nil || hook == nil {
+					return err
+				}
+				if hook.Status == engine.WebhookEnabled {
+					hook.Status, hook.DisabledReason = engine.WebhookDisabled, "the endpoint answered 410 Gone"
+					if err := tx.PutWebhook(hook); err != nil {
+						return err
+					}
+					disabled = true
+				}
+				d.NextAttemptAt = at
+			case out.retryAfter > 0:
+				d.NextAttemptAt = at.Add(out.retryAfter)
+			default:
+				d.NextAttemptAt = at.Add(jitter(w.opts.Schedule[d.Attempts-1]))
+			}
+			if err := tx.PutDelivery(d); err != nil {
 				return err
 			}
-			d.NextAttemptAt = at
-		case out.retryAfter > 0:
-			d.NextAttemptAt = at.Add(out.retryAfter)
-		default:
-			d.NextAttemptAt = at.Add(jitter(w.opts.Schedule[d.Attempts-1]))
+			outcomes = append(outcomes, outcome)
 		}
-		return tx.PutDelivery(d)
+		var err error
+		held, err = tx.TakeLease("webhook/"+hookID, w.opts.Holder, w.leaseTTL())
+		return err
 	})
+	if err != nil {
+		return false, false, err
+	}
+	for _, o := range outcomes {
+		w.opts.Attempted(hookID, o)
+	}
+	if disabled {
+		w.opts.Log.Warn("webhooks: an endpoint answered 410 Gone and is disabled", "webhook", hookID)
+	}
+	return held, disabled, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -81,7 +82,7 @@ type receiver struct {
 	answer  func(n int, w http.ResponseWriter, r *http.Request)
 }
 
-func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Request)) *receiver {
+func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter, r *http.Request)) *receiver {
 	rc := &receiver{byID: map[string]int{}, answer: answer}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -125,19 +126,19 @@ func (rc *receiver) got() []hit {
 
 // rig is an engine over a fresh store, with a worker delivering for it.
 type rig struct {
-	t  *testing.T
+	t  testing.TB
 	db engine.Store
 	e  *engine.Engine
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	return newRigWith(t, string(rules.Example))
 }
 
 // newRigWith runs the rules src, on a test clock.
-func newRigWith(t *testing.T, src string) *rig {
+func newRigWith(t testing.TB, src string) *rig {
 	db := storetesting.Open(t, storeKind)
-	e := engine.New(db, engine.Options{Clock: engine.NewTestClock(engine.SystemClock{})})
+	e := engine.New(db, engine.Options{Clock: engine.NewTestClock(engine.SystemClock{}), Logger: slog.New(slog.DiscardHandler)})
 	prog, err := rules.Parse("rules.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +151,12 @@ func newRigWith(t *testing.T, src string) *rig {
 
 // run starts a worker until the test ends.
 func (r *rig) run(schedule ...time.Duration) {
+	r.runWith(webhook.Options{Holder: "test", Timeout: 2 * time.Second, Schedule: schedule, Poll: 10 * time.Millisecond})
+}
+
+func (r *rig) runWith(opts webhook.Options) {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := webhook.New(r.db, webhook.Options{Holder: "test", Timeout: 2 * time.Second, Schedule: schedule, Poll: 10 * time.Millisecond})
+	w := webhook.New(r.db, opts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -480,5 +485,43 @@ func TestPruneKeepsWhatAnEndpointLacks(t *testing.T) {
 	}
 	if page, err := r.e.Events(t.Context(), "", "", 0); err != nil || len(page.Events) != 0 {
 		t.Errorf("feed: %+v %v", page, err)
+	}
+}
+
+// An endpoint whose queue passes its bound is disabled rather than let
+// it grow; every attempt's outcome is told.
+func TestHopelessEndpointIsDisabled(t *testing.T) {
+	r := newRig(t)
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	h := r.hook("http://127.0.0.1:1/", "*")
+	r.runWith(webhook.Options{Holder: "test", Schedule: []time.Duration{time.Hour}, Poll: 10 * time.Millisecond,
+		MaxPending: 3, QueueCheck: 10 * time.Millisecond,
+		Attempted: func(id, outcome string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if id == h.ID {
+				outcomes[outcome]++
+			}
+		}})
+	for range 3 {
+		r.member()
+	}
+	waitFor(t, "the endpoint disabled", func() bool {
+		v, err := r.e.Webhook(t.Context(), h.ID)
+		return err == nil && v.Status == engine.WebhookDisabled
+	})
+	v, _ := r.e.Webhook(t.Context(), h.ID)
+	if !strings.Contains(v.DisabledReason, "more than 3 deliveries pending") {
+		t.Errorf("reason %q", v.DisabledReason)
+	}
+	q, err := r.e.WebhookQueues(t.Context(), 100)
+	if err != nil || len(q) != 1 || q[0].Pending <= 3 || q[0].Oldest.IsZero() {
+		t.Errorf("queues: %+v %v", q, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if outcomes[webhook.OutcomeDisabled] != 1 {
+		t.Errorf("outcomes: %v", outcomes)
 	}
 }

@@ -329,6 +329,10 @@ func (m *Main) Open() error {
 	}
 	hooks := webhook.New(m.DB, webhook.Options{
 		Holder: holder, Timeout: cfg.WebhookTimeout, Schedule: schedule, Log: m.Logger,
+		Attempted: metrics.WebhookAttempted,
+	})
+	metrics.WatchWebhooks(func(ctx context.Context) ([]engine.WebhookQueue, error) {
+		return m.Engine.WebhookQueues(ctx, webhook.DefaultMaxPending+1)
 	})
 	m.webhooksDone = make(chan struct{})
 	go func() {
