@@ -1,15 +1,25 @@
 package http_test
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
+	nethttp "net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
 	lhttp "github.com/loyaltyhq/loyalty/http"
 	"github.com/loyaltyhq/loyalty/rules"
+	"github.com/loyaltyhq/loyalty/webhook"
 )
 
 // eventPayloads gives, for every type of the catalogue (docs/API.md), the
@@ -274,4 +284,105 @@ func (s *server) createWebhook(url, events string) map[string]any {
 		s.t.Fatalf("create webhook: %d %s", r.status, r.body)
 	}
 	return r.json(s.t)
+}
+
+// A receiver written from the Standard Webhooks specification gets every
+// event of the tour after its endpoint's creation, each signed, each type
+// with its payload, across a rotation of the secret.
+func TestTourReachesAReceiver(t *testing.T) {
+	s := newRewardServer(t, storeKind, string(rules.Example), lhttp.GuessLimit{})
+	var mu sync.Mutex
+	var secrets []string
+	got := map[string]map[string]any{} // by webhook-id: type and data
+	bad := 0
+	rc := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		id, ts := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp")
+		ok := false
+		for _, secret := range secrets {
+			key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+			mac := hmac.New(sha256.New, key)
+			mac.Write([]byte(id + "." + ts + "." + string(body)))
+			for _, sig := range strings.Fields(r.Header.Get("webhook-signature")) {
+				b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sig, "v1,"))
+				ok = ok || err == nil && hmac.Equal(b, mac.Sum(nil))
+			}
+		}
+		if !ok {
+			bad++
+			w.WriteHeader(nethttp.StatusUnauthorized)
+			return
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(body, &ev); err == nil {
+			got[id] = ev
+		}
+	}))
+	defer rc.Close()
+	created := s.createWebhook(rc.URL, `["*"]`)
+	hook := created["id"].(string)
+	mu.Lock()
+	secrets = []string{created["secret"].(string)}
+	mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	worker := webhook.New(s.db, webhook.Options{Holder: "test", Poll: 10 * time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		worker.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	eventTour(s, func() {
+		r := s.as(adminKey).do("POST", "/v1/webhooks/"+hook+"/rotate", "")
+		mu.Lock()
+		// During the overlap a receiver takes either: a delivery on its way
+		// when the secret changed carries the old one's alone.
+		secrets = append(secrets, r.json(t)["secret"].(string))
+		mu.Unlock()
+		s.as(adminKey).do("POST", "/v1/webhooks/"+hook+"/test", "")
+	})
+	evs := s.allEvents("")
+	var want []map[string]any
+	for _, ev := range evs {
+		if ev["type"] != engine.EventRulesPublished { // before the endpoint
+			want = append(want, ev)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	types := map[string]bool{}
+	for _, ev := range want {
+		b, ok := got[ev["id"].(string)]
+		if !ok {
+			t.Errorf("%s %s never arrived", ev["type"], ev["id"])
+			continue
+		}
+		if b["type"] != ev["type"] || fmt.Sprint(b["data"]) != fmt.Sprint(ev["data"]) || b["timestamp"] != ev["timestamp"] {
+			t.Errorf("delivered %v, the feed has %v", b, ev)
+		}
+		types[b["type"].(string)] = true
+	}
+	for _, typ := range engine.KnownEventTypes {
+		if !types[typ] && !slices.Contains(otherCommands, typ) && typ != engine.EventRulesPublished {
+			t.Errorf("no %s delivered", typ)
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d deliveries the receiver could not verify", bad)
+	}
 }
