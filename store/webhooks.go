@@ -214,3 +214,38 @@ func bytesToSeq(k []byte) uint64 {
 	}
 	return n
 }
+
+// deliveries checks that deliveries_pending lists exactly the pending
+// deliveries, and that every delivery's webhook exists and its key is its
+// own. A file older than the webhook buckets has none to check.
+func (c *checker) deliveries(btx *bolt.Tx) error {
+	deliveries, pending, hooks := btx.Bucket(bucketDeliveries), btx.Bucket(bucketDeliveriesPending), btx.Bucket(bucketWebhooks)
+	if deliveries == nil || pending == nil || hooks == nil {
+		return nil
+	}
+	err := deliveries.ForEach(func(k, v []byte) error {
+		var d engine.Delivery
+		if !c.decodeAt(bucketDeliveries, k, v, &d) {
+			return c.err
+		}
+		if !bytes.Equal(k, deliveryKey(d.WebhookID, d.Seq)) {
+			c.problemf("%s: %x holds the delivery of event %d to %s", bucketDeliveries, k, d.Seq, d.WebhookID)
+		}
+		if hooks.Get([]byte(d.WebhookID)) == nil {
+			c.problemf("%s: %x: webhook %s does not exist", bucketDeliveries, k, d.WebhookID)
+		}
+		if listed := pending.Get(k) != nil; listed != (d.Status == engine.DeliveryPending) {
+			c.problemf("%s: %x is %s, and deliveries_pending lists it: %v", bucketDeliveries, k, d.Status, listed)
+		}
+		return c.err
+	})
+	if err != nil {
+		return err
+	}
+	return pending.ForEach(func(k, _ []byte) error {
+		if deliveries.Get(k) == nil {
+			c.problemf("%s: %x names no delivery", bucketDeliveriesPending, k)
+		}
+		return c.err
+	})
+}
