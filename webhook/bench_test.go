@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/storetesting"
 	"github.com/loyaltyhq/loyalty/webhook"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkPurchases(b *testing.B) {
 				r.hook("http://127.0.0.1:1/", "*")
 			}
 			// serve's defaults.
-			r.runWith(webhook.Options{Holder: "bench"})
+			r.runWith(webhook.Options{Holder: "bench", Exclusive: storeKind == storetesting.Bolt})
 			members := make([]string, 64)
 			for i := range members {
 				members[i] = r.member()

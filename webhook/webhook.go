@@ -58,6 +58,10 @@ const DefaultMaxPending = 100_000
 type Options struct {
 	// Holder names this server in the store's leases: unique per process.
 	Holder string
+	// Exclusive says that no other server shares the store (a bbolt
+	// file): the worker then takes no leases, and an idle worker writes
+	// nothing.
+	Exclusive bool
 	// Timeout bounds each attempt, from connecting to the answer's end.
 	Timeout time.Duration
 	// Schedule is the wait before each retry; after the last, a delivery
@@ -191,12 +195,18 @@ func (w *Worker) Run(ctx context.Context) {
 }
 
 func (w *Worker) release(lease string) {
+	if w.opts.Exclusive {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = w.db.Update(ctx, func(tx engine.Tx) error { return tx.ReleaseLease(lease, w.opts.Holder) })
 }
 
 func (w *Worker) take(ctx context.Context, lease string) (bool, error) {
+	if w.opts.Exclusive {
+		return true, nil
+	}
 	var held bool
 	err := w.db.Update(ctx, func(tx engine.Tx) error {
 		var err error
@@ -619,6 +629,10 @@ func (w *Worker) record(ctx context.Context, hookID string, results []attempt) (
 				return err
 			}
 			outcomes = append(outcomes, outcome)
+		}
+		if w.opts.Exclusive {
+			held = true
+			return nil
 		}
 		var err error
 		held, err = tx.TakeLease("webhook/"+hookID, w.opts.Holder, w.leaseTTL())

@@ -320,15 +320,11 @@ func (m *Main) Open() error {
 	if err != nil {
 		return err
 	}
-	// A bbolt file has one server at a time: the same holder name in every
-	// process lets a restarted server take its leases at once rather than
-	// wait for a killed one's to run out.
-	holder := "the-only-server"
-	if m.sharedDB() {
-		holder = holderName()
-	}
+	// A bbolt file has one server at a time: it needs no leases, and a
+	// restarted server resumes at once rather than wait for a killed
+	// one's to run out.
 	hooks := webhook.New(m.DB, webhook.Options{
-		Holder: holder, Timeout: cfg.WebhookTimeout, Schedule: schedule, Log: m.Logger,
+		Holder: holderName(), Exclusive: !m.sharedDB(), Timeout: cfg.WebhookTimeout, Schedule: schedule, Log: m.Logger,
 		Attempted: metrics.WebhookAttempted,
 	})
 	metrics.WatchWebhooks(func(ctx context.Context) ([]engine.WebhookQueue, error) {
