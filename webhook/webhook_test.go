@@ -525,3 +525,26 @@ func TestHopelessEndpointIsDisabled(t *testing.T) {
 		t.Errorf("outcomes: %v", outcomes)
 	}
 }
+
+// The worked example of docs/API.md ("Delivery") is what Sign gives, and
+// what the spec's check accepts.
+func TestSignatureExampleOfTheDocs(t *testing.T) {
+	doc, err := os.ReadFile("../docs/API.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret, id, ts = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "evt_2b4ab5f1d3c34f5e9a4c1f0e8d7c6b5a", 1764584100
+	body := `{"type":"webhook.test","timestamp":"2026-12-01T10:15:00Z","data":{"webhook_id":"wh_1"}}`
+	sig := webhook.Sign([]string{secret}, id, ts, []byte(body))
+	for _, want := range []string{secret, id, strconv.Itoa(ts), "`" + body + "`", "`webhook-signature: " + sig + "`"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/API.md lacks %s", want)
+		}
+	}
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + strconv.Itoa(ts) + "." + body))
+	if want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)); sig != want {
+		t.Errorf("Sign = %s, the spec's check wants %s", sig, want)
+	}
+}
