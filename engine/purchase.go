@@ -461,6 +461,15 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	}); err != nil {
 		return nil, err
 	}
+	// A rule capped per member is a promotion (a welcome or win-back
+	// bonus): its points are a bonus.granted too, named after it.
+	for _, r := range bd.Rules {
+		if rule := prog.Rule(r.Rule); rule != nil && rule.Capped() {
+			if err := w.bonus(m, r.Rule, r.Points); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if grant != nil {
 		if err := w.bonus(m, BonusReferral, grant.RefereePoints); err != nil {
 			return nil, err
