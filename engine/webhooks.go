@@ -425,7 +425,9 @@ func (e *Engine) ReplayWebhook(ctx context.Context, id string, since time.Time) 
 				if d == nil {
 					d = &Delivery{WebhookID: id, Seq: ev.Seq, EventID: ViewEvent(ev).ID, Type: ev.Type, CreatedAt: now}
 				}
-				d.Status, d.Attempts, d.NextAttemptAt = DeliveryPending, 0, time.Time{}
+				// A new CreatedAt marks it replayed, so that an attempt
+				// made before does not count as the replay's.
+				d.Status, d.Attempts, d.NextAttemptAt, d.CreatedAt = DeliveryPending, 0, time.Time{}, now
 				if err := tx.PutDelivery(d); err != nil {
 					return err
 				}

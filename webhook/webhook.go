@@ -467,16 +467,19 @@ type outcome struct {
 	gone       bool          // the event is no longer in the feed
 }
 
-// attempt is one attempt of a delivery and its outcome.
+// attempt is one attempt of a delivery and its outcome, with the
+// delivery as it was when the attempt began.
 type attempt struct {
-	seq uint64
-	at  time.Time
-	out outcome
+	seq      uint64
+	attempts int
+	created  time.Time
+	at       time.Time
+	out      outcome
 }
 
 // attempt sends d once.
 func (w *Worker) attempt(ctx context.Context, hook *engine.Webhook, d *engine.Delivery) attempt {
-	a := attempt{seq: d.Seq}
+	a := attempt{seq: d.Seq, attempts: d.Attempts, created: d.CreatedAt}
 	var ev *engine.Event
 	err := w.db.View(ctx, func(tx engine.Tx) error {
 		evs, err := tx.Events(d.Seq-1, 1)
@@ -589,8 +592,11 @@ func (w *Worker) record(ctx context.Context, hookID string, results []attempt) (
 			if err != nil {
 				return err
 			}
-			if d == nil || d.Status != engine.DeliveryPending {
-				continue // deleted with its endpoint, or done meanwhile
+			if d == nil || d.Status != engine.DeliveryPending || d.Attempts != a.attempts || !d.CreatedAt.Equal(a.created) {
+				// Deleted with its endpoint, done meanwhile, or replayed
+				// while this attempt was on its way: the replay's own
+				// attempt is still to come.
+				continue
 			}
 			at, out := a.at.UTC().Truncate(time.Microsecond), a.out
 			d.Attempts++
