@@ -10,6 +10,11 @@
 // kill takes either, and the tills post through both in turn, so a retry
 // usually reaches the other server.
 //
+// TestWebhooksSurviveKills (and its PostgreSQL form, two servers) kills
+// the server under load while webhook deliveries are pending and while
+// the receiver is down, and proves that every event reaches a receiver
+// that verifies each signature, duplicates carrying the same id and body.
+//
 // The short forms run with go test ./...; the long forms run 20 runs each:
 //
 //	go test ./crashtest -run Crash -crash.long -v

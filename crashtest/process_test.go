@@ -49,6 +49,8 @@ func buildAndRun(m *testing.M) int {
 // command changes and not only when the packages the test imports do.
 func noteSources() {
 	files, _ := filepath.Glob("../cmd/loyalty/*.go")
+	hooks, _ := filepath.Glob("../webhook/*.go")
+	files = append(files, hooks...)
 	for _, f := range files {
 		_, _ = os.ReadFile(f)
 	}
@@ -68,6 +70,8 @@ type process struct {
 	cmd    *exec.Cmd
 	exited chan error
 	starts int
+	// extra are flags added to serve's.
+	extra []string
 }
 
 const crashRules = `program: Crash test
@@ -129,7 +133,8 @@ func (p *process) start() {
 	fmt.Fprintf(p.log, "=== start %d\n", p.starts)
 	// A short jobs lease, so that a killed server's jobs move to another
 	// within the run.
-	p.cmd = exec.Command(binary, "serve", "--addr", p.addr, "--db", p.db, "--rules", p.rules, "--job-lease", "3s", "--rules-poll", "500ms")
+	args := []string{"serve", "--addr", p.addr, "--db", p.db, "--rules", p.rules, "--job-lease", "3s", "--rules-poll", "500ms"}
+	p.cmd = exec.Command(binary, append(args, p.extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1 exitcode=66")
 	if err := p.cmd.Start(); err != nil {

@@ -78,9 +78,14 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 			return err
 		}
 		res = &AdjustmentResult{ID: req.ID, Points: req.Points, Reason: req.Reason, Balance: bal}
-		return tx.PutAdjustment(&Adjustment{
+		if err := tx.PutAdjustment(&Adjustment{
 			ID: req.ID, MemberID: m.ID, At: now, Points: req.Points, Reason: req.Reason, By: by,
 			RequestHash: hash, Result: *res,
+		}); err != nil {
+			return err
+		}
+		return w.emit(EventPointsAdjusted, m.ID, adjustedEventData{
+			AdjustmentID: req.ID, MemberID: m.ID, Points: req.Points, Reason: req.Reason, By: by, Balance: bal,
 		})
 	})
 	if err != nil {

@@ -456,9 +456,15 @@ func (e *Engine) writeAnalytics(ctx context.Context, an *analyser, figs []figure
 					continue
 				}
 				a := *as[i]
+				changed := analyticsChanges(m.Analytics, &a)
 				m.Analytics = &a
 				if err := tx.PutMember(m); err != nil {
 					return err
+				}
+				if len(changed) > 0 {
+					if err := emit(tx, an.now, EventMemberAnalyticsChanged, m.ID, analyticsEventData{MemberID: m.ID, Changed: changed}); err != nil {
+						return err
+					}
 				}
 				written++
 			}

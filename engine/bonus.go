@@ -112,14 +112,27 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 				if err := tx.PutMember(m); err != nil {
 					return err
 				}
+				var c *Coupon
 				if reward != "" {
 					id := fmt.Sprintf("birthday:%s:%d", m.ID, g.year)
-					_, skipped, err := w.bonusCoupon(m, reward, id, CouponBirthday, codes[i], points <= 0)
+					var skipped string
+					c, skipped, err = w.bonusCoupon(m, reward, id, CouponBirthday, codes[i], points <= 0)
 					if err != nil {
 						return err
 					}
 					if skipped != "" {
 						e.log.Warn("a birthday reward was not issued", "member", m.ID, "reward", reward, "reason", skipped)
+					}
+				}
+				if points > 0 {
+					// With points, one bonus.granted tells both: the
+					// coupon's was not announced on its own.
+					data := bonusData{MemberID: m.ID, Kind: BonusBirthday, Points: points}
+					if c != nil {
+						data.Reward, data.Code = c.Reward, FormatCode(c.Code)
+					}
+					if err := w.emit(EventBonusGranted, m.ID, data); err != nil {
+						return err
 					}
 				}
 				if err := tx.Mark(key); err != nil {

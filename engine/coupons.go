@@ -30,14 +30,14 @@ func (c *Coupon) data() couponData {
 	}
 }
 
-// bonusData is the data of a bonus.granted event for a bonus that is a
-// reward's coupon rather than points.
+// bonusData is the data of a bonus.granted event: points, a reward's
+// coupon, or both.
 type bonusData struct {
 	MemberID string `json:"member_id"`
 	Kind     string `json:"kind"`
 	Points   int64  `json:"points"`
-	Reward   string `json:"reward"`
-	Code     string `json:"code"`
+	Reward   string `json:"reward,omitempty"`
+	Code     string `json:"code,omitempty"`
 }
 
 // view shows a coupon.

@@ -177,7 +177,10 @@ func (e *Engine) LoadRules(ctx context.Context, prog *rules.Program, by string) 
 		if latest != nil {
 			v.Version = latest.Version + 1
 		}
-		return tx.PutRules(&v)
+		if err := tx.PutRules(&v); err != nil {
+			return err
+		}
+		return emit(tx, now, EventRulesPublished, "", rulesEventData{Version: v.Version, Hash: v.Hash, By: by})
 	})
 	if err != nil {
 		return RulesVersion{}, err

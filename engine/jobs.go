@@ -17,6 +17,7 @@ const (
 	JobAnalytics      = rules.JobAnalytics
 	JobExpireCoupons  = rules.JobExpireCoupons
 	JobBackup         = rules.JobBackup
+	JobPruneEvents    = rules.JobPruneEvents
 )
 
 // JobRunView is a job run as the API shows it.
@@ -159,6 +160,7 @@ func (e *Engine) jobTable() map[string]func(context.Context, *liveRules, time.Ti
 		JobAnalytics:      e.analytics,
 		JobExpireCoupons:  e.expireCoupons,
 		JobBackup:         e.backupJob,
+		JobPruneEvents:    e.pruneEvents,
 	}
 }
 
@@ -244,7 +246,14 @@ func expireLots(w writer, memberID string, lots []*Lot, entryID string) error {
 	if err := w.appendEntry(m, entryID, LedgerExpire, -total, "", note); err != nil {
 		return err
 	}
-	return w.tx.PutMember(m)
+	if err := w.tx.PutMember(m); err != nil {
+		return err
+	}
+	bal, err := balanceSummary(w.tx, m, w.now)
+	if err != nil {
+		return err
+	}
+	return w.emit(EventPointsExpired, m.ID, expiredEventData{MemberID: m.ID, Points: total, Balance: bal})
 }
 
 // evaluateTiers applies the tier policy to every member: demotion after

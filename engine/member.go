@@ -221,8 +221,9 @@ func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView,
 		if err := tx.PutMember(m); err != nil {
 			return err
 		}
-		if enrol := live.prog.Bonuses.Enrol; enrol > 0 {
-			w := writer{tx: tx, now: now, live: live}
+		w := writer{tx: tx, now: now, live: live}
+		enrol := live.prog.Bonuses.Enrol
+		if enrol > 0 {
 			if err := w.credit(m, creditSpec{
 				entryID: bonusIDs[0], lotID: bonusIDs[1], typ: LedgerBonus,
 				points: enrol, at: now, ref: "enrol:" + m.ID, note: "enrolment bonus",
@@ -234,7 +235,13 @@ func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView,
 			}
 		}
 		view, err = memberView(tx, live, m, now)
-		return err
+		if err != nil {
+			return err
+		}
+		if err := w.emit(EventMemberEnrolled, m.ID, memberData{Member: view}); err != nil {
+			return err
+		}
+		return w.bonus(m, BonusEnrolment, enrol)
 	})
 	if err != nil {
 		return nil, err
@@ -364,6 +371,7 @@ func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*M
 		if err != nil {
 			return err
 		}
+		before := m.clone()
 		if p.Name != nil {
 			m.Name = *p.Name
 		}
@@ -386,11 +394,18 @@ func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*M
 			}
 			m.Attributes = merged
 		}
+		changed := memberChanges(before, m)
+		if len(changed) == 0 {
+			view, err = memberView(tx, live, m, now)
+			return err
+		}
 		if err := tx.PutMember(m); err != nil {
 			return err
 		}
-		view, err = memberView(tx, live, m, now)
-		return err
+		if view, err = memberView(tx, live, m, now); err != nil {
+			return err
+		}
+		return emit(tx, now, EventMemberUpdated, m.ID, memberData{Member: view, Changed: changed})
 	})
 	return view, err
 }

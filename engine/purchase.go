@@ -455,6 +455,32 @@ func (e *Engine) applyPurchase(w writer, m *Member, req *PurchaseRequest, d purc
 	if err := tx.PutPurchase(p); err != nil {
 		return nil, err
 	}
+	if err := w.emit(EventPurchaseCreated, m.ID, purchaseEventData{
+		PurchaseID: req.ID, MemberID: m.ID, Amount: prog.FormatMoney(d.amount), Currency: req.Currency,
+		Points: bd.Total, Breakdown: res.Breakdown, Balance: bal, Tier: m.Tier, StoreID: req.StoreID,
+	}); err != nil {
+		return nil, err
+	}
+	// A rule capped per member is a promotion (a welcome or win-back
+	// bonus): its points are a bonus.granted too, named after it.
+	for _, r := range bd.Rules {
+		if rule := prog.Rule(r.Rule); rule != nil && rule.Capped() {
+			if err := w.bonus(m, r.Rule, r.Points); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if grant != nil {
+		if err := w.bonus(m, BonusReferral, grant.RefereePoints); err != nil {
+			return nil, err
+		}
+		if err := w.bonus(referral.referrer, BonusReferral, grant.ReferrerPoints); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.tierChanged(m, earnedAt, true); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

@@ -80,9 +80,14 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 			return err
 		}
 		res = &RedemptionResult{ID: req.ID, Points: -req.Points, Reward: req.Reward, Balance: bal}
-		return tx.PutRedemption(&Redemption{
+		if err := tx.PutRedemption(&Redemption{
 			ID: req.ID, MemberID: m.ID, At: now, Points: req.Points, Reward: req.Reward,
 			Draws: draws, RequestHash: hash, Result: *res,
+		}); err != nil {
+			return err
+		}
+		return w.emit(EventRedemptionCreated, m.ID, redemptionEventData{
+			RedemptionID: req.ID, MemberID: m.ID, Points: -req.Points, Reward: req.Reward, Balance: bal,
 		})
 	})
 	if err != nil {
@@ -138,8 +143,13 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 			return err
 		}
 		bal, err := balanceSummary(tx, m, now)
+		if err != nil {
+			return err
+		}
 		res = &RedemptionResult{ID: r.ID, Points: r.Points, Reward: r.Reward, Cancelled: true, Balance: bal}
-		return err
+		return w.emit(EventRedemptionCancelled, m.ID, redemptionEventData{
+			RedemptionID: r.ID, MemberID: m.ID, Points: r.Points, Reward: r.Reward, Balance: bal,
+		})
 	})
 	return res, err
 }

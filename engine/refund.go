@@ -302,5 +302,10 @@ func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundR
 		ID: req.ID, PurchaseID: p.ID, MemberID: m.ID, At: w.now, Amount: plan.amount, Items: items,
 		Points: -points, RequestHash: hash, Result: *res,
 	})
-	return res, err
+	if err != nil {
+		return nil, err
+	}
+	return res, w.emit(EventRefundCreated, m.ID, refundEventData{
+		RefundID: req.ID, PurchaseID: p.ID, MemberID: m.ID, Amount: res.Amount, Points: -points, Balance: bal,
+	})
 }

@@ -239,7 +239,7 @@ func TestNotifyExpiring(t *testing.T) {
 		t.Fatalf("notices = %d, want 1 (bonus and purchase expire the same day)", got)
 	}
 	h.run(engine.JobNotifyExpiring)
-	page, err := h.e.Events(h.ctx, "", 0)
+	page, err := h.e.Events(h.ctx, "", "points.expiring", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestNotifyExpiring(t *testing.T) {
 	if ev.Type != "points.expiring" || !strings.HasPrefix(ev.ID, "evt_") || data.MemberID != m.ID || data.Points != 90 || data.ExpiresOn != "2027-03-02" {
 		t.Fatalf("event = %+v, data %s", ev, ev.Data)
 	}
-	next, err := h.e.Events(h.ctx, page.NextCursor, 0)
+	next, err := h.e.Events(h.ctx, page.NextCursor, "points.expiring", 0)
 	if err != nil || len(next.Events) != 0 || next.NextCursor != page.NextCursor {
 		t.Fatalf("after the cursor: %+v %v", next, err)
 	}

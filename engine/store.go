@@ -226,4 +226,24 @@ type Tx interface {
 	// The first call of a transaction lists every event committed before
 	// it began.
 	Events(after uint64, limit int) ([]*Event, error)
+	// DeleteEvents deletes the events with Seq <= upTo, at most limit of
+	// them, oldest first, with every delivery of them, and returns how
+	// many events it deleted. Seqs are never given again.
+	DeleteEvents(upTo uint64, limit int) (int, error)
+
+	// PutWebhook writes a webhook endpoint; Webhook reads one; Webhooks
+	// lists them all in id order; DeleteWebhook deletes one with its
+	// deliveries.
+	PutWebhook(w *Webhook) error
+	Webhook(id string) (*Webhook, error)
+	Webhooks() ([]*Webhook, error)
+	DeleteWebhook(id string) error
+	// PutDelivery writes the delivery of event Seq to WebhookID, whose
+	// webhook exists.
+	PutDelivery(d *Delivery) error
+	Delivery(webhookID string, seq uint64) (*Delivery, error)
+	// Deliveries lists a webhook's deliveries with Seq > after, in Seq
+	// order, of status ("" for any), at most limit. Listing the pending
+	// ones costs what there are of them, however many others there are.
+	Deliveries(webhookID, status string, after uint64, limit int) ([]*Delivery, error)
 }

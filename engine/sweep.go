@@ -90,17 +90,20 @@ func (e *Engine) moveTiers(ctx context.Context, live *liveRules, now time.Time, 
 				if !ok {
 					continue
 				}
-				from := prog.Tiers.Index(m.Tier)
+				from, fromName := prog.Tiers.Index(m.Tier), m.Tier
 				up := d.target > from
 				m.Tier, m.TierSince, m.TierByPromotion = prog.Tiers.Levels[d.target].Name, now, up
 				if err := tx.PutMember(m); err != nil {
 					return err
 				}
+				w := writer{tx: tx, now: now, live: live}
 				if up {
-					w := writer{tx: tx, now: now, live: live}
 					if _, err := w.promotionCoupons(m, from, e.log.Warn); err != nil {
 						return err
 					}
+				}
+				if err := w.tierChanged(m, fromName, up); err != nil {
+					return err
 				}
 				n++
 			}

@@ -31,6 +31,7 @@ type server struct {
 	t   *testing.T
 	url string
 	e   *engine.Engine
+	db  engine.Store
 	key string // sent as a bearer key when set
 }
 
@@ -67,7 +68,7 @@ func newServerWithKeys(t *testing.T, testClock bool, keys *lhttp.Keys) *server {
 		srv.Shutdown(5 * time.Second)
 		storetesting.Verify(t, db)
 	})
-	return &server{t: t, url: "http://" + ln.Addr().String(), e: e}
+	return &server{t: t, url: "http://" + ln.Addr().String(), e: e, db: db}
 }
 
 type response struct {

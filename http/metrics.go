@@ -36,6 +36,7 @@ type Metrics struct {
 	jobRuns   *prometheus.CounterVec
 	jobTime   *prometheus.HistogramVec
 	ruleFails *prometheus.CounterVec
+	hookTries *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics; dbSize, when set, is read at every
@@ -93,8 +94,12 @@ func NewMetrics(dbSize func() int64) *Metrics {
 			Name: "loyalty_rule_failures_total",
 			Help: "Purchases refused because an earn rule failed on them (422), by rule.",
 		}, []string{"rule"}),
+		hookTries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyalty_webhook_deliveries_total",
+			Help: "Attempts of webhook deliveries by endpoint and outcome: succeeded, retry (failed, to be tried again), failed (after the last attempt) or disabled (the endpoint answered 410, or its queue passed its bound).",
+		}, []string{"webhook", "outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.returned, m.refunded, m.expired, m.deducted, m.jobRuns, m.jobTime, m.ruleFails,
+	m.reg.MustRegister(m.requests, m.latency, m.purchases, m.earned, m.redeemed, m.returned, m.refunded, m.expired, m.deducted, m.jobRuns, m.jobTime, m.ruleFails, m.hookTries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	v := version.Get()
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -109,6 +114,53 @@ func NewMetrics(dbSize func() int64) *Metrics {
 		}, func() float64 { return float64(dbSize()) }))
 	}
 	return m
+}
+
+// WebhookAttempted counts an attempt of a webhook delivery by endpoint and
+// outcome (webhook.Options.Attempted).
+func (m *Metrics) WebhookAttempted(webhookID, outcome string) {
+	m.hookTries.WithLabelValues(webhookID, outcome).Inc()
+}
+
+// WatchWebhooks adds loyalty_webhook_pending_deliveries{webhook} and
+// loyalty_webhook_oldest_pending_seconds{webhook}, read with queues
+// (Engine.WebhookQueues) at each scrape.
+func (m *Metrics) WatchWebhooks(queues func(context.Context) ([]engine.WebhookQueue, error)) {
+	m.reg.MustRegister(queueCollector(queues))
+}
+
+var (
+	pendingDesc = prometheus.NewDesc("loyalty_webhook_pending_deliveries",
+		"Deliveries each webhook endpoint has still to get (counted up to the queue bound and one).",
+		[]string{"webhook"}, nil)
+	oldestDesc = prometheus.NewDesc("loyalty_webhook_oldest_pending_seconds",
+		"Age of the oldest delivery each webhook endpoint has still to get; 0 when none.",
+		[]string{"webhook"}, nil)
+)
+
+type queueCollector func(context.Context) ([]engine.WebhookQueue, error)
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- oldestDesc
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	qs, err := c(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(pendingDesc, err)
+		return
+	}
+	for _, q := range qs {
+		age := 0.0
+		if !q.Oldest.IsZero() {
+			age = max(time.Since(q.Oldest).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(q.Pending), q.WebhookID)
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age, q.WebhookID)
+	}
 }
 
 // WatchJobs adds loyalty_job_last_success_timestamp_seconds{job}, read

@@ -85,7 +85,7 @@ func newRewardServer(t *testing.T, kind, src string, guesses lhttp.GuessLimit) *
 		srv.Shutdown(5 * time.Second)
 		storetesting.Verify(t, db)
 	})
-	return &server{t: t, url: "http://" + ln.Addr().String(), e: e, key: posKey}
+	return &server{t: t, url: "http://" + ln.Addr().String(), e: e, db: db, key: posKey}
 }
 
 // as is s speaking with another key.

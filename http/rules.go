@@ -139,7 +139,12 @@ func (s *Server) listEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.cfg.Engine.Events(c.UserContext(), query(c, "after"), n)
+	// after is the cursor's name before the feed was documented.
+	cursor := query(c, "cursor")
+	if cursor == "" {
+		cursor = query(c, "after")
+	}
+	page, err := s.cfg.Engine.Events(c.UserContext(), cursor, query(c, "type"), n)
 	if err != nil {
 		return err
 	}

@@ -219,7 +219,17 @@ func (s *Server) routes() {
 	v1.Get("/rules/schema", anyRole, s.rulesSchema)
 	v1.Get("/rules/versions", anyRole, s.listRulesVersions)
 	v1.Get("/rules/versions/:n", anyRole, s.getRulesVersion)
-	v1.Get("/events", anyRole, s.listEvents)
+	v1.Get("/events", marketer, s.listEvents)
+
+	v1.Post("/webhooks", adminOnly, s.createWebhook)
+	v1.Get("/webhooks", adminOnly, s.listWebhooks)
+	v1.Get("/webhooks/:id", adminOnly, s.getWebhook)
+	v1.Patch("/webhooks/:id", adminOnly, s.patchWebhook)
+	v1.Delete("/webhooks/:id", adminOnly, s.deleteWebhook)
+	v1.Post("/webhooks/:id/rotate", adminOnly, s.rotateWebhook)
+	v1.Post("/webhooks/:id/test", adminOnly, s.testWebhook)
+	v1.Get("/webhooks/:id/deliveries", adminOnly, s.webhookDeliveries)
+	v1.Post("/webhooks/:id/replay", adminOnly, s.replayWebhook)
 
 	v1.Get("/jobs", anyRole, s.listJobs)
 	v1.Post("/jobs/:name/run", adminOnly, s.stopsAtShutdown, s.runJob)

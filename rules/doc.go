@@ -63,6 +63,7 @@ Keys marked * are required; everything else has the default shown.
 	  analytics: SPEC                    default "0 3 * * *"
 	  expire-coupons: SPEC               default "@hourly"
 	  backup: SPEC                       default "0 4 * * *"; a verified copy into serve's --backup-dir
+	  prune-events: SPEC                 default "30 4 * * *"; deletes events past events.retention
 	analytics:                           parameters of the analytics job; docs/ANALYTICS.md
 	  window: DURATION                   default 12mo; must be longer than zero
 	  margin: NUMBER                     default 0.3; share of spend that is profit, 0 to 1
@@ -75,6 +76,8 @@ Keys marked * are required; everything else has the default shown.
 	  churn_multiple: NUMBER             default 3; above 0
 	  churn_after: DURATION              default 180d; must be longer than zero
 	  risk_multiple: NUMBER              default 2; above 0
+	events:                              the events feed and webhooks (docs/API.md)
+	  retention: DURATION                default 30d; older events that every enabled endpoint got are pruned
 	limits:                              the budget of the earn rules on one purchase
 	  steps: N                           default 1000000, at most 50000000
 	  memory: N                          bytes; default 1048576, at most 67108864

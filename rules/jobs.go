@@ -11,6 +11,7 @@ const (
 	JobAnalytics      = "analytics"
 	JobExpireCoupons  = "expire-coupons"
 	JobBackup         = "backup"
+	JobPruneEvents    = "prune-events"
 )
 
 // defaultJobs are the known jobs with their schedules when the file does not
@@ -23,6 +24,7 @@ var defaultJobs = []Job{
 	{JobAnalytics, "0 3 * * *"},
 	{JobExpireCoupons, "@hourly"},
 	{JobBackup, "0 4 * * *"},
+	{JobPruneEvents, "30 4 * * *"},
 }
 
 // JobNames lists every known job in a stable order, that of Program.Jobs.

@@ -21,7 +21,7 @@ import (
 
 // Keys each mapping of the file accepts.
 var (
-	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "rewards", "jobs", "analytics", "limits"}
+	topKeys      = []string{"program", "currency", "timezone", "points", "tiers", "earn", "bonuses", "rewards", "jobs", "analytics", "events", "limits"}
 	pointsKeys   = []string{"rounding", "pending", "expiry"}
 	expiryKeys   = []string{"after", "at", "notify_before"}
 	tiersKeys    = []string{"metric", "window", "downgrade", "grace", "levels"}
@@ -32,6 +32,7 @@ var (
 	referKeys    = []string{"referrer", "referee", "after"}
 	birthdayKeys = []string{"points", "reward"}
 	limitsKeys   = []string{"steps", "memory"}
+	eventsKeys   = []string{"retention"}
 )
 
 // Parse checks a rules file completely and compiles it. filename is only
@@ -125,6 +126,7 @@ func (p *parser) parse() *Program {
 	p.jobs(f["jobs"])
 	p.analytics(f["analytics"])
 	p.limits(f["limits"])
+	p.events(f["events"])
 	prog.states = &sync.Pool{New: func() any { return prog.newState() }}
 	return prog
 }
@@ -797,6 +799,34 @@ func (p *parser) expression(c *exprCompiler, r *EarnRule, n *yaml.Node, what str
 	}
 	r.metered = r.metered || metered
 	return prog, site, programCost(prog)
+}
+
+// DefaultRetention is how long events are kept when the file says not.
+var DefaultRetention = Duration{Fixed: 30 * 24 * time.Hour}
+
+// Events configures the events feed.
+type Events struct {
+	// Retention is how long events are kept: the prune-events job deletes
+	// older ones that every enabled webhook endpoint has had.
+	Retention Duration
+}
+
+// events reads the events section.
+func (p *parser) events(n *yaml.Node) {
+	p.prog.Events = Events{Retention: DefaultRetention}
+	if n == nil {
+		return
+	}
+	f := p.fields(n, "events", eventsKeys)
+	if v := f["retention"]; v != nil {
+		if d, ok := p.duration(v, "retention"); ok {
+			if d.IsZero() {
+				p.errorf(v, "retention must be longer than zero")
+				return
+			}
+			p.prog.Events.Retention = d
+		}
+	}
 }
 
 // limits reads the budget of an evaluation; a rules file may lower it or

@@ -32,6 +32,8 @@ type Program struct {
 	Jobs []Job
 	// Analytics parameterises the analytics job, defaulted if absent.
 	Analytics Analytics
+	// Events configures the feed, defaulted if absent.
+	Events Events
 	// Limits bound the work of the earn rules on one purchase; DefaultLimits
 	// unless the file has a limits section.
 	Limits Limits

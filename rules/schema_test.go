@@ -151,6 +151,7 @@ func TestGrammarInStep(t *testing.T) {
 		{jobs, []string{"jobs"}, false},
 		{analyticsKeys, []string{"analytics"}, false},
 		{limitsKeys, []string{"limits"}, false},
+		{eventsKeys, []string{"events"}, false},
 	} {
 		in := props(tc.path...)
 		for _, k := range tc.keys {

@@ -60,7 +60,7 @@ func (c *checker) problemf(format string, args ...any) {
 }
 
 func (c *checker) indexes(btx *bolt.Tx) error {
-	for _, check := range []func(*bolt.Tx) error{c.members, c.purchases, c.memberData, c.expiry, c.amounts, c.coupons} {
+	for _, check := range []func(*bolt.Tx) error{c.members, c.purchases, c.memberData, c.expiry, c.amounts, c.coupons, c.deliveries} {
 		if err := check(btx); err != nil {
 			return err
 		}

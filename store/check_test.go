@@ -38,6 +38,14 @@ func TestCheck(t *testing.T) {
 				return err
 			}
 		}
+		if err := tx.PutWebhook(&engine.Webhook{ID: "wh1", Status: engine.WebhookEnabled}); err != nil {
+			return err
+		}
+		for _, d := range []*engine.Delivery{{WebhookID: "wh1", Seq: 1, Status: engine.DeliveryPending}, {WebhookID: "wh1", Seq: 2, Status: engine.DeliverySucceeded}} {
+			if err := tx.PutDelivery(d); err != nil {
+				return err
+			}
+		}
 		return tx.PutPurchase(purchase)
 	}
 	putRecord := func(bucket, key []byte, rec any) func(*bolt.Tx) error {
@@ -60,6 +68,10 @@ func TestCheck(t *testing.T) {
 		corrupt func(*bolt.Tx) error
 		want    string
 	}{
+		{"pending delivery not indexed", del(bucketDeliveriesPending, deliveryKey("wh1", 1)), "is pending, and deliveries_pending lists it: false"},
+		{"done delivery indexed", put(bucketDeliveriesPending, deliveryKey("wh1", 2), nil), "is succeeded, and deliveries_pending lists it: true"},
+		{"dangling pending entry", put(bucketDeliveriesPending, deliveryKey("wh1", 3), nil), "deliveries_pending: "},
+		{"delivery of no webhook", del(bucketWebhooks, []byte("wh1")), "webhook wh1 does not exist"},
 		{"dangling unique entry", put(bucketByEmail, []byte("ghost@x"), memberKey(newID())), `members_by_email: "ghost@x" points at no member`},
 		{"unique entry at the wrong member", put(bucketByEmail, []byte("a@x"), memberKey(b)), `member ` + a + `: email "a@x" does not point back`},
 		{"stale unique entry", put(bucketByPhone, []byte("2"), memberKey(a)), `members_by_phone: "2" points at member ` + a + `, whose phone is "1"`},

@@ -43,6 +43,9 @@
 //	coupons_by_id           id → code (unique)
 //	coupons_by_member       member|issuedAt|code → code
 //	coupons_due             expiresAt|code → nil, while the coupon is issued
+//	webhooks                id → Webhook
+//	deliveries              len|webhookID|seq → Delivery
+//	deliveries_pending      len|webhookID|seq → nil, while the delivery is pending
 //	reward_counts           reward name → RewardCount
 //
 // # Key parts

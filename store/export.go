@@ -39,8 +39,9 @@ type SettingRecord struct {
 // *engine.Member, *engine.Purchase, *engine.Refund, *engine.Redemption,
 // *engine.Adjustment, *engine.Coupon, *engine.RewardCount,
 // *engine.LedgerEntry, *engine.Lot, MetricRecord,
-// RuleUseRecord, MarkerRecord, SettingRecord, *engine.JobRun, *engine.Event and
-// *engine.AnalyticsSummary. A rule use whose member is gone is an error
+// RuleUseRecord, MarkerRecord, SettingRecord, *engine.JobRun, *engine.Event,
+// *engine.AnalyticsSummary, *engine.Webhook and *engine.Delivery (after
+// its webhook). A rule use whose member is gone is an error
 // rather than a record quietly left behind.
 func (db *DB) Export(fn func(rec any) error) error {
 	err := db.bolt.View(func(btx *bolt.Tx) error {
@@ -97,6 +98,8 @@ func (db *DB) Export(fn func(rec any) error) error {
 			bucketExporter[engine.JobRun](bucketJobRuns),
 			bucketExporter[engine.Event](bucketEvents),
 			bucketExporter[engine.AnalyticsSummary](bucketAnalytics),
+			bucketExporter[engine.Webhook](bucketWebhooks),
+			bucketExporter[engine.Delivery](bucketDeliveries),
 		} {
 			if err := export(btx, fn); err != nil {
 				return err

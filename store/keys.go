@@ -39,6 +39,10 @@ var (
 	bucketCouponsByMember = []byte("coupons_by_member")
 	bucketCouponsDue      = []byte("coupons_due")
 	bucketRewardCounts    = []byte("reward_counts")
+
+	bucketWebhooks          = []byte("webhooks")
+	bucketDeliveries        = []byte("deliveries")
+	bucketDeliveriesPending = []byte("deliveries_pending")
 )
 
 var allBuckets = [][]byte{
@@ -47,7 +51,7 @@ var allBuckets = [][]byte{
 	bucketAdjustments, bucketMemberData, bucketExpiry, bucketRuleUses,
 	bucketMarkers, bucketRules, bucketJobRuns, bucketEvents, bucketAnalytics,
 	bucketSettings, bucketLeases, bucketCoupons, bucketCouponsByID, bucketCouponsByMember,
-	bucketCouponsDue, bucketRewardCounts,
+	bucketCouponsDue, bucketRewardCounts, bucketWebhooks, bucketDeliveries, bucketDeliveriesPending,
 }
 
 // Sections of a member's data in member_data: the member key, then one of

@@ -185,6 +185,25 @@ var txWrites = map[string]func(tx engine.Tx, member string) error{
 	"PutRewardCount": func(tx engine.Tx, member string) error {
 		return tx.PutRewardCount(&engine.RewardCount{Reward: "r-" + member, Issued: 1})
 	},
+	"PutWebhook": func(tx engine.Tx, member string) error {
+		return tx.PutWebhook(&engine.Webhook{ID: "wh-" + member})
+	},
+	"DeleteWebhook": func(tx engine.Tx, member string) error {
+		if err := tx.PutWebhook(&engine.Webhook{ID: "wh-" + member}); err != nil {
+			return err
+		}
+		return tx.DeleteWebhook("wh-" + member)
+	},
+	"PutDelivery": func(tx engine.Tx, member string) error {
+		return tx.PutDelivery(&engine.Delivery{WebhookID: "wh-" + member, Seq: 1, Status: engine.DeliveryPending})
+	},
+	"DeleteEvents": func(tx engine.Tx, member string) error {
+		if err := tx.AppendEvent(&engine.Event{Type: "t", MemberID: member}); err != nil {
+			return err
+		}
+		_, err := tx.DeleteEvents(1<<62, 0)
+		return err
+	},
 	"TakeLease": func(tx engine.Tx, member string) error {
 		_, err := tx.TakeLease("l", member, time.Minute)
 		return err
@@ -203,6 +222,7 @@ var txReads = []string{
 	"Adjustment", "Ledger", "Lot", "OpenLots", "Lots", "DueLots", "Metrics", "RuleUses", "Marked",
 	"RulesVersion", "RulesVersions", "LatestRules", "LatestAnalyticsSummary", "JobRuns", "Events",
 	"Setting", "Coupon", "CouponByID", "MemberCoupons", "DueCoupons", "RewardCount", "RewardCounts",
+	"Webhook", "Webhooks", "Delivery", "Deliveries",
 }
 
 func TestEveryTxMethodIsClassified(t *testing.T) {

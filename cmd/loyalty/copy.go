@@ -79,6 +79,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 var copyKinds = []string{
 	"rules versions", "members", "purchases", "refunds", "redemptions", "adjustments", "coupons", "reward counts", "ledger entries",
 	"lots", "metric entries", "rule uses", "markers", "job runs", "events", "analytics summaries",
+	"webhooks", "deliveries",
 }
 
 // eventPutter is the PostgreSQL transaction's way to store an event under
@@ -171,6 +172,10 @@ func copyWrite(rec any) (kind string, write func(engine.Tx) error, err error) {
 		}, nil
 	case *engine.AnalyticsSummary:
 		return "analytics summaries", func(tx engine.Tx) error { return tx.PutAnalyticsSummary(r) }, nil
+	case *engine.Webhook:
+		return "webhooks", func(tx engine.Tx) error { return tx.PutWebhook(r) }, nil
+	case *engine.Delivery:
+		return "deliveries", func(tx engine.Tx) error { return tx.PutDelivery(r) }, nil
 	}
 	return "", nil, fmt.Errorf("copy: no way to copy a %T", rec)
 }

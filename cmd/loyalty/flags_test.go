@@ -5,9 +5,12 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loyaltyhq/loyalty/webhook"
 )
 
 // serveFlagSet is every flag serve has, as users see them.
@@ -86,4 +89,15 @@ func sameDefault(readme string, f *flag.Flag) bool {
 		return err == nil && r == d
 	}
 	return readme == f.DefValue
+}
+
+// The flag's default spells the webhook package's schedule.
+func TestDefaultRetriesAreTheSchedule(t *testing.T) {
+	got, err := parseRetries(defaultRetries)
+	if err != nil || !slices.Equal(got, webhook.DefaultSchedule) {
+		t.Fatalf("--webhook-retries %s = %v, %v; want %v", defaultRetries, got, err, webhook.DefaultSchedule)
+	}
+	if _, err := parseRetries("1s,,2s"); err == nil {
+		t.Error("an empty duration was taken")
+	}
 }

@@ -229,7 +229,7 @@ func TestCopyToPostgres(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("copy: exit %d\n%s", code, out)
 	}
-	for _, want := range []string{"members              2", "purchases            3", "refunds              1", "coupons              1", "reward counts        1", "events               4"} {
+	for _, want := range []string{"members              2", "purchases            3", "refunds              1", "coupons              1", "reward counts        1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("copy output lacks %q:\n%s", want, out)
 		}
@@ -239,6 +239,17 @@ func TestCopyToPostgres(t *testing.T) {
 	}
 
 	src := openCopy(t, path)
+	var events int
+	if err := src.View(t.Context(), func(tx engine.Tx) error {
+		evs, err := tx.Events(0, 0)
+		events = len(evs)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("\n%-21s%d\n", "events", events); !strings.Contains(out, want) {
+		t.Errorf("copy output lacks %q:\n%s", want, out)
+	}
 	dst, err := openDatabase(context.Background(), dsn, dbOptions{readOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -254,10 +265,10 @@ func TestCopyToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := dst.View(t.Context(), func(tx engine.Tx) error {
-		// The copy carried events 1 to 4 (the output says so above).
-		evs, err := tx.Events(4, 0)
-		if err == nil && (len(evs) != 1 || evs[0].Seq != 5 || evs[0].ID != "evt_after_copy") {
-			t.Errorf("the event after the copy: %+v, want seq 5", evs)
+		// The copy carried events 1 to n (the output says so above).
+		evs, err := tx.Events(uint64(events), 0)
+		if err == nil && (len(evs) != 1 || evs[0].Seq != uint64(events)+1 || evs[0].ID != "evt_after_copy") {
+			t.Errorf("the event after the copy: %+v, want seq %d", evs, events+1)
 		}
 		return err
 	}); err != nil {

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/loyaltyhq/loyalty/rules"
 	"github.com/loyaltyhq/loyalty/store"
 	"github.com/loyaltyhq/loyalty/store/postgres"
+	"github.com/loyaltyhq/loyalty/webhook"
 )
 
 // Config is what serve needs to run.
@@ -59,6 +61,11 @@ type Config struct {
 	// zero takes the defaults.
 	JobLease  time.Duration
 	RulesPoll time.Duration
+	// WebhookTimeout bounds each delivery attempt; WebhookRetries, the
+	// waits before each retry, comma separated, replaces the default
+	// schedule. Zero and empty take the webhook package's defaults.
+	WebhookTimeout time.Duration
+	WebhookRetries string
 }
 
 // defaultBackupKeep is a week of nightly copies.
@@ -96,8 +103,10 @@ type Main struct {
 	stopKeysWatch func()
 	// waitFollow waits for the rules follower of a shared database.
 	waitFollow func()
-	jobsCtx    context.Context
-	stopJobs   context.CancelFunc
+	// webhooksDone is closed when the webhook worker has stopped.
+	webhooksDone chan struct{}
+	jobsCtx      context.Context
+	stopJobs     context.CancelFunc
 }
 
 // serveFlags defines serve's flags on a new FlagSet, every one also read
@@ -121,6 +130,8 @@ func serveFlags(cfg *Config, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.BackupKeep, "backup-keep", defaultBackupKeep, "how many of the backup job's `copies` to keep; older ones are removed")
 	fs.DurationVar(&cfg.JobLease, "job-lease", DefaultJobLease, "on PostgreSQL: how long the server that runs the scheduled jobs keeps them without renewing its lease, so how soon another takes over when it dies")
 	fs.DurationVar(&cfg.RulesPoll, "rules-poll", DefaultRulesPoll, "on PostgreSQL: how often the server looks for rules another server published")
+	fs.DurationVar(&cfg.WebhookTimeout, "webhook-timeout", webhook.DefaultTimeout, "longest a webhook endpoint may take to answer a delivery before the attempt fails")
+	fs.StringVar(&cfg.WebhookRetries, "webhook-retries", defaultRetries, "waits before each retry of a failed webhook delivery, comma separated `durations`")
 	return fs
 }
 
@@ -305,6 +316,25 @@ func (m *Main) Open() error {
 		httpCfg.NoBackup, httpCfg.Health = pgBackupAdvice, db.Ping
 	}
 	m.Server = lhttp.NewServer(httpCfg)
+	schedule, err := parseRetries(cfg.WebhookRetries)
+	if err != nil {
+		return err
+	}
+	// A bbolt file has one server at a time: it needs no leases, and a
+	// restarted server resumes at once rather than wait for a killed
+	// one's to run out.
+	hooks := webhook.New(m.DB, webhook.Options{
+		Holder: holderName(), Exclusive: !m.sharedDB(), Timeout: cfg.WebhookTimeout, Schedule: schedule, Log: m.Logger,
+		Attempted: metrics.WebhookAttempted,
+	})
+	metrics.WatchWebhooks(func(ctx context.Context) ([]engine.WebhookQueue, error) {
+		return m.Engine.WebhookQueues(ctx, webhook.DefaultMaxPending+1)
+	})
+	m.webhooksDone = make(chan struct{})
+	go func() {
+		defer close(m.webhooksDone)
+		hooks.Run(m.jobsCtx)
+	}()
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.Server.Serve(m.ln) }()
 	scheme := "http://"
@@ -357,6 +387,9 @@ func (m *Main) Close() error {
 	}
 	closed := make(chan error, 1)
 	go func() {
+		if m.webhooksDone != nil {
+			<-m.webhooksDone
+		}
 		if m.Engine != nil {
 			m.Engine.Wait()
 		}
@@ -376,6 +409,25 @@ func (m *Main) Close() error {
 		errs = append(errs, fmt.Errorf("work still running %s after shutdown began; exiting without closing the database (every acknowledged write is on disk)", shutdownBound))
 	}
 	return errors.Join(errs...)
+}
+
+// defaultRetries is webhook.DefaultSchedule as --webhook-retries spells it.
+const defaultRetries = "5s,5m,30m,2h,5h,10h,14h,20h,24h"
+
+// parseRetries reads --webhook-retries: empty is the default schedule.
+func parseRetries(s string) ([]time.Duration, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("--webhook-retries: %q is not a positive duration like 5s or 2h", part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // readRules reads the rules file, writing the shipped example first when

@@ -90,6 +90,7 @@ var RoundTripTypes = []reflect.Type{
 	reflect.TypeFor[engine.Lot](), reflect.TypeFor[engine.MetricEntry](), reflect.TypeFor[engine.RulesVersion](),
 	reflect.TypeFor[engine.JobRun](), reflect.TypeFor[engine.Event](), reflect.TypeFor[engine.AnalyticsSummary](),
 	reflect.TypeFor[engine.Coupon](), reflect.TypeFor[engine.RewardCount](),
+	reflect.TypeFor[engine.Webhook](), reflect.TypeFor[engine.Delivery](),
 }
 
 // testPopulatedRecordsRoundTrip writes one value of every stored record
@@ -127,12 +128,16 @@ func testPopulatedRecordsRoundTrip(t *testing.T, db engine.Store) {
 	coupon := populated[engine.Coupon](f)
 	coupon.MemberID, coupon.Status = m.ID, engine.CouponIssued
 	count := populated[engine.RewardCount](f)
+	hook := populated[engine.Webhook](f)
+	delivery := populated[engine.Delivery](f)
+	delivery.WebhookID = hook.ID
 
 	mustUpdate(t, db, func(tx engine.Tx) error {
 		for _, err := range []error{
 			tx.PutMember(m), tx.PutPurchase(p), tx.PutRefund(rf), tx.PutRedemption(rd), tx.PutAdjustment(adj),
 			tx.AppendLedger(entry), tx.PutLot(lot), tx.AddMetric(m.ID, *metric), tx.PutRules(rules), tx.PutJobRun(run),
 			tx.AppendEvent(event), tx.PutAnalyticsSummary(summary), tx.PutCoupon(coupon), tx.PutRewardCount(count),
+			tx.PutWebhook(hook), tx.PutDelivery(delivery),
 		} {
 			if err != nil {
 				return err
@@ -185,6 +190,10 @@ func testPopulatedRecordsRoundTrip(t *testing.T, db engine.Store) {
 		same("Coupon", gc, coupon, err)
 		gn, err := tx.RewardCount(count.Reward)
 		same("RewardCount", gn, count, err)
+		gw, err := tx.Webhook(hook.ID)
+		same("Webhook", gw, hook, err)
+		gd, err := tx.Delivery(hook.ID, delivery.Seq)
+		same("Delivery", gd, delivery, err)
 		return nil
 	})
 }

@@ -50,6 +50,8 @@ var tests = []test{
 	{"Coupons", testCoupons},
 	{"DueCoupons", testDueCoupons},
 	{"RewardCounts", testRewardCounts},
+	{"Webhooks", testWebhooks},
+	{"DeleteEvents", testDeleteEvents},
 	{"StockRace", testStockRace},
 	{"MissingRecords", testMissingRecords},
 	{"TimePrecision", testTimePrecision},
