@@ -198,6 +198,10 @@ func (s *Server) routes() {
 	v1.Get("/members/:id/ledger", anyRole, s.getLedger)
 	v1.Post("/members/:id/redemptions", pos, s.postRedemption)
 	v1.Post("/members/:id/adjustments", adminOnly, s.postAdjustment)
+	v1.Post("/members/:id/merge", adminOnly, s.mergeMember)
+	v1.Get("/members/:id/export", adminOnly, s.exportMember)
+	v1.Post("/members/:id/erase", adminOnly, s.eraseMember)
+	v1.Post("/transfers", pos, s.postTransfer)
 	v1.Post("/redemptions/:id/cancel", pos, s.cancelRedemption)
 
 	v1.Get("/rewards", anyRole, s.listRewards)

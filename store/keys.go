@@ -39,6 +39,8 @@ var (
 	bucketCouponsByMember = []byte("coupons_by_member")
 	bucketCouponsDue      = []byte("coupons_due")
 	bucketRewardCounts    = []byte("reward_counts")
+
+	bucketTransfers = []byte("transfers")
 )
 
 var allBuckets = [][]byte{
@@ -47,7 +49,7 @@ var allBuckets = [][]byte{
 	bucketAdjustments, bucketMemberData, bucketExpiry, bucketRuleUses,
 	bucketMarkers, bucketRules, bucketJobRuns, bucketEvents, bucketAnalytics,
 	bucketSettings, bucketLeases, bucketCoupons, bucketCouponsByID, bucketCouponsByMember,
-	bucketCouponsDue, bucketRewardCounts,
+	bucketCouponsDue, bucketRewardCounts, bucketTransfers,
 }
 
 // Sections of a member's data in member_data: the member key, then one of

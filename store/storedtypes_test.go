@@ -30,7 +30,7 @@ var storedTypes = []reflect.Type{
 	reflect.TypeFor[engine.Redemption](), reflect.TypeFor[engine.Adjustment](), reflect.TypeFor[engine.LedgerEntry](),
 	reflect.TypeFor[engine.Lot](), reflect.TypeFor[engine.MetricEntry](), reflect.TypeFor[engine.RulesVersion](),
 	reflect.TypeFor[engine.JobRun](), reflect.TypeFor[engine.Event](), reflect.TypeFor[engine.AnalyticsSummary](),
-	reflect.TypeFor[engine.Coupon](), reflect.TypeFor[engine.RewardCount](),
+	reflect.TypeFor[engine.Coupon](), reflect.TypeFor[engine.RewardCount](), reflect.TypeFor[engine.Transfer](),
 	reflect.TypeFor[account](), reflect.TypeFor[metricSum](),
 }
 

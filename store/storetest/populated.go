@@ -89,7 +89,7 @@ var RoundTripTypes = []reflect.Type{
 	reflect.TypeFor[engine.Redemption](), reflect.TypeFor[engine.Adjustment](), reflect.TypeFor[engine.LedgerEntry](),
 	reflect.TypeFor[engine.Lot](), reflect.TypeFor[engine.MetricEntry](), reflect.TypeFor[engine.RulesVersion](),
 	reflect.TypeFor[engine.JobRun](), reflect.TypeFor[engine.Event](), reflect.TypeFor[engine.AnalyticsSummary](),
-	reflect.TypeFor[engine.Coupon](), reflect.TypeFor[engine.RewardCount](),
+	reflect.TypeFor[engine.Coupon](), reflect.TypeFor[engine.RewardCount](), reflect.TypeFor[engine.Transfer](),
 }
 
 // testPopulatedRecordsRoundTrip writes one value of every stored record
@@ -127,12 +127,15 @@ func testPopulatedRecordsRoundTrip(t *testing.T, db engine.Store) {
 	coupon := populated[engine.Coupon](f)
 	coupon.MemberID, coupon.Status = m.ID, engine.CouponIssued
 	count := populated[engine.RewardCount](f)
+	transfer := populated[engine.Transfer](f)
+	transfer.FromMemberID, transfer.ToMemberID = m.ID, m.ID
 
 	mustUpdate(t, db, func(tx engine.Tx) error {
 		for _, err := range []error{
 			tx.PutMember(m), tx.PutPurchase(p), tx.PutRefund(rf), tx.PutRedemption(rd), tx.PutAdjustment(adj),
 			tx.AppendLedger(entry), tx.PutLot(lot), tx.AddMetric(m.ID, *metric), tx.PutRules(rules), tx.PutJobRun(run),
 			tx.AppendEvent(event), tx.PutAnalyticsSummary(summary), tx.PutCoupon(coupon), tx.PutRewardCount(count),
+			tx.PutTransfer(transfer),
 		} {
 			if err != nil {
 				return err
@@ -185,6 +188,8 @@ func testPopulatedRecordsRoundTrip(t *testing.T, db engine.Store) {
 		same("Coupon", gc, coupon, err)
 		gn, err := tx.RewardCount(count.Reward)
 		same("RewardCount", gn, count, err)
+		gt, err := tx.Transfer(transfer.ID)
+		same("Transfer", gt, transfer, err)
 		return nil
 	})
 }

@@ -64,6 +64,9 @@ var tests = []test{
 	{"EventFeedUnderLoad", testEventFeedUnderLoad},
 	{"MembersBefore", testMembersBefore},
 	{"CheckFindsAmountsOutOfRange", testCheckFindsAmountsOutOfRange},
+	{"Transfers", testTransfers},
+	{"MemberEventsRewrite", testMemberEventsRewrite},
+	{"MergedIntoRoundTrip", testMergedIntoRoundTrip},
 }
 
 // Run runs the whole suite, each test as a subtest on a store from open.
