@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"fmt"
+	nethttp "net/http"
 	"strings"
 	"testing"
 )
@@ -297,5 +298,102 @@ func TestExportThenErase(t *testing.T) {
 		if strings.Contains(string(after.body), v) {
 			t.Errorf("the export after erasure still carries %q", v)
 		}
+	}
+}
+
+func (s *server) importBody(contentType, body string) response {
+	s.t.Helper()
+	req, err := nethttp.NewRequest("POST", s.url+"/v1/members/import", strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.answer(res)
+}
+
+// TestImportCSV: good lines create members with their enrolment date,
+// tier and opening balance and no bonus; bad lines are reported by line
+// and field and written not at all; a re-run changes nothing.
+func TestImportCSV(t *testing.T) {
+	s := newServer(t, false)
+	file := "external_id,email,name,enrolled_at,tier,points,points_expire_at,attributes.store\n" +
+		"c-1,ana@example.com,Ana,2021-03-02T00:00:00Z,gold,1200,2030-06-30T00:00:00Z,north\n" +
+		"c-2,not-an-email,Bob,,,,,\n" +
+		"c-3,cy@example.com,Cy,,,\"1,200\",,\n" +
+		"c-1,dup@example.com,Dup,,,,,\n" +
+		"c-4,dee@example.com,Dee,,diamond,,,\n" +
+		"c-5,eve@example.com,Eve,,,300,,south\n"
+	r := s.importBody("text/csv", file)
+	if r.status != 200 {
+		t.Fatalf("import = %d %s", r.status, r.body)
+	}
+	rep := r.json(t)
+	if rep["created"] != 2.0 || rep["unchanged"] != 0.0 || rep["failed"] != 4.0 {
+		t.Errorf("report = %s", r.body)
+	}
+	want := map[float64]string{3: "email", 4: "points", 5: "external_id", 6: "tier"}
+	for _, e := range rep["errors"].([]any) {
+		e := e.(map[string]any)
+		if want[e["line"].(float64)] != e["field"] {
+			t.Errorf("error %v: want field %q for its line", e, want[e["line"].(float64)])
+		}
+		delete(want, e["line"].(float64))
+	}
+	if len(want) != 0 {
+		t.Errorf("lines without their error: %v", want)
+	}
+	ms := s.found("external_id", "c-1")
+	if len(ms) != 1 {
+		t.Fatalf("c-1 not found")
+	}
+	m := ms[0].(map[string]any)
+	id := m["id"].(string)
+	if m["enrolled_at"] != "2021-03-02T00:00:00Z" || m["tier"].(map[string]any)["name"] != "gold" || m["attributes"].(map[string]any)["store"] != "north" {
+		t.Errorf("imported member = %v", m)
+	}
+	bal := s.do("GET", "/v1/members/"+id+"/balance", "").json(t)
+	exp := bal["expiring"].([]any)
+	if bal["available"] != 1200.0 || len(exp) != 1 || exp[0].(map[string]any)["on"] == nil {
+		t.Errorf("imported balance = %v (no enrolment bonus, one lot)", bal)
+	}
+	if got := s.ledgerTypes(id); len(got) != 1 || got[0] != "import" {
+		t.Errorf("imported ledger = %v", got)
+	}
+	for _, bad := range []string{"c-2", "c-3", "c-4"} {
+		if got := s.found("external_id", bad); len(got) != 0 {
+			t.Errorf("bad line %s was written: %v", bad, got)
+		}
+	}
+	again := s.importBody("text/csv", file).json(t)
+	if again["created"] != 0.0 || again["unchanged"] != 2.0 || again["failed"] != 4.0 {
+		t.Errorf("re-run = %v", again)
+	}
+	differ := s.importBody("application/x-ndjson", `{"external_id": "c-5", "email": "eve@example.com", "name": "Eve", "points": 999, "attributes": {"store": "south"}}`+"\n").json(t)
+	if differ["failed"] != 1.0 || differ["errors"].([]any)[0].(map[string]any)["field"] != "points" {
+		t.Errorf("differing line = %v", differ)
+	}
+	if b := s.balanceOf(s.found("external_id", "c-5")[0].(map[string]any)["id"].(string)); b != 300 {
+		t.Errorf("c-5's balance after a differing line = %v, want 300 as imported", b)
+	}
+}
+
+// TestImportNDJSON: one object a line, with its own line numbers.
+func TestImportNDJSON(t *testing.T) {
+	s := newServer(t, false)
+	body := `{"external_id": "n-1", "points": 10}` + "\n\n" + `{"external_id": "n-2", "bogus": 1}` + "\n" + `{"external_id": "n-3", "points": "12"}` + "\n"
+	rep := s.importBody("application/x-ndjson", body).json(t)
+	if rep["created"] != 1.0 || rep["failed"] != 2.0 {
+		t.Fatalf("report = %v", rep)
+	}
+	errs := rep["errors"].([]any)
+	if l := errs[0].(map[string]any)["line"]; l != 3.0 {
+		t.Errorf("first error on line %v, want 3", l)
+	}
+	if r := s.importBody("application/json", body); r.status != 400 {
+		t.Errorf("plain JSON = %d", r.status)
 	}
 }
