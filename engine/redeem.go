@@ -115,6 +115,10 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 		if err != nil {
 			return err
 		}
+		// A merged member's lots are the survivor's, under the same ids.
+		if m, err = survivor(tx, m); err != nil {
+			return err
+		}
 		if r.Cancelled {
 			bal, err := balanceSummary(tx, m, now)
 			res = &RedemptionResult{ID: r.ID, Points: r.Points, Reward: r.Reward, Cancelled: true, Balance: bal}

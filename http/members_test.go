@@ -397,3 +397,43 @@ func TestImportNDJSON(t *testing.T) {
 		t.Errorf("plain JSON = %d", r.status)
 	}
 }
+
+// TestMergeThenRefundAndCancel: a refund of the merged member's purchase,
+// and the cancellation of their redemption, move the survivor's points:
+// the purchase's lot and the redemption's lots are the survivor's now.
+func TestMergeThenRefundAndCancel(t *testing.T) {
+	s := newServer(t, false)
+	surv := s.enrol(`{"external_id": "keep"}`)
+	other := s.enrol(`{"external_id": "card-000123"}`)
+	p := s.do("POST", "/v1/purchases", purchase)
+	if p.status != 201 {
+		t.Fatalf("purchase: %d %s", p.status, p.body)
+	}
+	earned := p.json(t)["points"].(float64)
+	if r := s.do("POST", "/v1/members/"+other+"/redemptions", `{"id": "red-1", "points": 30}`); r.status != 201 {
+		t.Fatalf("redeem: %d %s", r.status, r.body)
+	}
+	if r := s.do("POST", "/v1/members/"+surv+"/merge", fmt.Sprintf(`{"from": %q}`, other)); r.status != 200 {
+		t.Fatalf("merge: %d %s", r.status, r.body)
+	}
+	before := s.balanceOf(surv)
+	if want := 50 + 50 + earned - 30; before != want {
+		t.Fatalf("survivor after the merge = %v, want %v", before, want)
+	}
+	if r := s.do("POST", "/v1/redemptions/red-1/cancel", ""); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	if got := s.balanceOf(surv); got != before+30 {
+		t.Errorf("survivor after the cancellation = %v, want %v", got, before+30)
+	}
+	r := s.do("POST", "/v1/purchases/store7-till2-000981/refunds", `{"id": "refund-1", "amount": "23.40"}`)
+	if r.status != 201 {
+		t.Fatalf("refund: %d %s", r.status, r.body)
+	}
+	if got, want := s.balanceOf(surv), before+30+r.json(t)["points"].(float64); got != want {
+		t.Errorf("survivor after the refund = %v, want %v", got, want)
+	}
+	if got := s.balanceOf(other); got != 0 {
+		t.Errorf("merged member's balance = %v, want 0", got)
+	}
+}
