@@ -194,6 +194,23 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 		return nil, err
 	}
 	entryIDs := newIDs(1)
+	// The member's events are found in a read first: finding them reads
+	// the whole feed, which in the write would hold up every till (bbolt
+	// has one writer). The write then rewrites those and looks only at
+	// the events that came since.
+	var found []*Event
+	var last uint64
+	err = e.store.View(ctx, func(tx Tx) error {
+		var err error
+		found, err = tx.MemberEvents(id)
+		for _, ev := range found {
+			last = max(last, ev.Seq)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	var view *MemberView
 	err = e.store.Update(ctx, func(tx Tx) error {
 		m, err := getMember(tx, id)
@@ -204,6 +221,10 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 			view, err = memberView(tx, live, m, now)
 			return err
 		}
+		// Before this write's own events, which carry no personal data.
+		if err := redactEvents(tx, m.ID, found, last, personalData(m)); err != nil {
+			return err
+		}
 		w := writer{tx: tx, now: now, live: live}
 		if err := w.cancelForErasure(m); err != nil {
 			return err
@@ -212,14 +233,10 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 		if err := w.forfeit(m, entryIDs[0]); err != nil {
 			return err
 		}
-		pii := personalData(m)
 		m.ExternalID, m.Email, m.Phone, m.Name, m.Birthday = "", "", "", "", ""
 		m.Attributes, m.Analytics = nil, nil
 		m.Status = StatusErased
 		if err := tx.PutMember(m); err != nil {
-			return err
-		}
-		if err := redactEvents(tx, m.ID, pii); err != nil {
 			return err
 		}
 		if err := w.emit(EventMemberErased, m.ID, erasedData{MemberID: m.ID, Forfeited: forfeited}); err != nil {
@@ -308,11 +325,22 @@ var personalKeys = map[string]bool{
 
 // redactEvents rewrites the stored events about a member so that their
 // data no longer carries the member's personal data: keys that hold it
-// are dropped, and any other string equal to one of pii is emptied.
-func redactEvents(tx Tx, memberID string, pii []string) error {
-	events, err := tx.MemberEvents(memberID)
+// are dropped, and any other string equal to one of pii is emptied. found
+// are the member's events as a read before saw them, the newest with seq
+// last; the feed after it is read again for those that came since.
+func redactEvents(tx Tx, memberID string, found []*Event, last uint64, pii []string) error {
+	since, err := tx.Events(last, 0)
 	if err != nil {
 		return err
+	}
+	events := make([]*Event, 0, len(found)+len(since))
+	for _, ev := range found {
+		events = append(events, cloneEvent(ev))
+	}
+	for _, ev := range since {
+		if ev.MemberID == memberID {
+			events = append(events, ev)
+		}
 	}
 	for _, ev := range events {
 		changed := false
@@ -340,6 +368,23 @@ func redactEvents(tx Tx, memberID string, pii []string) error {
 		}
 	}
 	return nil
+}
+
+// cloneEvent copies an event read outside the write, so that a write run
+// again starts from the event as it was read.
+func cloneEvent(ev *Event) *Event {
+	c := *ev
+	c.Payload = append([]byte(nil), ev.Payload...)
+	if ev.Payload == nil {
+		c.Payload = nil
+	}
+	if ev.Notice != nil {
+		c.Notice = make(map[string]string, len(ev.Notice))
+		for k, v := range ev.Notice {
+			c.Notice[k] = v
+		}
+	}
+	return &c
 }
 
 // redact returns v without personal data, and whether it took any out.

@@ -297,16 +297,10 @@ func (e *Engine) enrolledBefore(tx Tx, live *liveRules, m *Member, now time.Time
 func sameEnrolment(held, m *Member) bool {
 	if held.Status == StatusMerged || held.Status == StatusErased ||
 		held.ExternalID != m.ExternalID || held.Email != m.Email || held.Phone != m.Phone ||
-		held.Name != m.Name || held.Birthday != m.Birthday || held.ReferrerID != m.ReferrerID ||
-		len(held.Attributes) != len(m.Attributes) {
+		held.Name != m.Name || held.Birthday != m.Birthday || held.ReferrerID != m.ReferrerID {
 		return false
 	}
-	for k, v := range m.Attributes {
-		if hv, ok := held.Attributes[k]; !ok || hv != v {
-			return false
-		}
-	}
-	return true
+	return sameAttributes(held.Attributes, m.Attributes)
 }
 
 func checkMemberInput(in MemberInput, phone string, now time.Time) error {
