@@ -2,9 +2,12 @@ package http_test
 
 import (
 	"fmt"
+	"io"
 	nethttp "net/http"
 	"strings"
 	"testing"
+
+	lhttp "github.com/loyaltyhq/loyalty/http"
 )
 
 // balanceOf is a member's available points, as GET /balance answers.
@@ -435,5 +438,49 @@ func TestMergeThenRefundAndCancel(t *testing.T) {
 	}
 	if got := s.balanceOf(other); got != 0 {
 		t.Errorf("merged member's balance = %v, want 0", got)
+	}
+}
+
+// TestImportStreamsLargeBodies: an import body larger than the 1 MiB
+// every other route takes is read and imported; another route still
+// refuses such a body when it comes without a length (chunked).
+func TestImportStreamsLargeBodies(t *testing.T) {
+	s := newServer(t, false)
+	var b strings.Builder
+	n := 0
+	for b.Len() <= lhttp.BodyLimit {
+		fmt.Fprintf(&b, `{"external_id": "big-%06d", "name": "Member number %06d of a file larger than the limit of the other routes"}`+"\n", n, n)
+		n++
+	}
+	r := s.importBody("application/x-ndjson", b.String())
+	if r.status != 200 || r.json(t)["created"] != float64(n) {
+		t.Fatalf("import of %d bytes = %d %.300s", b.Len(), r.status, r.body)
+	}
+	// An io.Reader of unknown length makes net/http send it chunked.
+	body := io.MultiReader(strings.NewReader(`{"name": "`), strings.NewReader(strings.Repeat("x", lhttp.BodyLimit)), strings.NewReader(`"}`))
+	req, err := nethttp.NewRequest("POST", s.url+"/v1/members", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.answer(res); got.status != 400 || !strings.Contains(string(got.body), "larger than") {
+		t.Errorf("chunked body over the limit = %d %s", got.status, got.body)
+	}
+	// A chunked body within it is read whole.
+	small, err := nethttp.NewRequest("POST", s.url+"/v1/members", io.MultiReader(strings.NewReader(`{"external_id": `), strings.NewReader(`"chunked"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small.Header.Set("Content-Type", "application/json")
+	res, err = nethttp.DefaultClient.Do(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.answer(res); got.status != 201 || got.json(t)["external_id"] != "chunked" {
+		t.Errorf("small chunked body = %d %s", got.status, got.body)
 	}
 }
