@@ -128,6 +128,8 @@ func (out *MemberExport) addRecord(tx Tx, memberID string, en *LedgerEntry) erro
 // every purchase in time order a page at a time.
 func (out *MemberExport) addPurchases(ctx context.Context, tx Tx, live *liveRules, memberID string) error {
 	from, to := time.Time{}, LatestTime.Add(time.Hour)
+	// seen holds the purchases of the instant a page ended on, which the
+	// next page, starting at that instant, lists again.
 	seen := map[string]bool{}
 	page := exportPage
 	for {
@@ -144,7 +146,6 @@ func (out *MemberExport) addPurchases(ctx context.Context, tx Tx, live *liveRule
 				continue
 			}
 			fresh++
-			seen[p.ID] = true
 			if p.MemberID != memberID {
 				continue
 			}
@@ -162,12 +163,18 @@ func (out *MemberExport) addPurchases(ctx context.Context, tx Tx, live *liveRule
 		if len(ps) < page {
 			return nil
 		}
-		// The next page starts at the last purchase's time, whose
-		// purchases seen already are skipped; a page that is all of one
-		// instant and seen grows until it reaches past that instant.
 		last := ps[len(ps)-1].OccurredAt
-		if fresh == 0 || ps[0].OccurredAt.Equal(last) {
+		if fresh == 0 {
+			// A whole page of one instant, seen: read more of it at once.
 			page *= 2
+		}
+		if !last.Equal(from) {
+			seen = map[string]bool{}
+		}
+		for _, p := range ps {
+			if p.OccurredAt.Equal(last) {
+				seen[p.ID] = true
+			}
 		}
 		from = last
 	}

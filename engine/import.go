@@ -114,9 +114,13 @@ func (e *Engine) Import(ctx context.Context, lines []NumberedLine) (*ImportRepor
 	err = e.store.Update(ctx, func(tx Tx) error {
 		chunk = &ImportReport{Errors: []ImportError{}}
 		w := writer{tx: tx, now: now, live: live}
+		keys := &keyIndex{tx: tx, held: map[[2]string]*Member{}}
+		if err := keys.load(ready); err != nil {
+			return err
+		}
 		for _, im := range ready {
 			m := im.m.clone()
-			held, err := tx.MemberByKey(KeyExternalID, m.ExternalID)
+			held, err := keys.find(KeyExternalID, m.ExternalID)
 			if err != nil {
 				return err
 			}
@@ -128,13 +132,20 @@ func (e *Engine) Import(ctx context.Context, lines []NumberedLine) (*ImportRepor
 				}
 				continue
 			}
-			if err := keysFree(tx, m); err != nil {
+			if err := keys.free(m); err != nil {
 				chunk.Fail(im.n, err)
 				continue
+			}
+			// The member is written once, with the balance its lot and
+			// ledger entry (written after it: Store, "Members before")
+			// give it.
+			if im.points > 0 {
+				m.Points, m.LedgerSeq = im.points, 1
 			}
 			if err := tx.PutMember(m); err != nil {
 				return err
 			}
+			keys.add(m)
 			if im.points > 0 {
 				if err := tx.PutLot(&Lot{
 					ID: im.ids[2], MemberID: m.ID, Points: im.points, Remaining: im.points,
@@ -142,11 +153,10 @@ func (e *Engine) Import(ctx context.Context, lines []NumberedLine) (*ImportRepor
 				}); err != nil {
 					return err
 				}
-				m.Points = im.points
-				if err := w.appendEntry(m, im.ids[1], LedgerImport, im.points, importRef, "opening balance"); err != nil {
-					return err
-				}
-				if err := tx.PutMember(m); err != nil {
+				if err := tx.AppendLedger(&LedgerEntry{
+					ID: im.ids[1], MemberID: m.ID, Seq: 1, Type: LedgerImport, Points: im.points, BalanceAfter: im.points,
+					At: now, Ref: importRef, RulesVersion: live.version.Version, Note: "opening balance",
+				}); err != nil {
 					return err
 				}
 				if err := w.emit(EventPointsImported, m.ID, importedData{MemberID: m.ID, Points: im.points, ExpiresAt: im.expiresAt}); err != nil {
@@ -231,15 +241,88 @@ func tierNames(live *liveRules) string {
 	return s
 }
 
-// keysFree refuses a new member whose email or phone another holds.
-func keysFree(tx Tx, m *Member) error {
-	for _, k := range []struct{ key, value string }{{KeyEmail, m.Email}, {KeyPhone, m.Phone}} {
-		held, err := tx.MemberByKey(k.key, k.value)
+// MembersFinder is a shortcut a Tx may offer: the members that hold any
+// of values of one unique key, in one read, where MemberByKey would take
+// one a value (on PostgreSQL, a round trip each).
+type MembersFinder interface {
+	MembersByKeys(key string, values []string) ([]*Member, error)
+}
+
+// keyIndex answers an import chunk's lookups of unique keys: from one
+// read of all of them where the Tx offers MembersFinder, kept up to date
+// with the members the chunk creates; else from the Tx, a value at a time.
+type keyIndex struct {
+	tx     Tx
+	loaded bool
+	held   map[[2]string]*Member // (key, value) → its holder
+}
+
+var importKeys = []string{KeyExternalID, KeyEmail, KeyPhone}
+
+func keyOf(m *Member, key string) string {
+	switch key {
+	case KeyEmail:
+		return m.Email
+	case KeyPhone:
+		return m.Phone
+	}
+	return m.ExternalID
+}
+
+func (k *keyIndex) load(lines []importMember) error {
+	f, ok := k.tx.(MembersFinder)
+	if !ok {
+		return nil
+	}
+	for _, key := range importKeys {
+		var values []string
+		for _, im := range lines {
+			if v := keyOf(im.m, key); v != "" {
+				values = append(values, v)
+			}
+		}
+		if len(values) == 0 {
+			continue
+		}
+		ms, err := f.MembersByKeys(key, values)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			k.held[[2]string{key, keyOf(m, key)}] = m
+		}
+	}
+	k.loaded = true
+	return nil
+}
+
+func (k *keyIndex) find(key, value string) (*Member, error) {
+	if value == "" {
+		return nil, nil
+	}
+	if m, ok := k.held[[2]string{key, value}]; ok || k.loaded {
+		return m, nil
+	}
+	return k.tx.MemberByKey(key, value)
+}
+
+func (k *keyIndex) add(m *Member) {
+	for _, key := range importKeys {
+		if v := keyOf(m, key); v != "" {
+			k.held[[2]string{key, v}] = m
+		}
+	}
+}
+
+// free refuses a new member whose email or phone another holds.
+func (k *keyIndex) free(m *Member) error {
+	for _, key := range []string{KeyEmail, KeyPhone} {
+		held, err := k.find(key, keyOf(m, key))
 		if err != nil {
 			return err
 		}
 		if held != nil {
-			return FieldErrorf(ECONFLICT, k.key, "is already used by member %s", held.ID)
+			return FieldErrorf(ECONFLICT, key, "is already used by member %s", held.ID)
 		}
 	}
 	return nil

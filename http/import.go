@@ -38,24 +38,36 @@ const maxImportErrors = 1000
 const maxImportLine = 64 << 10
 
 // limitBody refuses, for every route but the import, a body larger than
-// BodyLimit: the server streams request bodies (for the import), so the
-// limit fasthttp would apply is applied here. A body of unknown length
-// (chunked) is read up to the limit.
+// BodyLimit, and reads the rest whole, as fasthttp did before the server
+// streamed request bodies (for the import): a handler never meets a
+// stream, and no unread body is left on the connection, where it would
+// be read as the next request. The import's connection is closed after
+// an answer given before its body was read to the end.
 func (s *Server) limitBody(c *fiber.Ctx) error {
 	if c.Path() == importPath {
-		return c.Next()
+		err := c.Next()
+		if c.Locals(bodyDrained) != true {
+			c.Context().SetConnectionClose()
+		}
+		return err
 	}
 	n := c.Request().Header.ContentLength()
 	if n > BodyLimit {
+		c.Context().SetConnectionClose()
 		return engine.Errorf(engine.EINVALID, "body is larger than %d bytes", BodyLimit)
 	}
-	if n == -1 {
-		if stream := c.Context().RequestBodyStream(); stream != nil {
+	if stream := c.Context().RequestBodyStream(); stream != nil {
+		if n >= 0 {
+			// Known to fit: fasthttp reads the rest of it here.
+			c.Request().Body()
+		} else {
 			b, err := io.ReadAll(io.LimitReader(stream, BodyLimit+1))
 			if err != nil {
+				c.Context().SetConnectionClose()
 				return engine.Errorf(engine.EINVALID, "reading the body: %v", err)
 			}
 			if len(b) > BodyLimit {
+				c.Context().SetConnectionClose()
 				return engine.Errorf(engine.EINVALID, "body is larger than %d bytes", BodyLimit)
 			}
 			c.Request().SetBody(b)
@@ -63,6 +75,10 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 	}
 	return c.Next()
 }
+
+// bodyDrained is the local an import sets once it read its body to the
+// end, so that its connection may serve another request.
+const bodyDrained = "body_drained"
 
 // importMembers reads an NDJSON or CSV body line by line, checks each,
 // and hands the engine a chunk at a time; the answer adds up the chunks.
@@ -130,6 +146,7 @@ func (s *Server) importMembers(c *fiber.Ctx) error {
 	if err := flush(); err != nil {
 		return err
 	}
+	c.Locals(bodyDrained, true)
 	if len(report.Errors) > maxImportErrors {
 		report.Errors = report.Errors[:maxImportErrors]
 	}

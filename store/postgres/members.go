@@ -91,3 +91,19 @@ func (t *tx) RewriteEvent(e *engine.Event) error {
 	}
 	return t.execOther(fmt.Sprintf("rewrite event %d", e.Seq), `UPDATE events SET payload = $2, data = $3 WHERE seq = $1 AND id IS NULL`, seq, e.Payload, notice)
 }
+
+var _ engine.MembersFinder = (*tx)(nil)
+
+// MembersByKeys implements engine.MembersFinder: one query where
+// MemberByKey would take a round trip a value, which an import of a
+// chunk of members would otherwise pay three times a line.
+func (t *tx) MembersByKeys(key string, values []string) ([]*engine.Member, error) {
+	col, ok := uniqueColumns[key]
+	if !ok {
+		return nil, fmt.Errorf("postgres: members by %q: not a unique key", key)
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	return t.members("members by "+key, `SELECT `+memberCols+` FROM members WHERE `+col+` = ANY($1) AND `+col+` <> ''`+t.forUpdate(), values)
+}

@@ -133,3 +133,50 @@ func testMergedIntoRoundTrip(t *testing.T, db engine.Store) {
 		return nil
 	})
 }
+
+// testMembersByKeys: a store that offers engine.MembersFinder answers as
+// MemberByKey would for each value, its own writes included; values
+// nobody holds, and the empty value, find nobody.
+func testMembersByKeys(t *testing.T, db engine.Store) {
+	a, b := NewID(), NewID()
+	mustUpdate(t, db, func(tx engine.Tx) error {
+		return tx.PutMember(&engine.Member{ID: a, Status: engine.StatusActive, ExternalID: "k-a", Email: "a@example.com"})
+	})
+	mustUpdate(t, db, func(tx engine.Tx) error {
+		f, ok := tx.(engine.MembersFinder)
+		if !ok {
+			t.Skip("the store has no MembersFinder")
+		}
+		if err := tx.PutMember(&engine.Member{ID: b, Status: engine.StatusActive, ExternalID: "k-b", Phone: "+15550100"}); err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			key    string
+			values []string
+			want   []string
+		}{
+			{engine.KeyExternalID, []string{"k-a", "k-b", "k-none", ""}, []string{a, b}},
+			{engine.KeyEmail, []string{"a@example.com", "b@example.com"}, []string{a}},
+			{engine.KeyPhone, []string{"+15550100"}, []string{b}},
+			{engine.KeyPhone, []string{""}, nil},
+		} {
+			ms, err := f.MembersByKeys(c.key, c.values)
+			if err != nil {
+				return err
+			}
+			got := map[string]bool{}
+			for _, m := range ms {
+				got[m.ID] = true
+			}
+			if len(got) != len(c.want) {
+				t.Errorf("MembersByKeys(%s, %q) = %d members, want %v", c.key, c.values, len(ms), c.want)
+			}
+			for _, id := range c.want {
+				if !got[id] {
+					t.Errorf("MembersByKeys(%s, %q) misses %s", c.key, c.values, id)
+				}
+			}
+		}
+		return nil
+	})
+}

@@ -67,6 +67,7 @@ var tests = []test{
 	{"Transfers", testTransfers},
 	{"MemberEventsRewrite", testMemberEventsRewrite},
 	{"MergedIntoRoundTrip", testMergedIntoRoundTrip},
+	{"MembersByKeys", testMembersByKeys},
 }
 
 // Run runs the whole suite, each test as a subtest on a store from open.
