@@ -138,15 +138,22 @@ func testMergedIntoRoundTrip(t *testing.T, db engine.Store) {
 // MemberByKey would for each value, its own writes included; values
 // nobody holds, and the empty value, find nobody.
 func testMembersByKeys(t *testing.T, db engine.Store) {
+	offered := false
+	mustView(t, db, func(tx engine.Tx) error {
+		_, offered = tx.(engine.MembersFinder)
+		return nil
+	})
+	// Skipped here, not inside a transaction's function, which a store
+	// may run on a goroutine of its own.
+	if !offered {
+		t.Skip("the store has no MembersFinder")
+	}
 	a, b := NewID(), NewID()
 	mustUpdate(t, db, func(tx engine.Tx) error {
 		return tx.PutMember(&engine.Member{ID: a, Status: engine.StatusActive, ExternalID: "k-a", Email: "a@example.com"})
 	})
 	mustUpdate(t, db, func(tx engine.Tx) error {
-		f, ok := tx.(engine.MembersFinder)
-		if !ok {
-			t.Skip("the store has no MembersFinder")
-		}
+		f := tx.(engine.MembersFinder)
 		if err := tx.PutMember(&engine.Member{ID: b, Status: engine.StatusActive, ExternalID: "k-b", Phone: "+15550100"}); err != nil {
 			return err
 		}
