@@ -397,6 +397,10 @@ func (e *Engine) analytics(ctx context.Context, live *liveRules, now time.Time) 
 	return processed, nil
 }
 
+// counted tells whether analytics count a member: a merged member's
+// history is the survivor's, and an erased member left.
+func counted(m *Member) bool { return m.Status != StatusMerged && m.Status != StatusErased }
+
 // readFigures is the first pass: every member's own figures in id order,
 // what each referrer's referees add up to, and the outstanding points.
 func (e *Engine) readFigures(ctx context.Context, an *analyser, sum *AnalyticsSummary) ([]figures, map[string]referrals, error) {
@@ -404,6 +408,9 @@ func (e *Engine) readFigures(ctx context.Context, an *analyser, sum *AnalyticsSu
 	refs := map[string]referrals{}
 	_, err := e.sweepMembers(ctx, func(tx Tx, members []*Member) error {
 		for _, m := range members {
+			if !counted(m) {
+				continue
+			}
 			entries, err := tx.Metrics(m.ID, an.windowStart)
 			if err != nil {
 				return err

@@ -240,7 +240,7 @@ func (e *Engine) scanAnalytics(ctx context.Context, f AnalyticsFilter, cursor st
 			got = len(members)
 			for _, m := range members {
 				lastRead = m.ID
-				if f.match(m.Analytics) {
+				if counted(m) && f.match(m.Analytics) {
 					matched = append(matched, AnalyticsMember{
 						ID: m.ID, ExternalID: m.ExternalID, Email: m.Email, Phone: m.Phone, Name: m.Name,
 						Status: m.Status, Tier: m.Tier, Points: m.Points, Analytics: analyticsView(live.prog, m.Analytics),

@@ -24,6 +24,9 @@ type MemberInput struct {
 // a JSON merge patch does: a key with a value sets it, a key with null
 // removes it, and keys not named stay.
 type MemberPatch struct {
+	// ExternalID replaces the member's card: the old number finds nobody
+	// afterwards.
+	ExternalID *string            `json:"external_id"`
 	Name       *string            `json:"name"`
 	Email      *string            `json:"email"`
 	Phone      *string            `json:"phone"`
@@ -47,6 +50,8 @@ type MemberView struct {
 	Balance    BalanceSummary    `json:"balance"`
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Analytics  *AnalyticsView    `json:"analytics,omitempty"`
+	// MergedInto is the survivor of a merged member.
+	MergedInto string `json:"merged_into,omitempty"`
 }
 
 // TierRef names a member's tier and since when they hold it.
@@ -177,17 +182,28 @@ func mergeAttributes(have map[string]string, patch map[string]*string) (map[stri
 }
 
 // CreateMember enrols a member in the lowest tier and grants the enrolment
-// bonus of the rules.
+// bonus of the rules (Enrol, without telling a retry apart).
 func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView, error) {
+	v, _, err := e.Enrol(ctx, in)
+	return v, err
+}
+
+// Enrol enrols a member in the lowest tier and grants the enrolment bonus
+// of the rules. A till that did not hear the answer sends the same body
+// again: when a member with the external id exists and was enrolled with
+// these very fields, the answer is that member and replayed is set. Any
+// other clash with a held external id, email or phone is a conflict that
+// names the field and, in Info, the holder's id.
+func (e *Engine) Enrol(ctx context.Context, in MemberInput) (view *MemberView, replayed bool, err error) {
 	now := e.Now()
 	live, err := e.mustProgram()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	in.Email = normalizeEmail(in.Email)
 	phone := normalizePhone(in.Phone)
 	if err := checkMemberInput(in, phone, now); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	m := &Member{
 		ID:         uuid.NewString(),
@@ -204,9 +220,13 @@ func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView,
 		TierSince:  now,
 	}
 	bonusIDs := newIDs(2)
-	var view *MemberView
 	err = e.store.Update(ctx, func(tx Tx) error {
+		view, replayed = nil, false
 		m := m.clone()
+		if held, err := e.enrolledBefore(tx, live, m, now); err != nil || held != nil {
+			view, replayed = held, held != nil
+			return err
+		}
 		if m.ReferrerID != "" {
 			ref, err := tx.Member(m.ReferrerID)
 			if err != nil {
@@ -244,9 +264,50 @@ func (e *Engine) CreateMember(ctx context.Context, in MemberInput) (*MemberView,
 		return w.bonus(m, BonusEnrolment, enrol)
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return view, nil
+	return view, replayed, nil
+}
+
+// enrolledBefore answers an enrolment whose external id, email or phone
+// another member holds: the holder's view when the holder has the same
+// external id and was enrolled with the same fields (a retry), else a
+// conflict naming the field and the holder. It returns nil, nil when no
+// key is held.
+func (e *Engine) enrolledBefore(tx Tx, live *liveRules, m *Member, now time.Time) (*MemberView, error) {
+	for _, k := range []struct{ key, value string }{
+		{KeyExternalID, m.ExternalID}, {KeyEmail, m.Email}, {KeyPhone, m.Phone},
+	} {
+		held, err := tx.MemberByKey(k.key, k.value)
+		if err != nil {
+			return nil, err
+		}
+		if held == nil {
+			continue
+		}
+		if k.key == KeyExternalID && sameEnrolment(held, m) {
+			return memberView(tx, live, held, now)
+		}
+		// A merged member's key is the survivor's to hold.
+		if held, err = survivor(tx, held); err != nil {
+			return nil, err
+		}
+		return nil, &Error{
+			Code: ECONFLICT, Field: k.key, Message: k.key + " is already used by another member",
+			Info: map[string]string{"member_id": held.ID},
+		}
+	}
+	return nil, nil
+}
+
+// sameEnrolment tells whether held was enrolled with the fields of m.
+func sameEnrolment(held, m *Member) bool {
+	if held.Status == StatusMerged || held.Status == StatusErased ||
+		held.ExternalID != m.ExternalID || held.Email != m.Email || held.Phone != m.Phone ||
+		held.Name != m.Name || held.Birthday != m.Birthday || held.ReferrerID != m.ReferrerID {
+		return false
+	}
+	return sameAttributes(held.Attributes, m.Attributes)
 }
 
 func checkMemberInput(in MemberInput, phone string, now time.Time) error {
@@ -317,6 +378,11 @@ func (e *Engine) FindMembers(ctx context.Context, key, value string) ([]*MemberV
 		if err != nil || m == nil {
 			return err
 		}
+		// A merged member's identifiers find the survivor; an erased
+		// member is found by nothing.
+		if m, err = survivor(tx, m); err != nil || m.Status == StatusErased {
+			return err
+		}
 		v, err := memberView(tx, live, m, now)
 		if err != nil {
 			return err
@@ -350,6 +416,11 @@ func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*M
 			return nil, err
 		}
 	}
+	if p.ExternalID != nil && *p.ExternalID != "" {
+		if err := checkClientID("external_id", *p.ExternalID); err != nil {
+			return nil, err
+		}
+	}
 	if p.Name != nil {
 		if err := checkText("name", *p.Name, MaxTextLen); err != nil {
 			return nil, err
@@ -371,7 +442,13 @@ func (e *Engine) UpdateMember(ctx context.Context, id string, p MemberPatch) (*M
 		if err != nil {
 			return err
 		}
+		if m.Status == StatusMerged || m.Status == StatusErased {
+			return Errorf(EUNPROCESSABLE, "member %s is %s and cannot be changed", m.ID, m.Status)
+		}
 		before := m.clone()
+		if p.ExternalID != nil {
+			m.ExternalID = *p.ExternalID
+		}
 		if p.Name != nil {
 			m.Name = *p.Name
 		}
@@ -432,6 +509,7 @@ func memberView(tx Tx, live *liveRules, m *Member, now time.Time) (*MemberView, 
 		Tier:       TierRef{Name: m.Tier, Since: m.TierSince},
 		Balance:    bal,
 		Attributes: m.Attributes,
+		MergedInto: m.MergedInto,
 	}
 	v.Analytics = analyticsView(live.prog, m.Analytics)
 	return v, nil

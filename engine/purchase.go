@@ -181,8 +181,8 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 			}
 			return nil, err
 		}
-		if m.Status == StatusBlocked {
-			return nil, Errorf(EUNPROCESSABLE, "member %q is blocked", m.ID)
+		if m.Status != StatusActive {
+			return nil, Errorf(EUNPROCESSABLE, "member %q is %s", m.ID, m.Status)
 		}
 		return m, nil
 	}
@@ -349,6 +349,10 @@ func (e *Engine) purchaseAndMember(tx Tx, req *PurchaseRequest, next PurchaseRea
 			return p, nil, err
 		}
 		m, err := e.purchaseMember(tx, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err = survivor(tx, m)
 		return nil, m, err
 	}
 	key, value := "", req.MemberID
@@ -364,7 +368,8 @@ func (e *Engine) purchaseAndMember(tx Tx, req *PurchaseRequest, next PurchaseRea
 	case m == nil:
 		return nil, nil, Errorf(ENOTFOUND, "no member with external_id %q", value)
 	}
-	return nil, m, nil
+	m, err = survivor(tx, m)
+	return nil, m, err
 }
 
 // applyPurchase writes a purchase by m and what it earns: ev, the rules'
@@ -501,19 +506,23 @@ func (e *Engine) GetPurchase(ctx context.Context, id string) (*PurchaseView, err
 	if p == nil {
 		return nil, Errorf(ENOTFOUND, "purchase %q not found", id)
 	}
+	return purchaseView(live.prog, p), nil
+}
+
+func purchaseView(prog *rules.Program, p *Purchase) *PurchaseView {
 	refunds := p.Refunds
 	if refunds == nil {
 		refunds = []string{}
 	}
 	return &PurchaseView{
 		PurchaseResult: p.Result,
-		Amount:         live.prog.FormatMoney(p.Amount),
+		Amount:         prog.FormatMoney(p.Amount),
 		Currency:       p.Currency,
 		OccurredAt:     p.OccurredAt,
-		RefundedAmount: live.prog.FormatMoney(p.RefundedAmount),
+		RefundedAmount: prog.FormatMoney(p.RefundedAmount),
 		RefundedPoints: p.RefundedPoints,
 		Refunds:        refunds,
-	}, nil
+	}
 }
 
 // checkEarned refuses a purchase whose rules earn more than MaxPoints, by

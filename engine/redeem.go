@@ -57,8 +57,8 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		if err != nil {
 			return err
 		}
-		if m.Status == StatusBlocked {
-			return Errorf(EUNPROCESSABLE, "member %q is blocked", m.ID)
+		if m.Status != StatusActive {
+			return Errorf(EUNPROCESSABLE, "member %q is %s", m.ID, m.Status)
 		}
 		if err := checkSpend(tx, m, req.Points, now); err != nil {
 			return err
@@ -118,6 +118,10 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 		}
 		m, err := getMember(tx, r.MemberID)
 		if err != nil {
+			return err
+		}
+		// A merged member's lots are the survivor's, under the same ids.
+		if m, err = survivor(tx, m); err != nil {
 			return err
 		}
 		if r.Cancelled {

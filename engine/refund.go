@@ -228,6 +228,11 @@ func (e *Engine) applyRefund(w writer, p *Purchase, plan refundPlan, req RefundR
 	if err != nil {
 		return nil, err
 	}
+	// A merged member's purchase is the survivor's now, with its lots
+	// (under the same ids and refs) and its tier-metric entries.
+	if m, err = survivor(tx, m); err != nil {
+		return nil, err
+	}
 	wasFull := p.RefundedAmount == p.Amount
 	points := pointsToTakeBack(p, plan)
 	p.RefundedAmount += plan.amount

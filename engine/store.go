@@ -218,6 +218,20 @@ type Tx interface {
 	PutRewardCount(c *RewardCount) error
 	RewardCounts() ([]*RewardCount, error)
 
+	// Transfer returns the transfer recorded under a client id;
+	// PutTransfer records one.
+	Transfer(id string) (*Transfer, error)
+	PutTransfer(t *Transfer) error
+
+	// MemberEvents lists the stored events about a member (Event.MemberID),
+	// committed ones in feed order and those not yet numbered after them,
+	// so that erasure can rewrite what they carry.
+	MemberEvents(memberID string) ([]*Event, error)
+	// RewriteEvent replaces the payload (and legacy notice) of the stored
+	// event with e's ID, or, for an event stored without one, e's Seq; its
+	// place in the feed, type, member and time stay.
+	RewriteEvent(e *Event) error
+
 	// AppendEvent stores an event. The feed numbers it, at the latest
 	// for the first Events call of a transaction after the commit (see
 	// Store on the order of seqs).

@@ -22,6 +22,13 @@ import (
 const (
 	StatusActive  = "active"
 	StatusBlocked = "blocked"
+	// StatusMerged is a member merged into another (MergedInto): their
+	// identifiers find the survivor, who holds their points.
+	StatusMerged = "merged"
+	// StatusErased is a member whose personal data was erased: the
+	// record stays so that the books add up, and nothing finds it by a
+	// card, an email or a phone.
+	StatusErased = "erased"
 )
 
 // Member is a member of the program as stored. Money is in minor units.
@@ -36,6 +43,8 @@ type Member struct {
 	Status     string
 	EnrolledAt time.Time
 	Attributes map[string]string
+	// MergedInto is the member this one was merged into (StatusMerged).
+	MergedInto string
 
 	Tier      string
 	TierSince time.Time
@@ -117,6 +126,18 @@ const (
 	// LedgerRewardRefund gives them back: the coupon was cancelled, or
 	// expired unused from a reward with refund_on_expiry. Ref is the code.
 	LedgerRewardRefund = "reward_refund"
+	// LedgerTransferOut and LedgerTransferIn move points between members;
+	// Ref is the transfer's id.
+	LedgerTransferOut = "transfer_out"
+	LedgerTransferIn  = "transfer_in"
+	// LedgerMergeOut and LedgerMergeIn move a merged member's balance to
+	// the survivor; Ref is the other member's id.
+	LedgerMergeOut = "merge_out"
+	LedgerMergeIn  = "merge_in"
+	// LedgerErase forfeits the balance of an erased member.
+	LedgerErase = "erase"
+	// LedgerImport is the opening balance of an imported member.
+	LedgerImport = "import"
 )
 
 // LedgerEntry is one change of a member's points. The ledger is append-only.
@@ -252,6 +273,21 @@ type Adjustment struct {
 	By          string
 	RequestHash string
 	Result      AdjustmentResult
+}
+
+// Transfer is a recorded move of points from one member to another.
+type Transfer struct {
+	ID           string
+	FromMemberID string
+	ToMemberID   string
+	At           time.Time
+	Points       int64
+	Reason       string
+	// Draws are the parts of the sender's lots that moved; each became a
+	// lot of the receiver with the same expiry.
+	Draws       []LotDraw
+	RequestHash string
+	Result      TransferResult
 }
 
 // RulesVersion is one accepted version of the rules file.

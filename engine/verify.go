@@ -26,6 +26,10 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 	err := e.store.View(ctx, func(tx Tx) error {
 		verifyClock(tx, report)
 		tally := map[string]*RewardCount{}
+		merged, err := mergedMembers(ctx, tx)
+		if err != nil {
+			return err
+		}
 		after := ""
 		for {
 			if err := ctx.Err(); err != nil {
@@ -37,7 +41,7 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 			}
 			for _, m := range members {
 				after = m.ID
-				if err := verifyMember(tx, m, tally, report); err != nil {
+				if err := verifyMember(tx, m, merged, tally, report); err != nil {
 					return err
 				}
 			}
@@ -49,14 +53,26 @@ func (e *Engine) Verify(ctx context.Context, w io.Writer) (int, error) {
 	return problems, err
 }
 
-func verifyMember(tx Tx, m *Member, tally map[string]*RewardCount, report func(string, ...any)) error {
+func verifyMember(tx Tx, m *Member, merged map[string][]string, tally map[string]*RewardCount, report func(string, ...any)) error {
 	verifyTotals(m, report)
 	entries, err := tx.Ledger(m.ID, 0, 0)
 	if err != nil {
 		return err
 	}
-	if err := verifyCoupons(tx, m, entries, tally, report); err != nil {
-		return err
+	if m.Status != StatusMerged {
+		// The coupons of members merged into m are m's, and so are the
+		// ledger entries that spent points on them.
+		withMerged := entries
+		for _, id := range merged[m.ID] {
+			more, err := tx.Ledger(id, 0, 0)
+			if err != nil {
+				return err
+			}
+			withMerged = append(withMerged[:len(withMerged):len(withMerged)], more...)
+		}
+		if err := verifyCoupons(tx, m, withMerged, tally, report); err != nil {
+			return err
+		}
 	}
 	var sum int64
 	fits := true
@@ -110,6 +126,42 @@ func verifyMember(tx Tx, m *Member, tally map[string]*RewardCount, report func(s
 		report("member %s: owes %d points while lots still hold %d", m.ID, m.Debt, remaining)
 	}
 	return nil
+}
+
+// mergedMembers maps each member that others were merged into, at the
+// end of the chain of merges, to those others.
+func mergedMembers(ctx context.Context, tx Tx) (map[string][]string, error) {
+	into := map[string]string{}
+	for after := ""; ; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		members, err := tx.Members(after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range members {
+			after = m.ID
+			if m.Status == StatusMerged {
+				into[m.ID] = m.MergedInto
+			}
+		}
+		if len(members) < 1000 {
+			break
+		}
+	}
+	out := map[string][]string{}
+	for id, root := range into {
+		for range maxMergeHops {
+			next, ok := into[root]
+			if !ok {
+				break
+			}
+			root = next
+		}
+		out[root] = append(out[root], id)
+	}
+	return out, nil
 }
 
 // verifyTotals reports a member's totals that are out of range: no write

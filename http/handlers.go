@@ -143,11 +143,11 @@ func (s *Server) createMember(c *fiber.Ctx) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	m, err := s.cfg.Engine.CreateMember(c.UserContext(), in)
+	m, replayed, err := s.cfg.Engine.Enrol(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(m)
+	return created(c, m, replayed)
 }
 
 func (s *Server) findMembers(c *fiber.Ctx) error {

@@ -99,15 +99,18 @@ func NewServer(cfg Config) *Server {
 	s.forced, s.force = context.WithCancelCause(context.Background())
 	s.stopping, s.stop = context.WithCancelCause(s.forced)
 	s.app = fiber.New(fiber.Config{
-		AppName:               "loyalty",
-		BodyLimit:             BodyLimit,
+		AppName:   "loyalty",
+		BodyLimit: BodyLimit,
+		// Bodies are streamed so that an import (ImportLimit) is read as
+		// it arrives; limitBody holds every other route to BodyLimit.
+		StreamRequestBody:     true,
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 	})
-	s.app.Use(s.requestID, s.observe, s.recover, s.serverContext, s.guardOpen)
+	s.app.Use(s.requestID, s.observe, s.recover, s.serverContext, s.limitBody, s.guardOpen)
 	if len(cfg.CORSOrigins) > 0 {
 		s.app.Use(corsFor(cfg.CORSOrigins))
 	}
@@ -191,6 +194,7 @@ func (s *Server) routes() {
 	v1.Post("/clock", adminOnly, s.setClock)
 
 	v1.Post("/members", pos, s.createMember)
+	v1.Post("/members/import", adminOnly, s.importMembers)
 	v1.Get("/members", anyRole, s.findMembers)
 	v1.Get("/members/:id", anyRole, s.getMember)
 	v1.Patch("/members/:id", pos, s.patchMember)
@@ -198,6 +202,10 @@ func (s *Server) routes() {
 	v1.Get("/members/:id/ledger", anyRole, s.getLedger)
 	v1.Post("/members/:id/redemptions", pos, s.postRedemption)
 	v1.Post("/members/:id/adjustments", adminOnly, s.postAdjustment)
+	v1.Post("/members/:id/merge", adminOnly, s.mergeMember)
+	v1.Get("/members/:id/export", adminOnly, s.exportMember)
+	v1.Post("/members/:id/erase", adminOnly, s.eraseMember)
+	v1.Post("/transfers", pos, s.postTransfer)
 	v1.Post("/redemptions/:id/cancel", pos, s.cancelRedemption)
 
 	v1.Get("/rewards", anyRole, s.listRewards)

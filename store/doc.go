@@ -47,6 +47,7 @@
 //	deliveries              len|webhookID|seq → Delivery
 //	deliveries_pending      len|webhookID|seq → nil, while the delivery is pending
 //	reward_counts           reward name → RewardCount
+//	transfers               id → Transfer
 //
 // # Key parts
 //
@@ -92,7 +93,7 @@
 // and `store:"json=key"` keeps the JSON key when a json tag changes for the
 // API. The stored types are engine.Member, Purchase, Refund, Redemption,
 // Adjustment, LedgerEntry, Lot, MetricEntry, RulesVersion, JobRun, Event,
-// AnalyticsSummary, Coupon and RewardCount, every struct inside them (rules.RuleResult, the result
+// AnalyticsSummary, Coupon, RewardCount and Transfer, every struct inside them (rules.RuleResult, the result
 // types), and account and metricSum here. The engine and rules packages
 // carry the tag as a plain string; they do not import this package.
 //

@@ -37,7 +37,7 @@ type SettingRecord struct {
 // a member or a purchase (so a store with foreign keys can take them in
 // this order), then the rest. Records are *engine.RulesVersion,
 // *engine.Member, *engine.Purchase, *engine.Refund, *engine.Redemption,
-// *engine.Adjustment, *engine.Coupon, *engine.RewardCount,
+// *engine.Adjustment, *engine.Transfer, *engine.Coupon, *engine.RewardCount,
 // *engine.LedgerEntry, *engine.Lot, MetricRecord,
 // RuleUseRecord, MarkerRecord, SettingRecord, *engine.JobRun, *engine.Event,
 // *engine.AnalyticsSummary, *engine.Webhook and *engine.Delivery (after
@@ -63,6 +63,7 @@ func (db *DB) Export(fn func(rec any) error) error {
 			bucketExporter[engine.Refund](bucketRefunds),
 			bucketExporter[engine.Redemption](bucketRedemptions),
 			bucketExporter[engine.Adjustment](bucketAdjustments),
+			bucketExporter[engine.Transfer](bucketTransfers),
 			bucketExporter[engine.Coupon](bucketCoupons),
 			bucketExporter[engine.RewardCount](bucketRewardCounts),
 		} {

@@ -43,6 +43,7 @@ var (
 	bucketWebhooks          = []byte("webhooks")
 	bucketDeliveries        = []byte("deliveries")
 	bucketDeliveriesPending = []byte("deliveries_pending")
+	bucketTransfers         = []byte("transfers")
 )
 
 var allBuckets = [][]byte{
@@ -51,7 +52,7 @@ var allBuckets = [][]byte{
 	bucketAdjustments, bucketMemberData, bucketExpiry, bucketRuleUses,
 	bucketMarkers, bucketRules, bucketJobRuns, bucketEvents, bucketAnalytics,
 	bucketSettings, bucketLeases, bucketCoupons, bucketCouponsByID, bucketCouponsByMember,
-	bucketCouponsDue, bucketRewardCounts, bucketWebhooks, bucketDeliveries, bucketDeliveriesPending,
+	bucketCouponsDue, bucketRewardCounts, bucketWebhooks, bucketDeliveries, bucketDeliveriesPending, bucketTransfers,
 }
 
 // Sections of a member's data in member_data: the member key, then one of

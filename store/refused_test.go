@@ -179,6 +179,17 @@ var txWrites = map[string]func(tx engine.Tx, member string) error{
 		return tx.AppendEvent(&engine.Event{Type: "t", MemberID: member})
 	},
 	"PutSetting": func(tx engine.Tx, member string) error { return tx.PutSetting("s", []byte(member)) },
+	"PutTransfer": func(tx engine.Tx, member string) error {
+		return tx.PutTransfer(&engine.Transfer{ID: "t-" + member, FromMemberID: member, ToMemberID: member, Points: 1})
+	},
+	"RewriteEvent": func(tx engine.Tx, member string) error {
+		e := &engine.Event{ID: "evt-" + member, Type: "t", MemberID: member}
+		if err := tx.AppendEvent(e); err != nil {
+			return err
+		}
+		e.Payload = []byte(`{}`)
+		return tx.RewriteEvent(e)
+	},
 	"PutCoupon": func(tx engine.Tx, member string) error {
 		return tx.PutCoupon(&engine.Coupon{Code: "C" + member, ID: "c-" + member, MemberID: member, Status: engine.CouponIssued, ExpiresAt: t0})
 	},
@@ -222,7 +233,7 @@ var txReads = []string{
 	"Adjustment", "Ledger", "Lot", "OpenLots", "Lots", "DueLots", "Metrics", "RuleUses", "Marked",
 	"RulesVersion", "RulesVersions", "LatestRules", "LatestAnalyticsSummary", "JobRuns", "Events",
 	"Setting", "Coupon", "CouponByID", "MemberCoupons", "DueCoupons", "RewardCount", "RewardCounts",
-	"Webhook", "Webhooks", "Delivery", "Deliveries",
+	"Webhook", "Webhooks", "Delivery", "Deliveries", "Transfer", "MemberEvents",
 }
 
 func TestEveryTxMethodIsClassified(t *testing.T) {

@@ -31,7 +31,7 @@ var storedTypes = []reflect.Type{
 	reflect.TypeFor[engine.Lot](), reflect.TypeFor[engine.MetricEntry](), reflect.TypeFor[engine.RulesVersion](),
 	reflect.TypeFor[engine.JobRun](), reflect.TypeFor[engine.Event](), reflect.TypeFor[engine.AnalyticsSummary](),
 	reflect.TypeFor[engine.Coupon](), reflect.TypeFor[engine.RewardCount](),
-	reflect.TypeFor[engine.Webhook](), reflect.TypeFor[engine.Delivery](),
+	reflect.TypeFor[engine.Webhook](), reflect.TypeFor[engine.Delivery](), reflect.TypeFor[engine.Transfer](),
 	reflect.TypeFor[account](), reflect.TypeFor[metricSum](),
 }
 

@@ -77,7 +77,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // copyKinds are the kinds of records a copy counts, in the order it reports them.
 var copyKinds = []string{
-	"rules versions", "members", "purchases", "refunds", "redemptions", "adjustments", "coupons", "reward counts", "ledger entries",
+	"rules versions", "members", "purchases", "refunds", "redemptions", "adjustments", "transfers", "coupons", "reward counts", "ledger entries",
 	"lots", "metric entries", "rule uses", "markers", "job runs", "events", "analytics summaries",
 	"webhooks", "deliveries",
 }
@@ -144,6 +144,8 @@ func copyWrite(rec any) (kind string, write func(engine.Tx) error, err error) {
 		return "redemptions", func(tx engine.Tx) error { return tx.PutRedemption(r) }, nil
 	case *engine.Adjustment:
 		return "adjustments", func(tx engine.Tx) error { return tx.PutAdjustment(r) }, nil
+	case *engine.Transfer:
+		return "transfers", func(tx engine.Tx) error { return tx.PutTransfer(r) }, nil
 	case *engine.Coupon:
 		return "coupons", func(tx engine.Tx) error { return tx.PutCoupon(r) }, nil
 	case *engine.RewardCount:

@@ -32,6 +32,7 @@ Usage:
   loyalty copy --from FILE --to postgres://…
   loyalty backup (--url URL [--key KEY] | --db FILE) --to FILE
   loyalty health [--url URL] [--insecure]
+  loyalty import FILE [--url URL] [--key KEY]
   loyalty version
 
 Every flag of serve can also be set by its environment variable:
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCopy(ctx, args[1:], stdout, stderr)
 	case "health":
 		err = runHealth(ctx, args[1:], stdout, stderr)
+	case "import":
+		err = runImport(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.Get())
 	case "help", "-h", "--help":

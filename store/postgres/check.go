@@ -96,7 +96,7 @@ func (db *DB) Size() int64 {
 var dataTables = []string{
 	"members", "purchases", "refunds", "redemptions", "adjustments", "ledger", "lots", "metrics",
 	"rule_uses", "markers", "rules_versions", "job_runs", "events", "analytics_summaries",
-	"coupons", "reward_counts",
+	"coupons", "reward_counts", "transfers",
 }
 
 // IsEmpty tells whether the database holds no records, so that a copy

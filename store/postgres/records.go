@@ -16,7 +16,7 @@ var errEmptyID = errors.New("empty id")
 
 const memberCols = `id, external_id, email, phone, name, birthday, referrer_id, status, enrolled_at, attributes,
 	tier, tier_since, tier_by_promotion, points, debt, lifetime_earned, lifetime_spend, purchase_count,
-	last_purchase_at, ledger_seq, points_redeemed, refunded_spend, analytics`
+	last_purchase_at, ledger_seq, points_redeemed, refunded_spend, analytics, merged_into`
 
 func (t *tx) scanMember(rows pgx.Rows) (*engine.Member, error) {
 	var m engine.Member
@@ -24,7 +24,7 @@ func (t *tx) scanMember(rows pgx.Rows) (*engine.Member, error) {
 	var seq int64
 	err := rows.Scan(&m.ID, &m.ExternalID, &m.Email, &m.Phone, &m.Name, &m.Birthday, &m.ReferrerID, &m.Status,
 		&m.EnrolledAt, &attrs, &m.Tier, &m.TierSince, &m.TierByPromotion, &m.Points, &m.Debt, &m.LifetimeEarned,
-		&m.LifetimeSpend, &m.PurchaseCount, &m.LastPurchaseAt, &seq, &m.PointsRedeemed, &m.RefundedSpend, &analytics)
+		&m.LifetimeSpend, &m.PurchaseCount, &m.LastPurchaseAt, &seq, &m.PointsRedeemed, &m.RefundedSpend, &analytics, &m.MergedInto)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (t *tx) PutMember(m *engine.Member) error {
 	}
 	args := []any{m.ID, m.ExternalID, m.Email, m.Phone, m.Name, m.Birthday, m.ReferrerID, m.Status, m.EnrolledAt, attrs,
 		m.Tier, m.TierSince, m.TierByPromotion, m.Points, m.Debt, m.LifetimeEarned, m.LifetimeSpend, m.PurchaseCount,
-		m.LastPurchaseAt, seq, m.PointsRedeemed, m.RefundedSpend, analytics}
+		m.LastPurchaseAt, seq, m.PointsRedeemed, m.RefundedSpend, analytics, m.MergedInto}
 	sql := insertMember
 	if _, ok := t.keys[m.ID]; ok {
 		// Read or written earlier in this transaction, so there: an
@@ -156,7 +156,7 @@ func (t *tx) PutMember(m *engine.Member) error {
 }
 
 const insertMember = `INSERT INTO members (` + memberCols + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
 	ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, email = excluded.email, phone = excluded.phone,
 		name = excluded.name, birthday = excluded.birthday, referrer_id = excluded.referrer_id, status = excluded.status,
 		enrolled_at = excluded.enrolled_at, attributes = excluded.attributes, tier = excluded.tier,
@@ -164,13 +164,13 @@ const insertMember = `INSERT INTO members (` + memberCols + `)
 		debt = excluded.debt, lifetime_earned = excluded.lifetime_earned, lifetime_spend = excluded.lifetime_spend,
 		purchase_count = excluded.purchase_count, last_purchase_at = excluded.last_purchase_at,
 		ledger_seq = excluded.ledger_seq, points_redeemed = excluded.points_redeemed,
-		refunded_spend = excluded.refunded_spend, analytics = excluded.analytics`
+		refunded_spend = excluded.refunded_spend, analytics = excluded.analytics, merged_into = excluded.merged_into`
 
 const updateMember = `UPDATE members SET external_id = $2, email = $3, phone = $4, name = $5, birthday = $6,
 	referrer_id = $7, status = $8, enrolled_at = $9, attributes = $10, tier = $11, tier_since = $12,
 	tier_by_promotion = $13, points = $14, debt = $15, lifetime_earned = $16, lifetime_spend = $17,
 	purchase_count = $18, last_purchase_at = $19, ledger_seq = $20, points_redeemed = $21,
-	refunded_spend = $22, analytics = $23 WHERE id = $1`
+	refunded_spend = $22, analytics = $23, merged_into = $24 WHERE id = $1`
 
 // checkKeys answers ECONFLICT, naming the key as the bbolt store does
 // (external id, then email, then phone), when another member holds one of

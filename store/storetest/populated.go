@@ -90,7 +90,7 @@ var RoundTripTypes = []reflect.Type{
 	reflect.TypeFor[engine.Lot](), reflect.TypeFor[engine.MetricEntry](), reflect.TypeFor[engine.RulesVersion](),
 	reflect.TypeFor[engine.JobRun](), reflect.TypeFor[engine.Event](), reflect.TypeFor[engine.AnalyticsSummary](),
 	reflect.TypeFor[engine.Coupon](), reflect.TypeFor[engine.RewardCount](),
-	reflect.TypeFor[engine.Webhook](), reflect.TypeFor[engine.Delivery](),
+	reflect.TypeFor[engine.Webhook](), reflect.TypeFor[engine.Delivery](), reflect.TypeFor[engine.Transfer](),
 }
 
 // testPopulatedRecordsRoundTrip writes one value of every stored record
@@ -131,13 +131,15 @@ func testPopulatedRecordsRoundTrip(t *testing.T, db engine.Store) {
 	hook := populated[engine.Webhook](f)
 	delivery := populated[engine.Delivery](f)
 	delivery.WebhookID = hook.ID
+	transfer := populated[engine.Transfer](f)
+	transfer.FromMemberID, transfer.ToMemberID = m.ID, m.ID
 
 	mustUpdate(t, db, func(tx engine.Tx) error {
 		for _, err := range []error{
 			tx.PutMember(m), tx.PutPurchase(p), tx.PutRefund(rf), tx.PutRedemption(rd), tx.PutAdjustment(adj),
 			tx.AppendLedger(entry), tx.PutLot(lot), tx.AddMetric(m.ID, *metric), tx.PutRules(rules), tx.PutJobRun(run),
 			tx.AppendEvent(event), tx.PutAnalyticsSummary(summary), tx.PutCoupon(coupon), tx.PutRewardCount(count),
-			tx.PutWebhook(hook), tx.PutDelivery(delivery),
+			tx.PutWebhook(hook), tx.PutDelivery(delivery), tx.PutTransfer(transfer),
 		} {
 			if err != nil {
 				return err
@@ -194,6 +196,8 @@ func testPopulatedRecordsRoundTrip(t *testing.T, db engine.Store) {
 		same("Webhook", gw, hook, err)
 		gd, err := tx.Delivery(hook.ID, delivery.Seq)
 		same("Delivery", gd, delivery, err)
+		gt, err := tx.Transfer(transfer.ID)
+		same("Transfer", gt, transfer, err)
 		return nil
 	})
 }

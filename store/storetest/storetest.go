@@ -66,6 +66,10 @@ var tests = []test{
 	{"EventFeedUnderLoad", testEventFeedUnderLoad},
 	{"MembersBefore", testMembersBefore},
 	{"CheckFindsAmountsOutOfRange", testCheckFindsAmountsOutOfRange},
+	{"Transfers", testTransfers},
+	{"MemberEventsRewrite", testMemberEventsRewrite},
+	{"MergedIntoRoundTrip", testMergedIntoRoundTrip},
+	{"MembersByKeys", testMembersByKeys},
 }
 
 // Run runs the whole suite, each test as a subtest on a store from open.
