@@ -21,6 +21,7 @@ func printTable(w io.Writer, r *Results) {
 	if len(r.Purchases) > 0 {
 		printMain(w, r)
 	}
+	printPeer(w, r)
 	if r.Postgres != nil {
 		printPostgres(w, r)
 	}
