@@ -133,8 +133,7 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
-// printPeer writes pgbench's figures and ours as ratios to them, beside
-// the issue's targets.
+// printPeer writes pgbench's figures, before ours.
 func printPeer(w io.Writer, r *Results) {
 	p := r.Peer
 	if p == nil {
@@ -155,9 +154,17 @@ func printPeer(w io.Writer, r *Results) {
 		fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t\n", x.Concurrency, x.TPS, x.LatencyMs)
 	}
 	tw.Flush()
+}
 
+// printRatios writes our figures as ratios to pgbench's, beside issue 18's
+// targets, after ours.
+func printRatios(w io.Writer, r *Results) {
+	p := r.Peer
+	if p == nil || len(p.Runs) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "\nours against pgbench (issue 18's targets)")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tours\tpgbench\tratio\ttarget\t")
 	for _, s := range r.Purchases {
 		pg, ok := p.at(s.Concurrency)
