@@ -85,16 +85,6 @@ func Open(path string, opts Options) (*DB, error) {
 		ReadOnly:        opts.ReadOnly,
 		NoSync:          opts.NoSync,
 		InitialMmapSize: initialMmapSize,
-		// The freelist is written at Close only (as etcd runs bbolt, but
-		// for the write at Close): bbolt otherwise writes the whole list
-		// of free pages with every commit, 8 bytes a page, which on a file
-		// that has seen a million lots was 20 of the 24 pages a lone
-		// purchase wrote. A file left by a crash has no freelist, and its
-		// next Open finds the free pages by walking the file (seconds per
-		// GB; docs/PERFORMANCE.md). The map type finds a run of free pages
-		// without scanning the whole list.
-		NoFreelistSync: !opts.ReadOnly,
-		FreelistType:   bolt.FreelistMapType,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w (waited %s for its lock)", path, ErrLocked, opts.Timeout)
@@ -192,15 +182,6 @@ func schemaOf(b *bolt.DB) (uint64, error) {
 // file; it waits for open transactions to finish.
 func (db *DB) Close() error {
 	db.commits.close()
-	if !db.bolt.IsReadOnly() {
-		// One commit that writes the freelist, so that the next Open reads
-		// it instead of walking the file to find the free pages.
-		db.bolt.NoFreelistSync = false
-		if err := db.bolt.Update(func(*bolt.Tx) error { return nil }); err != nil {
-			_ = db.bolt.Close()
-			return fmt.Errorf("store: close: write the freelist: %w", err)
-		}
-	}
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
