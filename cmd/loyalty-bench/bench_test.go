@@ -246,9 +246,9 @@ func TestRoundRobin(t *testing.T) {
 
 // TestReportBesidePgbench runs the tool as a user does, on a tiny load, and
 // reads its report: pgbench's minimal transaction at 1 and 64 clients
-// (on the test server, a database of its own), our purchases at the same
-// concurrencies and the balance reads, each as a ratio to it; without
-// pgbench on the machine, the line that says the peer was skipped.
+// (on the test server, a database of its own) in turn with our purchases
+// at the same concurrencies, and the balance reads, each as a ratio to it;
+// without pgbench on the machine, the line that says the peer was skipped.
 func TestReportBesidePgbench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
@@ -256,7 +256,8 @@ func TestReportBesidePgbench(t *testing.T) {
 	pgtest.Skip(t)
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "bench.json")
-	cfg, err := parseArgs([]string{"--members", "50", "--lots", "0", "--concurrency", "1,64", "--duration", "1s", "--warmup", "0s",
+	// 4 s per load: two slices of pgbench and of ours, in turn.
+	cfg, err := parseArgs([]string{"--members", "50", "--lots", "0", "--concurrency", "1,64", "--duration", "4s", "--warmup", "0s",
 		"--ceiling-duration", "50ms", "--refused-tills", "0", "--read-concurrency", "4", "--mixed-concurrency", "64",
 		"--dir", dir, "--json", jsonPath, "--pgbench", os.Getenv(pgtest.EnvServer)}, io.Discard)
 	if err != nil {
@@ -274,8 +275,8 @@ func TestReportBesidePgbench(t *testing.T) {
 		return
 	}
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^\s+1\s+\d+\s+[0-9.]+$`),  // pgbench at 1 client: tx/s, latency
-		regexp.MustCompile(`(?m)^\s+64\s+\d+\s+[0-9.]+$`), // and at 64
+		regexp.MustCompile(`(?m)^\s+1\s+\d+\s+[0-9.]+\s+2$`),  // pgbench at 1 client: tx/s, latency, in two slices
+		regexp.MustCompile(`(?m)^\s+64\s+\d+\s+[0-9.]+\s+2$`), // and at 64
 		regexp.MustCompile(`(?m)^purchases at 1: p50 vs pgbench's mean latency\s+[0-9.]+ ms\s+[0-9.]+ ms\s+[0-9.]+×\s+≤ 1.5×`),
 		regexp.MustCompile(`(?m)^purchases at 64: rate\s+\d+/s\s+\d+/s\s+[0-9.]+×\s+≥ 0.75×`),
 		regexp.MustCompile(`(?m)^balance reads beside 64 tills\s+\d+/s\s+\d+/s\s+[0-9.]+×`),
@@ -293,7 +294,7 @@ func TestReportBesidePgbench(t *testing.T) {
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Peer == nil || len(res.Peer.Runs) != 2 || res.Peer.Runs[0].Concurrency != 1 || res.Peer.Runs[1].Concurrency != 64 || res.Peer.Runs[1].TPS <= 0 {
+	if res.Peer == nil || len(res.Peer.Runs) != 2 || res.Peer.Runs[0].Concurrency != 1 || res.Peer.Runs[1].Concurrency != 64 || res.Peer.Runs[1].TPS <= 0 || res.Peer.Runs[1].Slices != 2 {
 		t.Fatalf("pgbench_peer in the JSON: %+v", res.Peer)
 	}
 	if len(res.Purchases) != 2 || res.Purchases[1].Errors != 0 || res.Purchases[1].Requests == 0 {

@@ -433,13 +433,21 @@ func mainRun(ctx context.Context, cfg config, bin, dir string, res *Results, log
 		}
 	}
 	for _, c := range cfg.concurrency {
-		if err := measurePeer(c); err != nil {
-			return err
-		}
-		logf("purchases at concurrency %d", c)
-		l, err := cl.timed(ctx, c, (*worker).purchase, cfg.warmup, cfg.duration)
-		if err != nil {
-			return err
+		var l *latencies
+		if pg != nil && slices.Contains(pg.clients, c) {
+			logf("purchases at concurrency %d in turn with pgbench's minimal transaction at %d clients", c, c)
+			p, lat, err := pg.alternate(ctx, c, cfg.warmup, cfg.duration, func(warmup, d time.Duration) (*latencies, error) {
+				return cl.timed(ctx, c, (*worker).purchase, warmup, d)
+			})
+			if err != nil {
+				return fmt.Errorf("purchases beside pgbench: %w", err)
+			}
+			res.Peer.Runs, l = append(res.Peer.Runs, p), lat
+		} else {
+			logf("purchases at concurrency %d", c)
+			if l, err = cl.timed(ctx, c, (*worker).purchase, cfg.warmup, cfg.duration); err != nil {
+				return err
+			}
 		}
 		reportErrors(logf, "purchases", l)
 		res.Purchases = append(res.Purchases, l.stats(c))
