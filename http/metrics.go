@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -259,9 +260,28 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(method, route).Observe(took.Seconds())
-	attrs := append([]any{"method", method, "route", route, "status", status, "duration", took, "request_id", c.Locals("request_id")}, fail...)
-	s.log.Info("request", attrs...)
+	if !s.log.Enabled(c.UserContext(), slog.LevelInfo) {
+		return nil
+	}
+	// Typed attributes: this line is written for every request, and the
+	// variadic ...any form boxed each value and built a slice per request.
+	id, _ := c.Locals("request_id").(string)
+	attrs := [...]slog.Attr{slog.String("method", method), slog.String("route", route), slog.Int("status", status),
+		slog.Duration("duration", took), slog.String("request_id", id)}
+	if fail == nil {
+		s.log.LogAttrs(c.UserContext(), slog.LevelInfo, "request", attrs[:]...)
+		return nil
+	}
+	s.log.Info("request", append(append(make([]any, 0, len(attrs)+len(fail)), attrsAny(attrs[:])...), fail...)...)
 	return nil
+}
+
+func attrsAny(attrs []slog.Attr) []any {
+	out := make([]any, len(attrs))
+	for i, a := range attrs {
+		out[i] = a
+	}
+	return out
 }
 
 // failureAttrs are what the access line says of a refused request: its

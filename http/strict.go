@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -35,13 +34,16 @@ func DecodeJSON(body []byte, v any, textFields ...string) error {
 	if err := sc.value(reflect.TypeOf(v), 0); err != nil && err != errMalformed {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// The scanner has refused unknown fields (by the names encoding/json
+	// matches) and data after the value, so Unmarshal, which reads the body
+	// in place, decodes what a Decoder with DisallowUnknownFields would,
+	// without copying the body into a buffer of its own on every request.
+	if err := json.Unmarshal(body, v); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) && strings.HasPrefix(syn.Error(), "invalid character") && strings.Contains(syn.Error(), "after top-level value") {
+			return engine.Errorf(engine.EINVALID, "malformed JSON: unexpected data after the object")
+		}
 		return decodeError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return engine.Errorf(engine.EINVALID, "malformed JSON: unexpected data after the object")
 	}
 	return nil
 }

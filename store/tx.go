@@ -27,12 +27,40 @@ var _ engine.Tx = (*tx)(nil)
 type tx struct {
 	tx    *bolt.Tx
 	wrote bool
+	// opened are the buckets a read transaction has opened so far. bbolt
+	// keeps the buckets of a writable transaction but opens a bucket again
+	// on every Tx.Bucket of a read-only one (a seek in the root and three
+	// allocations), and a balance read asks for its few buckets a dozen
+	// times.
+	opened [4]openBucket
+}
+
+type openBucket struct {
+	name []byte
+	b    *bolt.Bucket
 }
 
 // writing notes that the transaction is about to change.
 func (t *tx) writing() { t.wrote = true }
 
-func (t *tx) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+func (t *tx) bucket(name []byte) *bolt.Bucket {
+	if t.tx.Writable() {
+		return t.tx.Bucket(name)
+	}
+	for i := range t.opened {
+		o := &t.opened[i]
+		if o.b == nil {
+			// A bucket a read-only file lacks stays nil, and is asked
+			// for again next time: rare, and never on a server's file.
+			o.name, o.b = name, t.tx.Bucket(name)
+			return o.b
+		}
+		if bytes.Equal(o.name, name) {
+			return o.b
+		}
+	}
+	return t.tx.Bucket(name)
+}
 
 // get decodes the record at key, or returns nil if there is none.
 func get[T any](b *bolt.Bucket, key []byte) (*T, error) {

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/loyaltyhq/loyalty/engine"
+	"github.com/loyaltyhq/loyalty/internal/pgtest"
 	"github.com/loyaltyhq/loyalty/rules"
 )
 
@@ -236,5 +241,73 @@ func TestRoundRobin(t *testing.T) {
 	}
 	if hits[0].Load() != 6 || hits[1].Load() != 6 {
 		t.Errorf("ten more requests of one worker: %d and %d, want 6 and 6", hits[0].Load(), hits[1].Load())
+	}
+}
+
+// TestReportBesidePgbench runs the tool as a user does, on a tiny load, and
+// reads its report: pgbench's minimal transaction at 1 and 64 clients
+// (on the test server, a database of its own) in turn with our purchases
+// at the same concurrencies, and the balance reads, each as a ratio to it;
+// without pgbench on the machine, the line that says the peer was skipped.
+func TestReportBesidePgbench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	pgtest.Skip(t)
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "bench.json")
+	// 4 s per load: two slices of pgbench and of ours, in turn.
+	cfg, err := parseArgs([]string{"--members", "50", "--lots", "0", "--concurrency", "1,64", "--duration", "4s", "--warmup", "0s",
+		"--ceiling-duration", "50ms", "--refused-tills", "0", "--read-concurrency", "4", "--mixed-concurrency", "64",
+		"--dir", dir, "--json", jsonPath, "--pgbench", os.Getenv(pgtest.EnvServer)}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	if err := run(context.Background(), cfg, &out, &logs); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	report := out.String()
+	if findPgbench() == "" {
+		if !strings.Contains(report, "(0) peer: skipped: pgbench not found") {
+			t.Fatalf("no pgbench here, and the report does not say the peer was skipped:\n%s", report)
+		}
+		return
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\s+1\s+\d+\s+[0-9.]+\s+2$`),  // pgbench at 1 client: tx/s, latency, in two slices
+		regexp.MustCompile(`(?m)^\s+64\s+\d+\s+[0-9.]+\s+2$`), // and at 64
+		regexp.MustCompile(`(?m)^purchases at 1: p50 vs pgbench's mean latency\s+[0-9.]+ ms\s+[0-9.]+ ms\s+[0-9.]+×\s+≤ 1.5×`),
+		regexp.MustCompile(`(?m)^purchases at 64: rate\s+\d+/s\s+\d+/s\s+[0-9.]+×\s+≥ 0.75×`),
+		regexp.MustCompile(`(?m)^balance reads beside 64 tills\s+\d+/s\s+\d+/s\s+[0-9.]+×`),
+		regexp.MustCompile(`(?m)^\(1\) raw ceiling`),
+	} {
+		if !want.MatchString(report) {
+			t.Errorf("the report has no line matching %s:\n%s", want, report)
+		}
+	}
+	var res Results
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Peer == nil || len(res.Peer.Runs) != 2 || res.Peer.Runs[0].Concurrency != 1 || res.Peer.Runs[1].Concurrency != 64 || res.Peer.Runs[1].TPS <= 0 || res.Peer.Runs[1].Slices != 2 {
+		t.Fatalf("pgbench_peer in the JSON: %+v", res.Peer)
+	}
+	if len(res.Purchases) != 2 || res.Purchases[1].Errors != 0 || res.Purchases[1].Requests == 0 {
+		t.Fatalf("purchases in the JSON: %+v", res.Purchases)
+	}
+}
+
+// TestReportPeerSkipped: a machine without PostgreSQL gets a run all the
+// same, and a report that says why it has no ratios.
+func TestReportPeerSkipped(t *testing.T) {
+	var out bytes.Buffer
+	printTable(&out, &Results{Purchases: []stats{{Concurrency: 1, PerSec: 500}}, Peer: &peerResult{Skipped: "pgbench not found"}})
+	if !strings.Contains(out.String(), "(0) peer: skipped: pgbench not found") || strings.Contains(out.String(), "ours against pgbench") {
+		t.Fatalf("report:\n%s", out.String())
 	}
 }

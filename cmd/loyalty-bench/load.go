@@ -213,6 +213,17 @@ func (l *latencies) merge(o *latencies) {
 	}
 }
 
+// add counts o, a load measured after l, as part of l: its requests, its
+// time and what the server used during it.
+func (l *latencies) add(o *latencies) {
+	l.merge(o)
+	l.elapsed += o.elapsed
+	l.server.cpu += o.server.cpu
+	l.server.written += o.server.written
+	l.self += o.self
+	l.db += o.db
+}
+
 // stats summarises a load for the table and the JSON.
 type stats struct {
 	Concurrency int     `json:"concurrency"`

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,10 @@ type config struct {
 	// pgURL (--db postgres://…) or pgLocal runs the PostgreSQL comparison.
 	pgURL   string
 	pgLocal bool
+	// peer is where the default run measures pgbench's minimal transaction
+	// ("local", "off" or a postgres:// URL), at peerClients clients.
+	peer        string
+	peerClients []int
 }
 
 func main() {
@@ -90,11 +95,13 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("loyalty-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	var conc, serverArgs string
+	var conc, serverArgs, peerClients string
 	fs.StringVar(&cfg.url, "url", "", "drive this running server (http://host:port) instead of starting one; members are then seeded over HTTP and the expiry run is skipped")
 	fs.IntVar(&cfg.pid, "pid", 0, "with --url: the server's process id, to report its peak RSS")
 	fs.StringVar(&cfg.dbPath, "db", "", "with --url: the server's database file, to report its size; a postgres:// URL instead runs the PostgreSQL comparison on a database the bench creates on that server (and drops)")
 	fs.BoolVar(&cfg.pgLocal, "pg-local", false, "run the PostgreSQL comparison on a throwaway local cluster started with .ci/postgres")
+	fs.StringVar(&cfg.peer, "pgbench", "local", "the peer of the default run, pgbench's minimal transaction: \"local\" on a throwaway cluster (.ci/postgres), a postgres:// URL of a server to create a database on (and drop), or \"off\"")
+	fs.StringVar(&peerClients, "pgbench-clients", "1,64", "pgbench's client counts, each measured just before our purchases at the same concurrency")
 	fs.StringVar(&cfg.serverBin, "server-bin", "", "loyalty binary to run (default: build ./cmd/loyalty)")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments for `loyalty serve`, space-separated")
 	fs.StringVar(&cfg.dir, "dir", "", "directory for the temp databases (default: a new one under $TMPDIR); it is the disk being measured")
@@ -124,13 +131,16 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprintf(stderr, "loyalty-bench: unexpected argument %q\n", fs.Arg(0))
 		return cfg, errors.New("usage")
 	}
-	for _, f := range strings.Split(conc, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			fmt.Fprintf(stderr, "loyalty-bench: --concurrency: %q is not a positive number\n", f)
-			return cfg, errors.New("usage")
-		}
-		cfg.concurrency = append(cfg.concurrency, n)
+	var err error
+	if cfg.concurrency, err = parseCounts("--concurrency", conc, stderr); err != nil {
+		return cfg, err
+	}
+	if cfg.peerClients, err = parseCounts("--pgbench-clients", peerClients, stderr); err != nil {
+		return cfg, err
+	}
+	if cfg.peer != "local" && cfg.peer != "off" && !postgres.IsURL(cfg.peer) {
+		fmt.Fprintf(stderr, "loyalty-bench: --pgbench: want local, off or a postgres:// URL, not %q\n", cfg.peer)
+		return cfg, errors.New("usage")
 	}
 	cfg.serverArgs = strings.Fields(serverArgs)
 	if postgres.IsURL(cfg.dbPath) {
@@ -145,6 +155,20 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("usage")
 	}
 	return cfg, nil
+}
+
+// parseCounts reads a comma-separated list of positive numbers.
+func parseCounts(flag, list string, stderr io.Writer) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "loyalty-bench: %s: %q is not a positive number\n", flag, f)
+			return nil, errors.New("usage")
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // Results is everything the bench measured; the JSON file holds it as is.
@@ -162,6 +186,7 @@ type Results struct {
 	Server    serverResult    `json:"server"`
 	Startup   *startupResult  `json:"startup,omitempty"`
 	Postgres  *pgResult       `json:"postgres,omitempty"`
+	Peer      *peerResult     `json:"pgbench_peer,omitempty"`
 }
 
 type machine struct {
@@ -322,6 +347,31 @@ func mainRun(ctx context.Context, cfg config, bin, dir string, res *Results, log
 		res.Ceiling = append(res.Ceiling, r)
 	}
 
+	var pg *peer
+	if cfg.peer != "off" {
+		res.Peer = &peerResult{}
+		if pg, err = startPeer(ctx, cfg, dir, res.Peer, logf); err != nil {
+			return fmt.Errorf("pgbench peer: %w", err)
+		}
+		if pg == nil {
+			logf("peer skipped: %s", res.Peer.Skipped)
+		} else {
+			defer pg.close()
+		}
+	}
+	measurePeer := func(c int) error {
+		if pg == nil || !slices.Contains(pg.clients, c) {
+			return nil
+		}
+		logf("pgbench's minimal transaction at %d clients", c)
+		p, err := pg.measure(ctx, c, cfg.duration)
+		if err != nil {
+			return fmt.Errorf("pgbench peer: %w", err)
+		}
+		res.Peer.Runs = append(res.Peer.Runs, p)
+		return nil
+	}
+
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var srv *server
 	var cl *client
@@ -375,11 +425,29 @@ func mainRun(ctx context.Context, cfg config, bin, dir string, res *Results, log
 		res.Seed.MembersHow = "POST /v1/members from 64 connections"
 	}
 
+	for _, c := range cfg.peerClients {
+		if !slices.Contains(cfg.concurrency, c) {
+			if err := measurePeer(c); err != nil {
+				return err
+			}
+		}
+	}
 	for _, c := range cfg.concurrency {
-		logf("purchases at concurrency %d", c)
-		l, err := cl.timed(ctx, c, (*worker).purchase, cfg.warmup, cfg.duration)
-		if err != nil {
-			return err
+		var l *latencies
+		if pg != nil && slices.Contains(pg.clients, c) {
+			logf("purchases at concurrency %d in turn with pgbench's minimal transaction at %d clients", c, c)
+			p, lat, err := pg.alternate(ctx, c, cfg.warmup, cfg.duration, func(warmup, d time.Duration) (*latencies, error) {
+				return cl.timed(ctx, c, (*worker).purchase, warmup, d)
+			})
+			if err != nil {
+				return fmt.Errorf("purchases beside pgbench: %w", err)
+			}
+			res.Peer.Runs, l = append(res.Peer.Runs, p), lat
+		} else {
+			logf("purchases at concurrency %d", c)
+			if l, err = cl.timed(ctx, c, (*worker).purchase, cfg.warmup, cfg.duration); err != nil {
+				return err
+			}
 		}
 		reportErrors(logf, "purchases", l)
 		res.Purchases = append(res.Purchases, l.stats(c))

@@ -50,6 +50,9 @@ type pgbenchResult struct {
 	Concurrency int     `json:"concurrency"`
 	TPS         float64 `json:"tps"`
 	LatencyMs   float64 `json:"latency_avg_ms"`
+	// Slices is how many runs, in turn with our load, the figures are
+	// the mean of (the default run's peer); zero for one run.
+	Slices int `json:"slices,omitempty"`
 }
 
 // minimalTransaction is pgbench's script: insert one row, update one row,

@@ -18,9 +18,11 @@ func printTable(w io.Writer, r *Results) {
 		fmt.Fprintf(w, ", serve %s", s.ServerArgs)
 	}
 	fmt.Fprintln(w)
+	printPeer(w, r)
 	if len(r.Purchases) > 0 {
 		printMain(w, r)
 	}
+	printRatios(w, r)
 	if r.Postgres != nil {
 		printPostgres(w, r)
 	}
