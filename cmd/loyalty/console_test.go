@@ -290,6 +290,8 @@ func TestConsole(t *testing.T) {
 	t.Cleanup(receiver.Close)
 	hook := s.call("POST", "/v1/webhooks", fmt.Sprintf(`{"url": %q, "events": ["tier.changed"], "description": "broken CRM"}`, receiver.URL+"/hooks"))["id"].(string)
 	s.call("POST", "/v1/webhooks/"+hook+"/test", "")
+	// And a disabled one, which has nothing failed to show.
+	quiet := s.call("POST", "/v1/webhooks", `{"url": "https://crm.example/quiet", "events": ["*"], "status": "disabled"}`)["id"].(string)
 
 	// Sign in with a key.
 	b.do("open the console", chromedp.Navigate(s.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#key")))
@@ -490,6 +492,10 @@ func TestConsole(t *testing.T) {
 	}
 	if failed["attempts"] != 2.0 {
 		t.Errorf("the failed delivery had %v attempts, want 2 (one retry)", failed["attempts"])
+	}
+	quietCard := `[data-testid=webhooks] [data-id="` + quiet + `"]`
+	if head, none := b.text(quietCard+" h3"), b.text(quietCard+" tbody"); !strings.Contains(head, "disabled") || !strings.Contains(none, "None") {
+		t.Errorf("the disabled endpoint's heading %q, failed deliveries %q", head, none)
 	}
 	if more, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=webhooks] p.muted')`)); err != nil || more {
 		t.Errorf("one failed delivery is said to be the first of more (%v)", err)
