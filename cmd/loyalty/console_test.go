@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,7 +60,8 @@ func startConsoleServer(t *testing.T) *consoleServer {
 	rulesPath, keysPath := filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "keys.yaml")
 	os.WriteFile(rulesPath, rules.Example, 0o644)
 	os.WriteFile(keysPath, []byte("- {name: ops, key: "+adminKey+", role: admin}\n- {name: desk, key: "+readerConsoleKey+", role: reader}\n"), 0o600)
-	m := &Main{Config: Config{Addr: "127.0.0.1:0", DBPath: filepath.Join(dir, "loyalty.db"), RulesPath: rulesPath, KeysPath: keysPath}}
+	// One quick retry, so a delivery to a broken endpoint fails at once.
+	m := &Main{Config: Config{Addr: "127.0.0.1:0", DBPath: filepath.Join(dir, "loyalty.db"), RulesPath: rulesPath, KeysPath: keysPath, WebhookRetries: "1ms"}}
 	if err := m.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +116,24 @@ func (s *consoleServer) request(method, path, contentType, body string) (*http.R
 		s.t.Fatal(err)
 	}
 	return res, raw
+}
+
+// failedDeliveries waits until the endpoint has n failed deliveries (the
+// worker sends them on its own) and returns them.
+func (s *consoleServer) failedDeliveries(hook string, n int) []any {
+	s.t.Helper()
+	// Bounds a worker that never sends, not its speed.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got := s.call("GET", "/v1/webhooks/"+hook+"/deliveries?status=failed", "")["deliveries"].([]any)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("webhook %s has %d failed deliveries, want %d", hook, len(got), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // browser is one headless chromium for the test, and one tab in it.
@@ -261,6 +281,17 @@ func number(s string) string { return digits.ReplaceAllString(s, "") }
 func TestConsole(t *testing.T) {
 	s := startConsoleServer(t)
 	b := startBrowser(t)
+
+	// A webhook endpoint that answers every delivery with 500: its test
+	// event fails after its one retry, and the dashboard lists it.
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(receiver.Close)
+	hook := s.call("POST", "/v1/webhooks", fmt.Sprintf(`{"url": %q, "events": ["tier.changed"], "description": "broken CRM"}`, receiver.URL+"/hooks"))["id"].(string)
+	s.call("POST", "/v1/webhooks/"+hook+"/test", "")
+	// And a disabled one, which has nothing failed to show.
+	quiet := s.call("POST", "/v1/webhooks", `{"url": "https://crm.example/quiet", "events": ["*"], "status": "disabled"}`)["id"].(string)
 
 	// Sign in with a key.
 	b.do("open the console", chromedp.Navigate(s.base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#key")))
@@ -440,6 +471,44 @@ func TestConsole(t *testing.T) {
 	}
 	b.screenshot("dashboard")
 
+	// The webhook endpoint and its failed delivery, as the API has them.
+	failed := s.failedDeliveries(hook, 1)[0].(map[string]any)
+	b.route("#/members")
+	b.route("#/dashboard")
+	card := `[data-testid=webhooks] [data-id="` + hook + `"]`
+	b.do("the webhooks", chromedp.WaitVisible(chromedp.CSS(card+` tr[data-event]`)))
+	if head := b.text(card + " h3"); !strings.Contains(head, receiver.URL+"/hooks") || !strings.Contains(head, "enabled") {
+		t.Errorf("the endpoint's heading: %q", head)
+	}
+	if facts := b.text(card + " dl"); !strings.Contains(facts, "tier.changed") {
+		t.Errorf("the endpoint's events: %q", facts)
+	}
+	row = b.text(card + ` tr[data-event="` + failed["event_id"].(string) + `"]`)
+	at, _ = time.Parse(time.RFC3339Nano, failed["last_attempt_at"].(string))
+	for _, want := range []string{"webhook.test", fmt.Sprint(failed["attempts"]), failed["last_error"].(string), "500", at.In(zone).Format("3:04 PM")} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the failed delivery's row %q does not show %q (the API: %v)", row, want, failed)
+		}
+	}
+	if failed["attempts"] != 2.0 {
+		t.Errorf("the failed delivery had %v attempts, want 2 (one retry)", failed["attempts"])
+	}
+	quietCard := `[data-testid=webhooks] [data-id="` + quiet + `"]`
+	if head, none := b.text(quietCard+" h3"), b.text(quietCard+" tbody"); !strings.Contains(head, "disabled") || !strings.Contains(none, "None") {
+		t.Errorf("the disabled endpoint's heading %q, failed deliveries %q", head, none)
+	}
+	if more, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid=webhooks] p.muted')`)); err != nil || more {
+		t.Errorf("one failed delivery is said to be the first of more (%v)", err)
+	}
+	b.screenshot("dashboard-webhooks")
+	// Send another test event from the keyboard: it fails too, and the
+	// dashboard, opened again, lists both.
+	b.do("send a test event", chromedp.Focus(chromedp.CSS(card+` button.secondary`)), chromedp.KeyEvent("\r"))
+	s.failedDeliveries(hook, 2)
+	b.route("#/members")
+	b.route("#/dashboard")
+	b.do("two failed deliveries", chromedp.Poll[chromedp.Void](`document.querySelectorAll('[data-testid=webhooks] [data-id="`+hook+`"] tr[data-event]').length === 2`))
+
 	// Issue a card link from the member's page and open it on a phone.
 	b.route("#/members/" + ana)
 	b.do("issue a card link", chromedp.WaitVisible(chromedp.CSS(`[data-testid=card-link]`), chromedp.NodeReady),
@@ -492,6 +561,14 @@ func TestConsole(t *testing.T) {
 		t.Errorf("a reader may edit or publish the rules (read-only %v, %v)", readOnly, err)
 	}
 	b.screenshot("reader-rules")
+	// Nor the webhooks, which are the admin's: the dashboard shows the
+	// jobs and no webhook panel.
+	b.route("#/dashboard")
+	b.do("a reader's dashboard", chromedp.WaitVisible(chromedp.CSS(`main .card table`)))
+	if n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll("[data-testid=webhooks]").length`)); err != nil || n != 0 {
+		t.Errorf("a reader's dashboard has %d webhook panels (%v)", n, err)
+	}
+	b.screenshot("reader-dashboard")
 
 	// A server without keys (the README's first run) needs no sign-in.
 	open, _ := startMain(t)

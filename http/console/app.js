@@ -105,7 +105,7 @@ export function h(tag, attrs = {}, ...children) {
 // table makes a table from column heads and rows of cells.
 export function table(heads, rows, opts = {}) {
   return h("div", { class: "scroll" }, h("table", opts,
-    h("thead", {}, h("tr", {}, heads.map((x) => h("th", { scope: "col", class: /^(points|balance|amount|change|before|after|count|processed|cost|purchases|members|share|earned|redeemed|expired)/i.test(x) ? "num" : null }, x)))),
+    h("thead", {}, h("tr", {}, heads.map((x) => h("th", { scope: "col", class: /^(points|balance|amount|change|before|after|count|processed|cost|purchases|members|share|earned|redeemed|expired|attempts)/i.test(x) ? "num" : null }, x)))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: heads.length, class: "muted" }, opts.empty || "Nothing yet.")))));
 }
 

@@ -1,8 +1,11 @@
 // Dashboard: the analytics summary (segments, lifecycle, the 80/20 share,
-// liability), points per day, the members at risk of churning, and the
-// jobs. Every figure comes from the API (docs/ANALYTICS.md defines them).
+// liability), points per day, the members at risk of churning, the
+// jobs, and for admin keys the webhook endpoints and their failed
+// deliveries. Every figure comes from the API (docs/ANALYTICS.md defines
+// them).
 import { api, busy, can, h, loading, money, num, table, toast, when } from "./app.js";
 import { draw } from "./charts.js";
+import { renderWebhooks } from "./webhooks.js";
 
 export async function renderDashboard(main) {
   main.replaceChildren(h("h1", {}, "Dashboard"));
@@ -18,9 +21,11 @@ export async function renderDashboard(main) {
   const jobs = h("div", { class: "card" });
   main.append(jobs);
   renderJobs(jobs);
-  // Webhook endpoints and their failed deliveries will have their card
-  // here once the API serves them; until then the dashboard asks for
-  // nothing it cannot get.
+  if (can("webhooks")) {
+    const hooks = h("div", { class: "card", "data-testid": "webhooks" });
+    main.append(hooks);
+    renderWebhooks(hooks);
+  }
 }
 
 function hbars(title, counts, total) {
