@@ -81,20 +81,27 @@ func (t *tx) Events(after uint64, limit int) ([]*engine.Event, error) {
 	var out []*engine.Event
 	err := t.query("events", `SELECT seq, coalesce(id, ''), type, member_id, at, payload, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
 		[]any{int64(after), limitOf(limit)}, func(rows pgx.Rows) error {
-			var e engine.Event
-			var seq int64
-			var notice []byte
-			if err := rows.Scan(&seq, &e.ID, &e.Type, &e.MemberID, &e.At, &e.Payload, &notice); err != nil {
+			e, err := scanEvent(rows)
+			if err != nil {
 				return err
 			}
-			e.Seq, e.At = uint64(seq), e.At.UTC()
-			if err := fromJSON(notice, &e.Notice); err != nil {
-				return err
-			}
-			out = append(out, &e)
+			out = append(out, e)
 			return nil
 		})
 	return out, err
+}
+
+// scanEvent reads an event from a row of (seq, id, type, member_id, at,
+// payload, data), the columns every query of events selects.
+func scanEvent(rows pgx.Rows) (*engine.Event, error) {
+	var e engine.Event
+	var seq int64
+	var notice []byte
+	if err := rows.Scan(&seq, &e.ID, &e.Type, &e.MemberID, &e.At, &e.Payload, &notice); err != nil {
+		return nil, err
+	}
+	e.Seq, e.At = uint64(seq), e.At.UTC()
+	return &e, fromJSON(notice, &e.Notice)
 }
 
 // PutEvent stores an event under the Seq it already has and moves the

@@ -58,17 +58,11 @@ func (t *tx) MemberEvents(memberID string) ([]*engine.Event, error) {
 	err := t.query("events of "+memberID, `SELECT coalesce(seq, 0), coalesce(id, ''), type, member_id, at, payload, data
 		FROM events WHERE member_id = $1 ORDER BY seq NULLS LAST, n`,
 		[]any{memberID}, func(rows pgx.Rows) error {
-			var e engine.Event
-			var seq int64
-			var notice []byte
-			if err := rows.Scan(&seq, &e.ID, &e.Type, &e.MemberID, &e.At, &e.Payload, &notice); err != nil {
+			e, err := scanEvent(rows)
+			if err != nil {
 				return err
 			}
-			e.Seq, e.At = uint64(seq), e.At.UTC()
-			if err := fromJSON(notice, &e.Notice); err != nil {
-				return err
-			}
-			out = append(out, &e)
+			out = append(out, e)
 			return nil
 		})
 	return out, err
