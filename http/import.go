@@ -245,8 +245,7 @@ func csvLines(r io.Reader) (func() (engine.NumberedLine, bool, error), error) {
 		if err == io.EOF {
 			return engine.NumberedLine{}, false, nil
 		}
-		line, _ := cr.FieldPos(0)
-		nl := engine.NumberedLine{N: line}
+		var nl engine.NumberedLine
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -258,6 +257,8 @@ func csvLines(r io.Reader) (func() (engine.NumberedLine, bool, error), error) {
 			}
 			return engine.NumberedLine{}, false, nil
 		}
+		// FieldPos only knows a record that was read whole.
+		nl.N, _ = cr.FieldPos(0)
 		for i, v := range rec {
 			h := header[i]
 			if name, ok := strings.CutPrefix(h, "attributes."); ok {

@@ -488,3 +488,20 @@ func TestImportStreamsLargeBodies(t *testing.T) {
 		t.Errorf("small chunked body = %d %s", got.status, got.body)
 	}
 }
+
+// TestImportCSVMalformedRow: a row the CSV reader cannot parse is that
+// line's error, not a failure of the import.
+func TestImportCSVMalformedRow(t *testing.T) {
+	s := newServer(t, false)
+	for _, bad := range []string{`a"b,Bob`, `"bad,Bob`} {
+		r := s.importBody("text/csv", "external_id,name\nok-1,Ann\n"+bad+"\n")
+		if r.status != 200 {
+			t.Fatalf("%s: import = %d %s", bad, r.status, r.body)
+		}
+		rep := r.json(t)
+		errs, _ := rep["errors"].([]any)
+		if rep["failed"] != 1.0 || len(errs) != 1 || errs[0].(map[string]any)["line"] != 3.0 {
+			t.Errorf("%s: report = %s", bad, r.body)
+		}
+	}
+}
