@@ -201,18 +201,37 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 		return nil, err
 	}
 	entryIDs := newIDs(1)
-	// The member's events are found in a read first: finding them reads
-	// the whole feed, which in the write would hold up every till (bbolt
-	// has one writer). The write then rewrites those and looks only at
+	// What the write needs is found in a read first: the events of the
+	// member and of those merged into it (finding them reads the whole
+	// feed, which in the write would hold up every till: bbolt has one
+	// writer), and the feed's head then, so that the write looks only at
 	// the events that came since.
-	var found []*Event
-	var last uint64
+	var (
+		merged []string
+		found  = map[string][]*Event{}
+		head   uint64
+	)
 	err = e.store.View(ctx, func(tx Tx) error {
-		var err error
-		found, err = tx.MemberEvents(id)
-		for _, ev := range found {
-			last = max(last, ev.Seq)
+		m, err := getMember(tx, id)
+		if err != nil {
+			return err
 		}
+		if m.Status == StatusMerged {
+			refusal := Errorf(EUNPROCESSABLE, "member %s was merged into %s: erase that member, which erases both", m.ID, m.MergedInto)
+			refusal.Info = map[string]string{"merged_into": m.MergedInto}
+			return refusal
+		}
+		byRoot, err := mergedMembers(ctx, tx)
+		if err != nil {
+			return err
+		}
+		merged = byRoot[id]
+		for _, mid := range append([]string{id}, merged...) {
+			if found[mid], err = tx.MemberEvents(mid); err != nil {
+				return err
+			}
+		}
+		head, err = feedHead(tx)
 		return err
 	})
 	if err != nil {
@@ -228,8 +247,27 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 			view, err = memberView(tx, live, m, now)
 			return err
 		}
-		// Before this write's own events, which carry no personal data.
-		if err := redactEvents(tx, m.ID, found, last, personalData(m)); err != nil {
+		if m.Status == StatusMerged {
+			return Errorf(ECONFLICT, "member %s was merged while being erased; erase %s", m.ID, m.MergedInto)
+		}
+		// Members merged into this one are the same person: their records
+		// keep no balance, but they keep their identifiers, which would
+		// still lead to this member. Before this write's own events,
+		// which carry no personal data.
+		for _, mid := range merged {
+			mm, err := getMember(tx, mid)
+			if err != nil {
+				return err
+			}
+			if err := redactEvents(tx, mm.ID, found[mm.ID], head, personalData(mm)); err != nil {
+				return err
+			}
+			clearPersonal(mm)
+			if err := tx.PutMember(mm); err != nil {
+				return err
+			}
+		}
+		if err := redactEvents(tx, m.ID, found[m.ID], head, personalData(m)); err != nil {
 			return err
 		}
 		w := writer{tx: tx, now: now, live: live}
@@ -240,8 +278,7 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 		if err := w.forfeit(m, entryIDs[0]); err != nil {
 			return err
 		}
-		m.ExternalID, m.Email, m.Phone, m.Name, m.Birthday = "", "", "", "", ""
-		m.Attributes, m.Analytics = nil, nil
+		clearPersonal(m)
 		m.Status = StatusErased
 		if err := tx.PutMember(m); err != nil {
 			return err
@@ -253,6 +290,24 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 		return err
 	})
 	return view, err
+}
+
+// clearPersonal removes a member's personal data from its record.
+func clearPersonal(m *Member) {
+	m.ExternalID, m.Email, m.Phone, m.Name, m.Birthday = "", "", "", "", ""
+	m.Attributes, m.Analytics = nil, nil
+}
+
+// feedHead returns the seq of the newest event in the feed.
+func feedHead(tx Tx) (uint64, error) {
+	var head uint64
+	for {
+		evs, err := tx.Events(head, 1000)
+		if err != nil || len(evs) == 0 {
+			return head, err
+		}
+		head = evs[len(evs)-1].Seq
+	}
 }
 
 // cancelForErasure cancels m's coupons still issued, without giving
@@ -333,8 +388,9 @@ var personalKeys = map[string]bool{
 // redactEvents rewrites the stored events about a member so that their
 // data no longer carries the member's personal data: keys that hold it
 // are dropped, and any other string equal to one of pii is emptied. found
-// are the member's events as a read before saw them, the newest with seq
-// last; the feed after it is read again for those that came since.
+// are the member's events as a read before saw them, when the feed's
+// newest event was last; the feed after it is read again for those that
+// came since.
 func redactEvents(tx Tx, memberID string, found []*Event, last uint64, pii []string) error {
 	since, err := tx.Events(last, 0)
 	if err != nil {

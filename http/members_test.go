@@ -505,3 +505,38 @@ func TestImportCSVMalformedRow(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseMergedPerson: a merged member is the survivor's person, so
+// erasing it alone is refused (its old purchases and redemptions are the
+// survivor's now), and erasing the survivor clears both records and the
+// events about both.
+func TestEraseMergedPerson(t *testing.T) {
+	s := newServer(t, false)
+	surv := s.enrol(`{"external_id": "kim-1", "email": "kim@example.com", "name": "Kim"}`)
+	dup := s.enrol(`{"external_id": "kim-2", "email": "kim.dup@example.com", "name": "Kim Dup", "phone": "+15550111"}`)
+	if r := s.do("POST", "/v1/members/"+surv+"/merge", fmt.Sprintf(`{"from": %q}`, dup)); r.status != 200 {
+		t.Fatalf("merge = %d %s", r.status, r.body)
+	}
+	r := s.do("POST", "/v1/members/"+dup+"/erase", "")
+	if code, _ := r.errorCode(t); r.status != 422 || code != "unprocessable" || !strings.Contains(string(r.body), surv) {
+		t.Fatalf("erase the merged member = %d %s", r.status, r.body)
+	}
+	if r := s.do("POST", "/v1/members/"+surv+"/erase", ""); r.status != 200 {
+		t.Fatalf("erase the survivor = %d %s", r.status, r.body)
+	}
+	merged := s.do("GET", "/v1/members/"+dup, "")
+	if merged.json(t)["status"] != "merged" {
+		t.Errorf("the merged record = %s", merged.body)
+	}
+	for _, k := range [][2]string{{"external_id", "kim-2"}, {"email", "kim.dup@example.com"}, {"phone", "%2B15550111"}, {"external_id", "kim-1"}} {
+		if got := s.found(k[0], k[1]); len(got) != 0 {
+			t.Errorf("lookup by %s %s after erasure = %v", k[0], k[1], got)
+		}
+	}
+	ev := s.do("GET", "/v1/events?limit=500", "")
+	for _, v := range []string{"Kim", "kim@example.com", "kim.dup@example.com", "15550111", "kim-2"} {
+		if strings.Contains(string(merged.body), v) || strings.Contains(string(ev.body), v) {
+			t.Errorf("%q survives the erasure: %s %s", v, merged.body, ev.body)
+		}
+	}
+}
