@@ -110,8 +110,8 @@ type Worker struct {
 // little, and a huge answer must not cost memory or time.
 const maxBody = 64 << 10
 
-// scanPending is how many pending deliveries of an endpoint a pass looks
-// through for due ones.
+// scanPending is how many pending deliveries of an endpoint one page of a
+// pass looks through for due ones.
 const scanPending = 1000
 
 // fanOutChunk is how many events one fan-out transaction takes.
@@ -404,17 +404,30 @@ func (w *Worker) round(ctx context.Context, id string) (more, gone bool, err err
 		if hook, err = tx.Webhook(id); err != nil || hook == nil || hook.Status != engine.WebhookEnabled {
 			return err
 		}
-		ds, err := tx.Deliveries(id, engine.DeliveryPending, 0, scanPending)
-		for _, d := range ds {
-			if !d.NextAttemptAt.After(now) {
-				due = append(due, d)
-				if len(due) == batch {
-					more = true
-					break
+		// Page on past deliveries waiting out their retries: a backlog
+		// from an outage must not hide the new events behind it.
+		var after uint64
+		for scanned := 0; scanned < w.opts.MaxPending+scanPending; {
+			ds, err := tx.Deliveries(id, engine.DeliveryPending, after, scanPending)
+			if err != nil {
+				return err
+			}
+			for _, d := range ds {
+				if !d.NextAttemptAt.After(now) {
+					due = append(due, d)
+					if len(due) == batch {
+						more = true
+						return nil
+					}
 				}
 			}
+			if len(ds) < scanPending {
+				return nil
+			}
+			scanned += len(ds)
+			after = ds[len(ds)-1].Seq
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return false, false, err
@@ -606,7 +619,7 @@ func (w *Worker) record(ctx context.Context, hookID string, results []attempt) (
 			case out.status >= 200 && out.status <= 299:
 				d.Status, d.NextAttemptAt = engine.DeliverySucceeded, time.Time{}
 				outcome = OutcomeSucceeded
-			case out.gone || d.Attempts > len(w.opts.Schedule):
+			case out.gone:
 				d.Status, d.NextAttemptAt = engine.DeliveryFailed, time.Time{}
 				outcome = OutcomeFailed
 			case out.status == http.StatusGone:
@@ -626,6 +639,9 @@ func (w *Worker) record(ctx context.Context, hookID string, results []attempt) (
 					disabled = true
 				}
 				d.NextAttemptAt = at
+			case d.Attempts > len(w.opts.Schedule):
+				d.Status, d.NextAttemptAt = engine.DeliveryFailed, time.Time{}
+				outcome = OutcomeFailed
 			case out.retryAfter > 0:
 				d.NextAttemptAt = at.Add(out.retryAfter)
 			default:

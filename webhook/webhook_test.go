@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -548,5 +549,62 @@ func TestSignatureExampleOfTheDocs(t *testing.T) {
 	mac.Write([]byte(id + "." + strconv.Itoa(ts) + "." + body))
 	if want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)); sig != want {
 		t.Errorf("Sign = %s, the spec's check wants %s", sig, want)
+	}
+}
+
+// A backlog left by an outage, waiting out a long retry, does not hide
+// what comes after it: more than one page of pending deliveries are
+// waiting when the endpoint recovers, and the events behind them and a
+// new one are sent at once.
+func TestBacklogHidesNoNewEvent(t *testing.T) {
+	r := newRig(t)
+	var down atomic.Bool
+	down.Store(true)
+	var sent atomic.Int64
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		sent.Add(1)
+		w.WriteHeader(http.StatusOK)
+	})
+	r.hook(rc.URL, engine.EventMemberEnrolled)
+	const backlog = 1000 // one page of the worker's scan
+	for range backlog {
+		r.member()
+	}
+	r.run(time.Hour)
+	waitFor(t, "a first attempt at each of the backlog", func() bool { return len(rc.got()) >= backlog })
+	down.Store(false)
+	for range 10 {
+		r.member()
+	}
+	waitFor(t, "the events after the backlog", func() bool { return sent.Load() >= 10 })
+	if n := sent.Load(); n != 10 {
+		t.Errorf("%d sent after the outage, want the 10 new ones (the backlog waits an hour)", n)
+	}
+}
+
+// A 410 on the last attempt the schedule allows still disables the
+// endpoint: the receiver said it is gone, whatever the count.
+func TestGoneOnTheLastAttempt(t *testing.T) {
+	r := newRig(t)
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusGone)
+	})
+	h := r.hook(rc.URL, engine.EventMemberEnrolled)
+	r.run(time.Millisecond)
+	r.member()
+	waitFor(t, "the endpoint disabled", func() bool {
+		v, err := r.e.Webhook(t.Context(), h.ID)
+		return err == nil && v.Status == engine.WebhookDisabled
+	})
+	if n := len(rc.got()); n != 2 {
+		t.Errorf("%d attempts, want 2", n)
 	}
 }
