@@ -80,7 +80,16 @@ type Options struct {
 	// run, with NoBackup as the reason.
 	Backup   func(ctx context.Context, at time.Time) (int64, error)
 	NoBackup string
+	// MaxPendingDeliveries is the most pending deliveries a webhook
+	// endpoint may have (DefaultMaxPendingDeliveries when 0): the worker
+	// disables an endpoint past it, and a replay that would pass it is
+	// refused. The worker must be given the same bound.
+	MaxPendingDeliveries int
 }
+
+// DefaultMaxPendingDeliveries is the default of
+// Options.MaxPendingDeliveries: a day of 1 event a second.
+const DefaultMaxPendingDeliveries = 100_000
 
 // Engine runs the program: it validates commands, applies the rules and
 // keeps the store consistent.
@@ -92,6 +101,8 @@ type Engine struct {
 	hooks    Hooks
 	backup   func(context.Context, time.Time) (int64, error)
 	noBackup string
+	// maxPending is Options.MaxPendingDeliveries.
+	maxPending int
 
 	live  atomic.Pointer[liveRules]
 	rules rulesState
@@ -122,14 +133,18 @@ func New(store Store, opts Options) *Engine {
 	if opts.JobChunk <= 0 {
 		opts.JobChunk = 500
 	}
+	if opts.MaxPendingDeliveries <= 0 {
+		opts.MaxPendingDeliveries = DefaultMaxPendingDeliveries
+	}
 	e := &Engine{
-		clock:    opts.Clock,
-		log:      opts.Logger,
-		jobChunk: opts.JobChunk,
-		hooks:    opts.Hooks,
-		backup:   opts.Backup,
-		noBackup: opts.NoBackup,
-		running:  map[string]bool{},
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		jobChunk:   opts.JobChunk,
+		maxPending: opts.MaxPendingDeliveries,
+		hooks:      opts.Hooks,
+		backup:     opts.Backup,
+		noBackup:   opts.NoBackup,
+		running:    map[string]bool{},
 	}
 	if opts.Hooks.Ledger != nil {
 		store = ledgerStore{Store: store, hook: opts.Hooks.Ledger}

@@ -385,6 +385,9 @@ func (e *Engine) WebhookDeliveries(ctx context.Context, id, status, cursor strin
 // and returns how many. Events after the delivery worker's cursor are
 // left to it: it delivers them anyway.
 func (e *Engine) ReplayWebhook(ctx context.Context, id string, since time.Time) (int64, error) {
+	if err := e.replayFits(ctx, id, since); err != nil {
+		return 0, err
+	}
 	var n int64
 	var after uint64
 	for {
@@ -500,4 +503,56 @@ func webhookQueue(tx Tx, id string, limit int) (WebhookQueue, error) {
 		}
 	}
 	return q, nil
+}
+
+// replayFits refuses a replay that would leave the endpoint with more
+// pending deliveries than the worker's bound, past which it would disable
+// a healthy endpoint as hopeless. It counts in reads, outside the writes.
+func (e *Engine) replayFits(ctx context.Context, id string, since time.Time) error {
+	var pending []*Delivery
+	err := e.store.View(ctx, func(tx Tx) error {
+		if _, err := getWebhook(tx, id); err != nil {
+			return err
+		}
+		var err error
+		pending, err = tx.Deliveries(id, DeliveryPending, 0, e.maxPending+1)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	already := make(map[uint64]bool, len(pending))
+	for _, d := range pending {
+		already[d.Seq] = true
+	}
+	total := len(pending)
+	for after := uint64(0); ; {
+		var evs []*Event
+		var w *Webhook
+		err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			if evs, err = tx.Events(after, replayChunk); err != nil {
+				return err
+			}
+			w, err = getWebhook(tx, id)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		after = evs[len(evs)-1].Seq
+		for _, ev := range evs {
+			if !ev.At.Before(since) && w.wantsType(ev) && !already[ev.Seq] {
+				total++
+			}
+		}
+		if total > e.maxPending {
+			refusal := Errorf(EUNPROCESSABLE, "the replay would leave more than %d deliveries pending for the endpoint, past which it is disabled as hopeless; replay a shorter span", e.maxPending)
+			refusal.Info = map[string]string{"max_pending": strconv.Itoa(e.maxPending)}
+			return refusal
+		}
+	}
 }

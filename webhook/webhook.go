@@ -50,9 +50,9 @@ var DefaultSchedule = []time.Duration{
 // DefaultTimeout is how long an attempt waits for the endpoint's answer.
 const DefaultTimeout = 15 * time.Second
 
-// DefaultMaxPending is the most pending deliveries an endpoint may have:
-// a day of 1 event a second.
-const DefaultMaxPending = 100_000
+// DefaultMaxPending is the most pending deliveries an endpoint may have;
+// the engine refuses a replay past the same bound.
+const DefaultMaxPending = engine.DefaultMaxPendingDeliveries
 
 // Options configure a Worker; zero values take the defaults.
 type Options struct {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -606,5 +607,30 @@ func TestGoneOnTheLastAttempt(t *testing.T) {
 	})
 	if n := len(rc.got()); n != 2 {
 		t.Errorf("%d attempts, want 2", n)
+	}
+}
+
+// A replay that would queue more than the bound is refused rather than
+// left for the worker to disable a healthy endpoint as hopeless.
+func TestReplayPastTheBoundIsRefused(t *testing.T) {
+	r := newRig(t)
+	rc := newReceiver(t, nil)
+	h := r.hook(rc.URL, engine.EventMemberEnrolled)
+	r.run(time.Millisecond)
+	for range 5 {
+		r.member()
+	}
+	waitFor(t, "the five deliveries", func() bool { return len(r.delivery(h.ID, engine.DeliverySucceeded)) == 5 })
+	bounded := engine.New(r.db, engine.Options{Logger: slog.New(slog.DiscardHandler), MaxPendingDeliveries: 3})
+	_, err := bounded.ReplayWebhook(t.Context(), h.ID, time.Time{})
+	var refusal *engine.Error
+	if !errors.As(err, &refusal) || refusal.Code != engine.EUNPROCESSABLE || refusal.Info["max_pending"] != "3" {
+		t.Fatalf("replay of 5 past a bound of 3: %v", err)
+	}
+	if got := r.delivery(h.ID, engine.DeliveryPending); len(got) != 0 {
+		t.Errorf("a refused replay queued %d deliveries", len(got))
+	}
+	if n, err := r.e.ReplayWebhook(t.Context(), h.ID, time.Time{}); err != nil || n != 5 {
+		t.Errorf("replay within the bound: %d %v", n, err)
 	}
 }
