@@ -366,8 +366,21 @@ func (w *Worker) endpoint(ctx context.Context, id string) {
 // checkQueue disables an endpoint with more than MaxPending pending
 // deliveries, and tells whether it did.
 func (w *Worker) checkQueue(ctx context.Context, id string) (bool, error) {
+	// Counted in a read: on bbolt a write shares its commit with the tills'
+	// purchases, which would wait out the scan of a long queue every
+	// check. Only a queue past the bound is counted again, in the write
+	// that disables it.
+	over := false
+	err := w.db.View(ctx, func(tx engine.Tx) error {
+		ds, err := tx.Deliveries(id, engine.DeliveryPending, 0, w.opts.MaxPending+1)
+		over = len(ds) > w.opts.MaxPending
+		return err
+	})
+	if err != nil || !over {
+		return false, err
+	}
 	disabled := false
-	err := w.db.Update(ctx, func(tx engine.Tx) error {
+	err = w.db.Update(ctx, func(tx engine.Tx) error {
 		disabled = false
 		ds, err := tx.Deliveries(id, engine.DeliveryPending, 0, w.opts.MaxPending+1)
 		if err != nil || len(ds) <= w.opts.MaxPending {
