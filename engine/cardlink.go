@@ -205,6 +205,10 @@ func (e *Engine) Card(ctx context.Context, token string) (*CardPage, error) {
 	if page.Member, err = e.Member(ctx, id); err != nil {
 		return nil, notFoundAsNoCard(err)
 	}
+	// A merged or erased member's links outlive the card they showed.
+	if page.Member.Status == StatusMerged || page.Member.Status == StatusErased {
+		return nil, errNoCard
+	}
 	if page.Balance, err = e.Balance(ctx, id); err != nil {
 		return nil, notFoundAsNoCard(err)
 	}

@@ -260,3 +260,27 @@ func TestCardSecretMadeOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestCardOfAGoneMember: the links of an erased or merged member show no
+// card, the same not_found as a bad token.
+func TestCardOfAGoneMember(t *testing.T) {
+	h := newHarness(t, rewardTestRules)
+	ana := h.enrol(engine.MemberInput{Name: "Ana"}).ID
+	bob := h.enrol(engine.MemberInput{Name: "Bob"}).ID
+	la, lb := h.cardLink(ana, time.Hour), h.cardLink(bob, time.Hour)
+	if _, err := h.e.Card(h.ctx, la.Token); err != nil {
+		t.Fatalf("Ana's card before: %v", err)
+	}
+	if _, err := h.e.Merge(h.ctx, ana, engine.MergeRequest{From: bob}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.e.Card(h.ctx, lb.Token); engine.ErrorCode(err) != engine.ENOTFOUND {
+		t.Errorf("the merged member's card: %v", err)
+	}
+	if _, err := h.e.Erase(h.ctx, ana); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.e.Card(h.ctx, la.Token); engine.ErrorCode(err) != engine.ENOTFOUND {
+		t.Errorf("the erased member's card: %v", err)
+	}
+}

@@ -334,10 +334,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	case ee != nil:
 		// An internal *Error was written for the client, such as the rules
 		// that could not be saved; what caused it goes to the log only.
-		s.log.Error("request failed", "request_id", c.Locals("request_id"), "method", c.Method(), "path", c.Path(), "err", err, "cause", errors.Unwrap(ee))
+		s.log.Error("request failed", "request_id", c.Locals("request_id"), "method", c.Method(), "route", c.Route().Path, "err", err, "cause", errors.Unwrap(ee))
 		body.Error = errorDetail{Code: engine.EINTERNAL, Message: ee.Message + " (request " + fmt.Sprint(c.Locals("request_id")) + ")"}
 	default:
-		s.log.Error("request failed", "request_id", c.Locals("request_id"), "method", c.Method(), "path", c.Path(), "err", err)
+		s.log.Error("request failed", "request_id", c.Locals("request_id"), "method", c.Method(), "route", c.Route().Path, "err", err)
 		body.Error = errorDetail{Code: engine.EINTERNAL, Message: "internal error; see the server log for request " + fmt.Sprint(c.Locals("request_id"))}
 	}
 	return c.Status(statusOf[body.Error.Code]).JSON(body)
