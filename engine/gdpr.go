@@ -16,7 +16,7 @@ type MemberExport struct {
 	Refunds     []RefundResult     `json:"refunds"`
 	Redemptions []RedemptionResult `json:"redemptions"`
 	Adjustments []AdjustmentResult `json:"adjustments"`
-	Transfers   []TransferResult   `json:"transfers"`
+	Transfers   []ExportedTransfer `json:"transfers"`
 	Coupons     []CouponView       `json:"coupons"`
 	Analytics   *AnalyticsView     `json:"analytics"`
 	Events      []EventView        `json:"events"`
@@ -40,7 +40,7 @@ func (e *Engine) ExportMember(ctx context.Context, id string) (*MemberExport, er
 	}
 	out := &MemberExport{
 		Ledger: []LedgerView{}, Purchases: []*PurchaseView{}, Refunds: []RefundResult{},
-		Redemptions: []RedemptionResult{}, Adjustments: []AdjustmentResult{}, Transfers: []TransferResult{},
+		Redemptions: []RedemptionResult{}, Adjustments: []AdjustmentResult{}, Transfers: []ExportedTransfer{},
 		Coupons: []CouponView{}, Events: []EventView{},
 	}
 	err = e.store.View(ctx, func(tx Tx) error {
@@ -96,6 +96,18 @@ func (e *Engine) ExportMember(ctx context.Context, id string) (*MemberExport, er
 	return out, nil
 }
 
+// ExportedTransfer is a transfer as one side's export shows it: the points
+// signed for this member (negative when given), this member's balance
+// after it and the other member's id.
+type ExportedTransfer struct {
+	ID        string    `json:"id"`
+	Direction string    `json:"direction"`
+	Other     string    `json:"other_member_id"`
+	Points    int64     `json:"points"`
+	Balance   int64     `json:"balance"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 // addRecord adds the record a ledger entry names, if it is one the
 // export lists and the member's.
 func (out *MemberExport) addRecord(tx Tx, memberID string, en *LedgerEntry) error {
@@ -117,7 +129,14 @@ func (out *MemberExport) addRecord(tx Tx, memberID string, en *LedgerEntry) erro
 	case LedgerTransferOut, LedgerTransferIn:
 		t, err := tx.Transfer(en.Ref)
 		if err == nil && t != nil {
-			out.Transfers = append(out.Transfers, t.Result)
+			// The member's own side only: the other party's balance is
+			// theirs, not this member's data.
+			x := ExportedTransfer{ID: t.Result.ID, Points: t.Result.Points, Balance: t.Result.ToBalance, CreatedAt: t.Result.CreatedAt}
+			x.Direction, x.Other = "in", t.FromMemberID
+			if en.Type == LedgerTransferOut {
+				x.Direction, x.Other, x.Points, x.Balance = "out", t.ToMemberID, -t.Result.Points, t.Result.FromBalance
+			}
+			out.Transfers = append(out.Transfers, x)
 		}
 		return err
 	}

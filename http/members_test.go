@@ -148,6 +148,21 @@ func TestTransferSplitsLots(t *testing.T) {
 	if blocked.status != 422 {
 		t.Errorf("to a blocked member = %d %s", blocked.status, blocked.body)
 	}
+	// Each side's export shows its own side of the transfer, and not the
+	// other's balance.
+	for _, side := range []struct {
+		id, direction, other string
+		points, balance      float64
+	}{{a, "out", b, -80, 70}, {b, "in", a, 80, 130}} {
+		x := s.do("GET", "/v1/members/"+side.id+"/export", "").json(t)["transfers"].([]any)
+		if len(x) != 1 {
+			t.Fatalf("export transfers of %s = %v", side.direction, x)
+		}
+		tr := x[0].(map[string]any)
+		if tr["direction"] != side.direction || tr["other_member_id"] != side.other || tr["points"] != side.points || tr["balance"] != side.balance || len(tr) != 6 {
+			t.Errorf("export of the %s side = %v", side.direction, tr)
+		}
+	}
 	// The sender's 70 left expire with the adjustment, 12 months after it.
 	s.do("POST", "/v1/clock", `{"advance": "9000h"}`)
 	s.do("POST", "/v1/jobs/expire-points/run", "")
