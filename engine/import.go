@@ -84,6 +84,9 @@ type importMember struct {
 	ids       [3]string // member, ledger entry, lot
 	tierGiven bool
 	enrolled  bool // enrolled_at was given
+	// expiryGiven: points_expire_at was given, so a re-run must agree
+	// with it (an expiry from the rules moves with the import's time).
+	expiryGiven bool
 }
 
 // Import writes a chunk of import lines in one transaction: each line
@@ -226,7 +229,7 @@ func checkImportLine(live *liveRules, nl NumberedLine, now time.Time) (importMem
 		if !t.After(now) {
 			return importMember{}, FieldErrorf(EINVALID, "points_expire_at", "must be in the future")
 		}
-		im.expiresAt = t
+		im.expiresAt, im.expiryGiven = t, true
 	}
 	im.m = &Member{
 		ID: im.ids[0], ExternalID: in.ExternalID, Email: in.Email, Phone: phone, Name: in.Name,
@@ -373,6 +376,20 @@ func sameImport(tx Tx, held *Member, im importMember) error {
 	}
 	if imported != im.points {
 		return differs("points")
+	}
+	if imported > 0 && im.expiryGiven {
+		lots, err := tx.Lots(held.ID)
+		if err != nil {
+			return err
+		}
+		// Any of them: a merge may have brought the merged member's own.
+		agrees := false
+		for _, l := range lots {
+			agrees = agrees || l.Ref == importRef && l.ExpiresAt.Equal(im.expiresAt.Truncate(time.Microsecond))
+		}
+		if !agrees {
+			return differs("points_expire_at")
+		}
 	}
 	return nil
 }

@@ -398,6 +398,10 @@ func TestImportCSV(t *testing.T) {
 	if differ["failed"] != 1.0 || differ["errors"].([]any)[0].(map[string]any)["field"] != "points" {
 		t.Errorf("differing line = %v", differ)
 	}
+	later := s.importBody("application/x-ndjson", `{"external_id": "c-1", "email": "ana@example.com", "name": "Ana", "enrolled_at": "2021-03-02T00:00:00Z", "tier": "gold", "points": 1200, "points_expire_at": "2031-06-30T00:00:00Z", "attributes": {"store": "north"}}`+"\n").json(t)
+	if later["failed"] != 1.0 || later["errors"].([]any)[0].(map[string]any)["field"] != "points_expire_at" {
+		t.Errorf("a line with another expiry = %v", later)
+	}
 	if b := s.balanceOf(s.found("external_id", "c-5")[0].(map[string]any)["id"].(string)); b != 300 {
 		t.Errorf("c-5's balance after a differing line = %v, want 300 as imported", b)
 	}
