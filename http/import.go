@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"strconv"
@@ -143,6 +144,15 @@ func (s *Server) importMembers(c *fiber.Ctx) error {
 			}
 		}
 	}
+	if declared := c.Request().Header.ContentLength(); lim.broken == nil && declared > 0 && lim.n < int64(declared) {
+		// The stream ends quietly when the client goes away mid-body.
+		lim.broken = fmt.Errorf("%d bytes were declared", declared)
+	}
+	if lim.broken != nil {
+		// No report of a file that did not arrive whole; its last chunk,
+		// which may end in a cut line, is not written.
+		return engine.Errorf(engine.EINVALID, "the body broke off after %d bytes (%v): lines before it may be imported, and sending the file again is safe (they come back unchanged)", lim.n, lim.broken)
+	}
 	if err := flush(); err != nil {
 		return err
 	}
@@ -156,11 +166,17 @@ func (s *Server) importMembers(c *fiber.Ctx) error {
 type countingReader struct {
 	r io.Reader
 	n int64
+	// broken is the error that cut the body short, if one did: the
+	// line readers see it as the end of the body.
+	broken error
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.broken = err
+	}
 	return n, err
 }
 

@@ -1,8 +1,10 @@
 package http_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	nethttp "net/http"
 	"strings"
 	"testing"
@@ -557,5 +559,34 @@ func TestEraseMergedPerson(t *testing.T) {
 		if strings.Contains(string(merged.body), v) || strings.Contains(string(ev.body), v) {
 			t.Errorf("%q survives the erasure: %s %s", v, merged.body, ev.body)
 		}
+	}
+}
+
+// TestImportCutShort: a body that breaks off before its declared length is
+// an error, not a report of a file that did not arrive whole.
+func TestImportCutShort(t *testing.T) {
+	s := newServer(t, false)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Past fasthttp's own buffering, so that the handler streams it.
+	var b strings.Builder
+	for i := range 40000 {
+		fmt.Fprintf(&b, `{"external_id": "cut-%d", "name": "Ann"}`+"\n", i)
+	}
+	part := b.String() + `{"external_id": "cut-last", "na`
+	fmt.Fprintf(conn, "POST /v1/members/import HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s", len(part)+1000, part)
+	conn.(*net.TCPConn).CloseWrite()
+	res, err := nethttp.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode == 200 {
+			t.Fatalf("a cut body was answered 200: %s", body)
+		}
+	}
+	if got := s.found("external_id", "cut-last"); len(got) != 0 {
+		t.Errorf("the cut line was imported: %v", got)
 	}
 }
