@@ -67,8 +67,9 @@ type Options struct {
 	// Schedule is the wait before each retry; after the last, a delivery
 	// that still fails is failed.
 	Schedule []time.Duration
-	// PerEndpoint bounds one endpoint's deliveries in flight; MaxConcurrent
-	// all of them.
+	// PerEndpoint bounds one endpoint's deliveries in flight (default 4);
+	// MaxConcurrent all of them (default PerEndpoint for each of the
+	// engine's MaxWebhooks endpoints).
 	PerEndpoint, MaxConcurrent int
 	// Poll is how often the worker looks for new events and due retries.
 	Poll time.Duration
@@ -133,7 +134,9 @@ func New(db engine.Store, opts Options) *Worker {
 		opts.PerEndpoint = 4
 	}
 	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = 64
+		// Room for every endpoint's own bound: with less, a few hung
+		// endpoints would take every slot and hold the others back.
+		opts.MaxConcurrent = opts.PerEndpoint * engine.MaxWebhooks
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 500 * time.Millisecond
