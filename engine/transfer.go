@@ -141,33 +141,26 @@ func activeMember(tx Tx, id, field string) (*Member, error) {
 	return m, nil
 }
 
-// takeParts takes points from lots in order (the caller checked they
+// takeParts debits points from lots in order (the caller checked they
 // hold enough) and returns the parts taken as new lots, not yet stored
 // nor owned, each with the expiry and maturity of the lot it came from.
 func (w writer) takeParts(m *Member, lots []*Lot, points int64) ([]*Lot, []LotDraw, error) {
-	left := points
-	var parts []*Lot
-	var draws []LotDraw
-	for _, l := range lots {
-		if left == 0 {
-			break
-		}
-		take := min(l.Remaining, left)
-		if take <= 0 {
-			continue
-		}
-		l.Remaining -= take
-		left -= take
-		if err := w.tx.PutLot(l); err != nil {
-			return nil, nil, err
-		}
-		draws = append(draws, LotDraw{LotID: l.ID, Points: take})
-		parts = append(parts, &Lot{
-			Points: take, Remaining: take, EarnedAt: l.EarnedAt, AvailableAt: l.AvailableAt,
-			ExpiresAt: l.ExpiresAt, Ref: l.Ref,
-		})
+	draws, err := w.debit(m, points, lots)
+	if err != nil {
+		return nil, nil, err
 	}
-	m.Points -= points
+	byID := make(map[string]*Lot, len(lots))
+	for _, l := range lots {
+		byID[l.ID] = l
+	}
+	parts := make([]*Lot, len(draws))
+	for i, d := range draws {
+		l := byID[d.LotID]
+		parts[i] = &Lot{
+			Points: d.Points, Remaining: d.Points, EarnedAt: l.EarnedAt, AvailableAt: l.AvailableAt,
+			ExpiresAt: l.ExpiresAt, Ref: l.Ref,
+		}
+	}
 	return parts, draws, nil
 }
 
