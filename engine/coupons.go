@@ -390,42 +390,26 @@ func (w writer) refund(m *Member, c *Coupon, entryID, note string) error {
 // chunk per transaction, reading only due coupons from the expiry index;
 // a coupon of a reward with refund_on_expiry gives its points back.
 func (e *Engine) expireCoupons(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
-	var processed int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return processed, err
-		}
-		ids := newIDs(e.jobChunk)
-		var n int
-		err := e.store.Update(ctx, func(tx Tx) error {
-			due, err := tx.DueCoupons(now, nil, e.jobChunk)
-			if err != nil {
-				return err
-			}
-			n = len(due)
-			members := map[string]*Member{}
-			counts := map[string]*RewardCount{}
-			w := writer{tx: tx, now: now, live: live}
-			for i, c := range due {
-				if err := expireCoupon(w, c, members, counts, ids[i]); err != nil {
-					return err
-				}
-			}
-			for _, count := range counts {
-				if err := tx.PutRewardCount(count); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	return e.drainDue(ctx, "expire coupons", func(tx Tx, ids []string) (int, error) {
+		due, err := tx.DueCoupons(now, nil, e.jobChunk)
 		if err != nil {
-			return processed, fmt.Errorf("expire coupons: %w", err)
+			return 0, err
 		}
-		processed += int64(n)
-		if n < e.jobChunk {
-			return processed, nil
+		members := map[string]*Member{}
+		counts := map[string]*RewardCount{}
+		w := writer{tx: tx, now: now, live: live}
+		for i, c := range due {
+			if err := expireCoupon(w, c, members, counts, ids[i]); err != nil {
+				return 0, err
+			}
 		}
-	}
+		for _, count := range counts {
+			if err := tx.PutRewardCount(count); err != nil {
+				return 0, err
+			}
+		}
+		return len(due), nil
+	})
 }
 
 // expireCoupon expires one coupon, with the members and counts of the

@@ -186,43 +186,27 @@ func (e *Engine) backupJob(ctx context.Context, _ *liveRules, now time.Time) (in
 // expirePoints writes off every lot whose expiry has passed, one ledger
 // entry per member and chunk, reading only due lots from the expiry index.
 func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
-	var processed int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return processed, err
-		}
-		ids := newIDs(e.jobChunk)
-		var n int
-		err := e.store.Update(ctx, func(tx Tx) error {
-			lots, err := tx.DueLots(now, nil, e.jobChunk)
-			if err != nil {
-				return err
-			}
-			n = len(lots)
-			byMember := map[string][]*Lot{}
-			var order []string
-			for _, l := range lots {
-				if _, seen := byMember[l.MemberID]; !seen {
-					order = append(order, l.MemberID)
-				}
-				byMember[l.MemberID] = append(byMember[l.MemberID], l)
-			}
-			w := writer{tx: tx, now: now, live: live}
-			for i, id := range order {
-				if err := expireLots(w, id, byMember[id], ids[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	return e.drainDue(ctx, "expire lots", func(tx Tx, ids []string) (int, error) {
+		lots, err := tx.DueLots(now, nil, e.jobChunk)
 		if err != nil {
-			return processed, fmt.Errorf("expire lots: %w", err)
+			return 0, err
 		}
-		processed += int64(n)
-		if n < e.jobChunk {
-			return processed, nil
+		byMember := map[string][]*Lot{}
+		var order []string
+		for _, l := range lots {
+			if _, seen := byMember[l.MemberID]; !seen {
+				order = append(order, l.MemberID)
+			}
+			byMember[l.MemberID] = append(byMember[l.MemberID], l)
 		}
-	}
+		w := writer{tx: tx, now: now, live: live}
+		for i, id := range order {
+			if err := expireLots(w, id, byMember[id], ids[i]); err != nil {
+				return 0, err
+			}
+		}
+		return len(lots), nil
+	})
 }
 
 func expireLots(w writer, memberID string, lots []*Lot, entryID string) error {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -113,4 +114,31 @@ func (e *Engine) moveTiers(ctx context.Context, live *liveRules, now time.Time, 
 		return err
 	})
 	return seen, moved, err
+}
+
+// drainDue runs chunk in one transaction after another until a chunk
+// handles fewer than jobChunk records: the shape of the jobs that read
+// what is due from an expiry index, which shrinks as they write. chunk
+// gets jobChunk fresh ids and returns how many records it handled.
+func (e *Engine) drainDue(ctx context.Context, what string, chunk func(tx Tx, ids []string) (int, error)) (int64, error) {
+	var processed int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return processed, err
+		}
+		ids := newIDs(e.jobChunk)
+		var n int
+		err := e.store.Update(ctx, func(tx Tx) error {
+			var err error
+			n, err = chunk(tx, ids)
+			return err
+		})
+		if err != nil {
+			return processed, fmt.Errorf("%s: %w", what, err)
+		}
+		processed += int64(n)
+		if n < e.jobChunk {
+			return processed, nil
+		}
+	}
 }
