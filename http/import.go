@@ -68,6 +68,10 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 				return engine.Errorf(engine.EINVALID, "reading the body: %v", err)
 			}
 			if len(b) > BodyLimit {
+				// Closing with the body's end unread makes the kernel send a
+				// reset, which can reach the client before it reads the
+				// answer; a body a little over the limit is read out first.
+				_, _ = io.Copy(io.Discard, io.LimitReader(stream, overLimitDrain))
 				c.Context().SetConnectionClose()
 				return engine.Errorf(engine.EINVALID, "body is larger than %d bytes", BodyLimit)
 			}
@@ -76,6 +80,10 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 	}
 	return c.Next()
 }
+
+// overLimitDrain is how much of a body past BodyLimit is read and dropped
+// before the connection is closed.
+const overLimitDrain = 64 << 10
 
 // bodyDrained is the local an import sets once it read its body to the
 // end, so that its connection may serve another request.
