@@ -260,7 +260,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(method, route).Observe(took.Seconds())
-	if !s.log.Enabled(c.UserContext(), slog.LevelInfo) {
+	if !s.access.Enabled(c.UserContext(), slog.LevelInfo) {
 		return nil
 	}
 	// Typed attributes: this line is written for every request, and the
@@ -269,10 +269,10 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	attrs := [...]slog.Attr{slog.String("method", method), slog.String("route", route), slog.Int("status", status),
 		slog.Duration("duration", took), slog.String("request_id", id)}
 	if fail == nil {
-		s.log.LogAttrs(c.UserContext(), slog.LevelInfo, "request", attrs[:]...)
+		s.access.LogAttrs(c.UserContext(), slog.LevelInfo, "request", attrs[:]...)
 		return nil
 	}
-	s.log.Info("request", append(append(make([]any, 0, len(attrs)+len(fail)), attrsAny(attrs[:])...), fail...)...)
+	s.access.Info("request", append(append(make([]any, 0, len(attrs)+len(fail)), attrsAny(attrs[:])...), fail...)...)
 	return nil
 }
 

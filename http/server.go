@@ -29,6 +29,10 @@ const BodyLimit = 1 << 20
 type Config struct {
 	Engine *engine.Engine
 	Logger *slog.Logger
+	// AccessLogger writes the one line per request; nil means Logger. The
+	// command gives it a buffered writer (a write per request costs more
+	// than the line).
+	AccessLogger *slog.Logger
 	// TestClock, when set, lets POST /v1/clock move the engine's time.
 	TestClock *engine.TestClock
 	// NextRun tells when a job runs next, if it is scheduled.
@@ -72,6 +76,7 @@ type Server struct {
 	app     *fiber.App
 	cfg     Config
 	log     *slog.Logger
+	access  *slog.Logger
 	metrics *Metrics
 	guesses *guessGuard
 
@@ -86,6 +91,9 @@ func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AccessLogger == nil {
+		cfg.AccessLogger = cfg.Logger
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -95,7 +103,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, guesses: newGuessGuard(cfg.CouponGuesses, time.Now)}
+	s := &Server{cfg: cfg, log: cfg.Logger, access: cfg.AccessLogger, metrics: cfg.Metrics, guesses: newGuessGuard(cfg.CouponGuesses, time.Now)}
 	s.forced, s.force = context.WithCancelCause(context.Background())
 	s.stopping, s.stop = context.WithCancelCause(s.forced)
 	s.app = fiber.New(fiber.Config{
@@ -149,7 +157,7 @@ func (s *Server) refuseUnknownMethods(next fasthttp.RequestHandler) fasthttp.Req
 			s.log.Error("answering an unknown method", "err", herr)
 		}
 		s.metrics.requests.WithLabelValues("unknown", "", strconv.Itoa(c.Response().StatusCode())).Inc()
-		s.log.Info("request", "method", "unknown", "status", c.Response().StatusCode(), "request_id", id)
+		s.access.Info("request", "method", "unknown", "status", c.Response().StatusCode(), "request_id", id)
 	}
 }
 

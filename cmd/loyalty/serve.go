@@ -84,6 +84,8 @@ func (c Config) backupDir() string {
 type Main struct {
 	Config Config
 	Logger *slog.Logger
+	// AccessLogger writes the access lines; nil means Logger.
+	AccessLogger *slog.Logger
 	// Clock overrides the wall clock, for tests.
 	Clock engine.Clock
 	// JobTick is how often the scheduler reads the clock (zero: a second);
@@ -155,16 +157,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "serve: --backup-keep %d: keep at least one copy\n", cfg.BackupKeep)
 		return errUsage
 	}
-	logger, err := newLogger(cfg.LogFormat, stderr)
+	logs := newLogBuffer(stderr)
+	defer logs.Close()
+	logger, err := newLogger(cfg.LogFormat, logs.Direct())
 	if err != nil {
 		return err
 	}
+	access, _ := newLogger(cfg.LogFormat, logs.Held()) // the format was checked just above
 	// SIGHUP reloads the keys file and the TLS certificate; caught from
 	// before Open, so that one sent during start does not end the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	m := &Main{Config: cfg, Logger: logger}
+	m := &Main{Config: cfg, Logger: logger, AccessLogger: access}
 	if err := m.Open(); err != nil {
 		m.Close()
 		return err
@@ -305,7 +310,7 @@ func (m *Main) Open() error {
 		}
 	}
 	httpCfg := lhttp.Config{
-		Engine: m.Engine, Logger: m.Logger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: m.keys,
+		Engine: m.Engine, Logger: m.Logger, AccessLogger: m.AccessLogger, TestClock: tc, NextRun: m.Scheduler.NextRun, Keys: m.keys,
 		CORSOrigins: origins, SaveRules: save, Metrics: metrics,
 		RequestTimeout: cfg.RequestTimeout,
 	}
