@@ -374,3 +374,34 @@ func TestViewDoesNotStallGrowth(t *testing.T) {
 		t.Errorf("Size() = %d after writing 2 MB", db.Size())
 	}
 }
+
+// TestEventPagesFilled holds the feed's leaves full: events are appended
+// in order, so a page split at half (bbolt's default) would never be
+// filled again.
+func TestEventPagesFilled(t *testing.T) {
+	db := MustOpenDB(t)
+	payload := []byte(`{"member_id":"0b7f5c1e-3d2a-4f6b-9c8d-7e6f5a4b3c2d","points":120}`)
+	for range 20 {
+		mustUpdate(t, db, func(tx engine.Tx) error {
+			for range 100 {
+				if err := tx.AppendEvent(&engine.Event{Type: "points.earned", Payload: payload}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	err := db.bolt.View(func(btx *bolt.Tx) error {
+		st := btx.Bucket(bucketEvents).Stats()
+		if st.LeafPageN < 10 {
+			t.Fatalf("%d leaf pages for 2,000 events: too few to tell how full they are", st.LeafPageN)
+		}
+		if fill := float64(st.LeafInuse) / float64(st.LeafPageN*btx.DB().Info().PageSize); fill < 0.9 {
+			t.Errorf("the feed's leaves are %.0f%% full (%d pages), want at least 90%%", fill*100, st.LeafPageN)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
