@@ -21,10 +21,10 @@ const accessLogHold = 64 << 10
 // failure never waits in memory for a process that may be about to die.
 // What a crash can lose is the last accessLogDelay of access lines.
 type logBuffer struct {
-	mu   sync.Mutex
-	out  io.Writer
-	held []byte
-	err  error // the first failed write; later writes are dropped
+	mu     sync.Mutex
+	out    io.Writer
+	held   []byte
+	closed bool // after Close every line goes straight through
 
 	stop chan struct{}
 	done chan struct{}
@@ -52,15 +52,14 @@ func (b *logBuffer) flushEvery(d time.Duration) {
 	}
 }
 
-// flushLocked writes the held lines. A log that cannot be written must
-// not stop the server, so the error is kept only to drop what follows.
+// flushLocked writes the held lines. slog ignores a failed write, and so
+// does this: a log that cannot be written must not stop the server, and
+// the next batch tries again.
 func (b *logBuffer) flushLocked() {
-	if len(b.held) == 0 || b.err != nil {
+	if len(b.held) > 0 {
+		_, _ = b.out.Write(b.held)
 		b.held = b.held[:0]
-		return
 	}
-	_, b.err = b.out.Write(b.held)
-	b.held = b.held[:0]
 }
 
 // Held is the writer for access lines.
@@ -73,12 +72,11 @@ func (b *logBuffer) Direct() io.Writer { return directWriter{b} }
 // go straight through.
 func (b *logBuffer) Close() {
 	b.mu.Lock()
-	select {
-	case <-b.stop:
+	if b.closed {
 		b.mu.Unlock()
 		return
-	default:
 	}
+	b.closed = true
 	close(b.stop)
 	b.flushLocked()
 	b.mu.Unlock()
@@ -92,13 +90,7 @@ func (w heldWriter) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.held = append(b.held, p...)
-	select {
-	case <-b.stop:
-		b.flushLocked()
-		return len(p), nil
-	default:
-	}
-	if len(b.held) >= accessLogHold {
+	if b.closed || len(b.held) >= accessLogHold {
 		b.flushLocked()
 	}
 	return len(p), nil

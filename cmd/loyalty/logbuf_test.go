@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -84,5 +85,32 @@ func BenchmarkAccessLog(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// failOnce refuses its first write, as a full pipe or a restarting journal
+// might.
+type failOnce struct {
+	syncBuffer
+	failed bool
+}
+
+func (f *failOnce) Write(p []byte) (int, error) {
+	if !f.failed {
+		f.failed = true
+		return 0, errors.New("write refused")
+	}
+	return f.syncBuffer.Write(p)
+}
+
+func TestLogBufferGoesOnAfterAFailedWrite(t *testing.T) {
+	out := &failOnce{}
+	b := newLogBuffer(out)
+	b.Held().Write([]byte("lost\n"))
+	b.Direct().Write([]byte("error\n"))
+	b.Held().Write([]byte("access after\n"))
+	b.Close()
+	if got, want := out.String(), "error\naccess after\n"; got != want {
+		t.Fatalf("log = %q, want %q: one failed write must not silence the lines after it", got, want)
 	}
 }
