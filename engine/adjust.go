@@ -36,7 +36,7 @@ func (e *Engine) Adjust(ctx context.Context, memberID, by string, req Adjustment
 		Member string
 		Req    AdjustmentRequest
 	}{memberID, req})
-	ids := newIDs(2)
+	ids := newIDs(now, 2)
 	err = e.store.Update(ctx, func(tx Tx) error {
 		res, replayed = nil, false
 		if a, err := tx.Adjustment(req.ID); err != nil || a != nil {

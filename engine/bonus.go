@@ -79,7 +79,7 @@ func (e *Engine) birthdayBonus(ctx context.Context, live *liveRules, now time.Ti
 		if len(grants) == 0 {
 			return nil
 		}
-		ids := newIDs(2 * len(grants))
+		ids := newIDs(now, 2*len(grants))
 		codes := make([][]string, len(grants))
 		if reward != "" {
 			for i := range codes {

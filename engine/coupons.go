@@ -317,7 +317,7 @@ func (e *Engine) CancelCoupon(ctx context.Context, code string, admin bool) (*Co
 	if err != nil {
 		return nil, err
 	}
-	entryID := newIDs(1)[0]
+	entryID := newIDs(now, 1)[0]
 	var v CouponView
 	err = e.store.Update(ctx, func(tx Tx) error {
 		c, err := findCoupon(tx, code)
@@ -390,7 +390,7 @@ func (w writer) refund(m *Member, c *Coupon, entryID, note string) error {
 // chunk per transaction, reading only due coupons from the expiry index;
 // a coupon of a reward with refund_on_expiry gives its points back.
 func (e *Engine) expireCoupons(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
-	return e.drainDue(ctx, "expire coupons", func(tx Tx, ids []string) (int, error) {
+	return e.drainDue(ctx, now, "expire coupons", func(tx Tx, ids []string) (int, error) {
 		due, err := tx.DueCoupons(now, nil, e.jobChunk)
 		if err != nil {
 			return 0, err

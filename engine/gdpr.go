@@ -219,7 +219,7 @@ func (e *Engine) Erase(ctx context.Context, id string) (*MemberView, error) {
 	if err != nil {
 		return nil, err
 	}
-	entryIDs := newIDs(1)
+	entryIDs := newIDs(now, 1)
 	// What the write needs is found in a read first: the events of the
 	// member and of those merged into it (finding them reads the whole
 	// feed, which in the write would hold up every till: bbolt has one

@@ -81,7 +81,7 @@ type importMember struct {
 	m         *Member
 	points    int64
 	expiresAt time.Time
-	ids       [3]string // member, ledger entry, lot
+	ids       [3]string // member (random, as Enrol makes it), ledger entry and lot (minted at now)
 	tierGiven bool
 	enrolled  bool // enrolled_at was given
 	// expiryGiven: points_expire_at was given, so a re-run must agree
@@ -197,7 +197,7 @@ func checkImportLine(live *liveRules, nl NumberedLine, now time.Time) (importMem
 	if err := checkMemberInput(in, phone, now); err != nil {
 		return importMember{}, err
 	}
-	im := importMember{n: nl.N, ids: [3]string{uuid.NewString(), uuid.NewString(), uuid.NewString()}}
+	im := importMember{n: nl.N, ids: [3]string{uuid.NewString(), NewTimeID(now), NewTimeID(now)}}
 	enrolled := now
 	if l.EnrolledAt != "" {
 		t, err := parseTime("enrolled_at", l.EnrolledAt, now)

@@ -186,7 +186,7 @@ func (e *Engine) backupJob(ctx context.Context, _ *liveRules, now time.Time) (in
 // expirePoints writes off every lot whose expiry has passed, one ledger
 // entry per member and chunk, reading only due lots from the expiry index.
 func (e *Engine) expirePoints(ctx context.Context, live *liveRules, now time.Time) (int64, error) {
-	return e.drainDue(ctx, "expire lots", func(tx Tx, ids []string) (int, error) {
+	return e.drainDue(ctx, now, "expire lots", func(tx Tx, ids []string) (int, error) {
 		lots, err := tx.DueLots(now, nil, e.jobChunk)
 		if err != nil {
 			return 0, err

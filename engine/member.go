@@ -219,7 +219,7 @@ func (e *Engine) Enrol(ctx context.Context, in MemberInput) (view *MemberView, r
 		Tier:       live.prog.Tiers.Levels[0].Name,
 		TierSince:  now,
 	}
-	bonusIDs := newIDs(2)
+	bonusIDs := newIDs(now, 2)
 	err = e.store.Update(ctx, func(tx Tx) error {
 		view, replayed = nil, false
 		m := m.clone()
@@ -530,12 +530,4 @@ func (m *Member) clone() *Member {
 		c.Analytics = &a
 	}
 	return &c
-}
-
-func newIDs(n int) []string {
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = uuid.NewString()
-	}
-	return ids
 }

@@ -57,7 +57,7 @@ func (e *Engine) Merge(ctx context.Context, id string, req MergeRequest) (*Membe
 	if req.From == id {
 		return nil, FieldErrorf(EINVALID, "from", "is the member itself: a member is not merged into itself")
 	}
-	ids := newIDs(2)
+	ids := newIDs(now, 2)
 	var view *MemberView
 	err = e.store.Update(ctx, func(tx Tx) error {
 		surv, err := getMember(tx, id)

@@ -166,7 +166,7 @@ func (e *Engine) Purchase(ctx context.Context, req PurchaseRequest) (res *Purcha
 		return nil, false, err
 	}
 	hash := hashRequest(req)
-	ids := newIDs(6)
+	ids := newIDs(now, 6)
 	w := writer{now: now, live: live}
 	next := purchaseReads(prog, now, d.occurredAt)
 	// find looks the purchase and its member up: a recorded purchase is

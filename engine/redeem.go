@@ -43,7 +43,7 @@ func (e *Engine) Redeem(ctx context.Context, memberID string, req RedemptionRequ
 		Member string
 		Req    RedemptionRequest
 	}{memberID, req})
-	ids := newIDs(1)
+	ids := newIDs(now, 1)
 	err = e.store.Update(ctx, func(tx Tx) error {
 		res, replayed = nil, false
 		if r, err := tx.Redemption(req.ID); err != nil || r != nil {
@@ -106,7 +106,7 @@ func (e *Engine) CancelRedemption(ctx context.Context, id string) (*RedemptionRe
 	if err != nil {
 		return nil, err
 	}
-	ids := newIDs(1)
+	ids := newIDs(now, 1)
 	var res *RedemptionResult
 	err = e.store.Update(ctx, func(tx Tx) error {
 		r, err := tx.Redemption(id)

@@ -61,7 +61,7 @@ func (e *Engine) Refund(ctx context.Context, purchaseID string, req RefundReques
 		Purchase string
 		Req      RefundRequest
 	}{purchaseID, req})
-	ids := newIDs(3)
+	ids := newIDs(now, 3)
 	err = e.store.Update(ctx, func(tx Tx) error {
 		res, replayed = nil, false
 		if r, err := tx.Refund(req.ID); err != nil || r != nil {

@@ -289,7 +289,7 @@ func (e *Engine) TakeReward(ctx context.Context, memberID string, req RewardRequ
 		return res, replayed, err
 	}
 	codes := newCouponCodes(couponCodeTries)
-	entryID := newIDs(1)[0]
+	entryID := newIDs(now, 1)[0]
 	err = e.store.Update(ctx, func(tx Tx) error {
 		if done, err := find(tx); done || err != nil {
 			return err

@@ -78,7 +78,7 @@ func (e *Engine) Simulate(ctx context.Context, req SimulateRequest) (*PurchaseRe
 		if err != nil {
 			return err
 		}
-		res, err = e.applyPurchase(writer{tx: tx, now: now, live: live}, m, &req.Purchase, d, "", newIDs(6), nil)
+		res, err = e.applyPurchase(writer{tx: tx, now: now, live: live}, m, &req.Purchase, d, "", newIDs(now, 6), nil)
 		return err
 	})
 	return res, err

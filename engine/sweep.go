@@ -119,14 +119,15 @@ func (e *Engine) moveTiers(ctx context.Context, live *liveRules, now time.Time, 
 // drainDue runs chunk in one transaction after another until a chunk
 // handles fewer than jobChunk records: the shape of the jobs that read
 // what is due from an expiry index, which shrinks as they write. chunk
-// gets jobChunk fresh ids and returns how many records it handled.
-func (e *Engine) drainDue(ctx context.Context, what string, chunk func(tx Tx, ids []string) (int, error)) (int64, error) {
+// gets jobChunk fresh ids, minted at the job's now, and returns how many
+// records it handled.
+func (e *Engine) drainDue(ctx context.Context, now time.Time, what string, chunk func(tx Tx, ids []string) (int, error)) (int64, error) {
 	var processed int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return processed, err
 		}
-		ids := newIDs(e.jobChunk)
+		ids := newIDs(now, e.jobChunk)
 		var n int
 		err := e.store.Update(ctx, func(tx Tx) error {
 			var err error

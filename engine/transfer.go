@@ -60,7 +60,7 @@ func (e *Engine) Transfer(ctx context.Context, req TransferRequest) (res *Transf
 		return nil, false, err
 	}
 	hash := hashRequest(req)
-	ids := newIDs(2)
+	ids := newIDs(now, 2)
 	err = e.store.Update(ctx, func(tx Tx) error {
 		res, replayed = nil, false
 		if t, err := tx.Transfer(req.ID); err != nil || t != nil {
@@ -167,7 +167,7 @@ func (w writer) takeParts(m *Member, lots []*Lot, points int64) ([]*Lot, []LotDr
 // receiveLots gives m the lots parts, under new ids: they repay m's debt
 // first, as any credit does, and the rest keep their own expiry.
 func (w writer) receiveLots(m *Member, parts []*Lot) error {
-	ids := newIDs(len(parts))
+	ids := newIDs(w.now, len(parts))
 	for i, p := range parts {
 		m.Points += p.Remaining
 		repaid := min(m.Debt, p.Remaining)

@@ -131,7 +131,7 @@ type lotWriter struct {
 
 func (w lotWriter) credit(m *engine.Member, typ string, points int64, at, earnedAt, expiresAt time.Time, ref string) error {
 	lot := &engine.Lot{
-		ID: uuid.NewString(), MemberID: m.ID, Points: points, Remaining: points,
+		ID: engine.NewTimeID(earnedAt), MemberID: m.ID, Points: points, Remaining: points,
 		EarnedAt: earnedAt, AvailableAt: earnedAt, ExpiresAt: expiresAt, Ref: ref,
 	}
 	if err := w.tx.PutLot(lot); err != nil {
@@ -141,7 +141,7 @@ func (w lotWriter) credit(m *engine.Member, typ string, points int64, at, earned
 	m.LifetimeEarned += points
 	m.LedgerSeq++
 	return w.tx.AppendLedger(&engine.LedgerEntry{
-		ID: uuid.NewString(), MemberID: m.ID, Seq: m.LedgerSeq, Type: typ, Points: points,
+		ID: engine.NewTimeID(at), MemberID: m.ID, Seq: m.LedgerSeq, Type: typ, Points: points,
 		BalanceAfter: m.Points, At: at, Ref: ref, RulesVersion: 1,
 	})
 }
