@@ -11,12 +11,15 @@
 //
 //	go run ./store/testdata/legacy/gen 07b89bd store/testdata/legacy/schema1
 //	go run ./store/testdata/legacy/gen 3d5d1f1 store/testdata/legacy/schema2
+//	go run ./store/testdata/legacy/gen bb3988a store/testdata/legacy/schema3
 //
 // writes NAME.db.gz (the file, gzipped), NAME.rules.yaml (the rules the old
 // server ran) and NAME.answers.json (what it answered at the end, by
 // request path, and the clock's time then).
 // 07b89bd is the last commit of schema 1 (JSON records), 3d5d1f1 the last
-// of schema 2 (binary records, the whole member in members).
+// of schema 2 (binary records, the whole member in members), bb3988a a
+// late one of schema 3 (the account in member_data, a section per kind of
+// record), before lot ids told their time.
 package main
 
 import (
