@@ -127,7 +127,9 @@ type Tx interface {
 	Adjustment(id string) (*Adjustment, error)
 	PutAdjustment(a *Adjustment) error
 
-	// AppendLedger adds an entry under (MemberID, Seq); the Seq must be new.
+	// AppendLedger adds an entry under (MemberID, Seq). The Seq must be
+	// after every Seq the member has (the engine appends LedgerSeq+1), so a
+	// store may keep the ledger in the order it is appended.
 	AppendLedger(e *LedgerEntry) error
 	// Ledger lists a member's entries newest first, with Seq < before (0:
 	// from the newest), at most limit (0: all).

@@ -10,10 +10,10 @@ import (
 )
 
 // account is the part of a member that purchases, refunds, redemptions and
-// expiry change. It lives in member_data (section 'a'), beside the ledger
-// entry, lot and metric entry the same write adds, so a purchase rewrites a
-// page of member_data and none of members; the record in members keeps the
-// rest, with these fields zero.
+// expiry change. It lives in member_data (section 'z'), just after the
+// history where the same write adds its ledger entry, lot and metric entry,
+// so a purchase rewrites a page of member_data and none of members; the
+// record in members keeps the rest, with these fields zero.
 //
 // A member written before schema 3 has no account record yet and the whole
 // member in members; it is read as it is and split when next written.

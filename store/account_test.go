@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -101,7 +102,7 @@ func TestMemberWrittenBeforeSchema3(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketMemberData).Put(ledgerKey(legacy.ID, uint64(i+1)), v); err != nil {
+			if err := tx.Bucket(bucketMemberData).Put(ledgerKey(memberSection(legacy.ID, sectionHistory, 0), 0, uint64(i+1)), v); err != nil {
 				return err
 			}
 		}
@@ -146,36 +147,34 @@ func TestMemberWrittenBeforeSchema3(t *testing.T) {
 	mustCheck(t, db)
 }
 
-func TestOpenRaisesSchema2(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "loyalty.db")
-	db, err := Open(path, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(schemaKey, []byte{0, 0, 0, 0, 0, 0, 0, 2})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ro := testOptions()
-	ro.ReadOnly = true
-	rdb, err := Open(path, ro)
-	if err != nil {
-		t.Fatalf("read-only open of a schema-2 file: %v", err)
-	}
-	if err := rdb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db = mustOpenPath(t, path, testOptions())
-	if err := db.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(schemaKey); !bytes.Equal(v, []byte{0, 0, 0, 0, 0, 0, 0, schemaVersion}) {
-			t.Errorf("schema version after a writable open = %x, want %d", v, schemaVersion)
+func TestOpenMovesSchemas2And3(t *testing.T) {
+	for _, old := range []byte{2, 3} {
+		path := filepath.Join(t.TempDir(), "loyalty.db")
+		db, err := Open(path, testOptions())
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+		if err := db.bolt.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(schemaKey, []byte{0, 0, 0, 0, 0, 0, 0, old})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ro := testOptions()
+		ro.ReadOnly = true
+		if _, err := Open(path, ro); err == nil || !strings.Contains(err.Error(), "open it once for writing") {
+			t.Fatalf("read-only open of a schema-%d file: %v, want a refusal that says how to migrate it", old, err)
+		}
+		db = mustOpenPath(t, path, testOptions())
+		if err := db.bolt.View(func(tx *bolt.Tx) error {
+			if v := tx.Bucket(bucketMeta).Get(schemaKey); !bytes.Equal(v, []byte{0, 0, 0, 0, 0, 0, 0, schemaVersion}) {
+				t.Errorf("schema %d: version after a writable open = %x, want %d", old, v, schemaVersion)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -10,20 +10,20 @@ import (
 )
 
 // memberData checks every member's sections of member_data (see keys.go).
-// Problems name the sections as the buckets they once were: ledger, lots,
-// lots_open, metrics.
+// Problems name the kinds of record as the buckets they once were: ledger,
+// lots, lots_open, metrics.
 func (c *checker) memberData(btx *bolt.Tx) error {
 	data, expiry, members := btx.Bucket(bucketMemberData), btx.Bucket(bucketExpiry), btx.Bucket(bucketMembers)
 	cur := data.Cursor()
 	for k, _ := cur.First(); k != nil; {
-		mk := memberOf(members, k)
+		mk := memberOf(members, k, isSection)
 		if mk == nil {
 			c.problemf("%s: %x starts with no member key and section", bucketMemberData, k)
 			mk = k
 		} else {
 			mk = append([]byte(nil), mk...)
 			c.accountIn(members, data, mk)
-			for _, check := range []func(data, expiry *bolt.Bucket, mk []byte){c.ledgerOf, c.lotsOf, c.openLotsOf, c.metricsOf} {
+			for _, check := range []func(data, expiry *bolt.Bucket, mk []byte){c.historyOf, c.ledgerOf, c.lotsOf, c.openLotsOf, c.metricsOf} {
 				check(data, expiry, mk)
 			}
 		}
@@ -37,14 +37,15 @@ func (c *checker) memberData(btx *bolt.Tx) error {
 }
 
 func isSection(b byte) bool {
-	return b == sectionAccount || b == sectionLedger || b == sectionLots || b == sectionMetrics || b == sectionOpen
+	return b == sectionHistory || b == sectionOpen || b == sectionSum || b == sectionAccount
 }
 
 // memberOf returns the member key an entry of member_data starts with, or
-// nil. The entry does not say which member-key form it starts with: a form
-// that a stored member has wins, then the length-prefixed one, whose length
-// is unlikely to fit a UUID's first bytes by chance.
-func memberOf(members *bolt.Bucket, k []byte) []byte {
+// nil, given the section bytes of the file's layout. The entry does not say
+// which member-key form it starts with: a form that a stored member has
+// wins, then the length-prefixed one, whose length is unlikely to fit a
+// UUID's first bytes by chance.
+func memberOf(members *bolt.Bucket, k []byte, isSection func(byte) bool) []byte {
 	var forms [][]byte
 	if len(k) >= 2 {
 		if n := 2 + int(binary.BigEndian.Uint16(k)); len(k) > n && isSection(k[n]) {
@@ -74,6 +75,27 @@ func section(data *bolt.Bucket, mk []byte, s byte, fn func(k, v []byte)) {
 	}
 }
 
+// historyOfKind iterates the member's history records of one kind.
+func historyOfKind(data *bolt.Bucket, mk []byte, kind byte, fn func(k, v []byte)) {
+	p := sectionOf(mk, sectionHistory, 0)
+	section(data, mk, sectionHistory, func(k, v []byte) {
+		if historyKind(k, p) == kind {
+			fn(k, v)
+		}
+	})
+}
+
+// historyOf checks that every record of the member's history is of a
+// known kind.
+func (c *checker) historyOf(data, _ *bolt.Bucket, mk []byte) {
+	p := sectionOf(mk, sectionHistory, 0)
+	section(data, mk, sectionHistory, func(k, _ []byte) {
+		if kind := historyKind(k, p); kind != historyLedger && kind != historyLot && kind != historyMetric {
+			c.problemf("%s: history record %x is of no known kind", bucketMemberData, k)
+		}
+	})
+}
+
 // accountIn checks the member's account record, if it has one yet: one
 // record, readable, and the member's record in members without an account
 // of its own, which would otherwise be a second, stale copy.
@@ -98,17 +120,19 @@ func (c *checker) accountIn(members, data *bolt.Bucket, mk []byte) {
 }
 
 // ledgerOf checks that the member's ledger is numbered 1..N with a
-// consistent BalanceAfter chain.
+// consistent BalanceAfter chain, each entry's time key no earlier than its
+// time.
 func (c *checker) ledgerOf(data, _ *bolt.Bucket, mk []byte) {
+	p := sectionOf(mk, sectionHistory, 0)
 	var prevSeq uint64
 	var prevBal int64
-	section(data, mk, sectionLedger, func(k, v []byte) {
+	historyOfKind(data, mk, historyLedger, func(k, v []byte) {
 		var e engine.LedgerEntry
 		if !c.decodeAt(bucketMemberData, k, v, &e) {
 			return
 		}
-		if !bytes.Equal(k, ledgerKey(e.MemberID, e.Seq)) {
-			c.problemf("ledger: key %x holds entry %d of member %s", k, e.Seq, e.MemberID)
+		if at := historyTime(k, p); !bytes.Equal(k, ledgerKey(memberSection(e.MemberID, sectionHistory, 0), at, e.Seq)) || at < timeKey(e.At) {
+			c.problemf("ledger: key %x holds entry %d of member %s at %s", k, e.Seq, e.MemberID, e.At)
 		}
 		if e.Seq != prevSeq+1 {
 			c.problemf("ledger of %s: entry %d follows entry %d", e.MemberID, e.Seq, prevSeq)
@@ -123,7 +147,7 @@ func (c *checker) ledgerOf(data, _ *bolt.Bucket, mk []byte) {
 // lotsOf checks that each of the member's lots is in lots_open, with what
 // it holds, while it has points left, and in expiry while those expire.
 func (c *checker) lotsOf(data, expiry *bolt.Bucket, mk []byte) {
-	section(data, mk, sectionLots, func(k, v []byte) {
+	historyOfKind(data, mk, historyLot, func(k, v []byte) {
 		var l engine.Lot
 		if !c.decodeAt(bucketMemberData, k, v, &l) {
 			return
@@ -150,21 +174,21 @@ func (c *checker) lotsOf(data, expiry *bolt.Bucket, mk []byte) {
 // openLotsOf checks that each lots_open entry of the member stands for one
 // of its open lots with that expiry.
 func (c *checker) openLotsOf(data, _ *bolt.Bucket, mk []byte) {
-	lots := append(mk[:len(mk):len(mk)], sectionLots)
+	p := sectionOf(mk, sectionHistory, 0)
 	section(data, mk, sectionOpen, func(k, _ []byte) {
-		if !lotIndexed(data, k, openLotKey, len(mk)+1+8, lots) {
+		if !lotIndexed(data, k, openLotKey, len(mk)+1+8, p) {
 			c.problemf("lots_open: %x points at no open lot with that expiry", k)
 		}
 	})
 }
 
 // lotIndexed tells whether the lot whose ID follows entry's first skip
-// bytes, under the lot key prefix lots, has entry as its index key.
-func lotIndexed(data *bolt.Bucket, entry []byte, indexKey func(*engine.Lot) []byte, skip int, lots []byte) bool {
+// bytes, in the history under p, has entry as its index key.
+func lotIndexed(data *bolt.Bucket, entry []byte, indexKey func(*engine.Lot) []byte, skip int, p []byte) bool {
 	if len(entry) <= skip {
 		return false
 	}
-	v := data.Get(append(lots[:len(lots):len(lots)], entry[skip:]...))
+	v := data.Get(lotKeyIn(p, string(entry[skip:])))
 	if v == nil {
 		return false
 	}
@@ -175,16 +199,16 @@ func lotIndexed(data *bolt.Bucket, entry []byte, indexKey func(*engine.Lot) []by
 // metricsOf checks the member's running metric sum against the entries it
 // stands for.
 func (c *checker) metricsOf(data, _ *bolt.Bucket, mk []byte) {
-	p := append(mk[:len(mk):len(mk)], sectionMetrics)
-	v := data.Get(p)
+	sk := sectionOf(mk, sectionSum, 0)
+	v := data.Get(sk)
 	if v == nil {
 		return
 	}
 	var s metricSum
-	if !c.decodeAt(bucketMemberData, p, v, &s) {
+	if !c.decodeAt(bucketMemberData, sk, v, &s) {
 		return
 	}
-	sum, latest, err := metricRange(data.Cursor(), p, s.From, 0)
+	sum, latest, err := metricRange(data.Cursor(), sectionOf(mk, sectionHistory, 0), s.From, 0)
 	switch {
 	case err != nil:
 		c.problemf("metrics: entries of %x: %v", mk, err)

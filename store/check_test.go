@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,10 +90,16 @@ func TestCheck(t *testing.T) {
 		{"open lot missing from lots_open", del(bucketMemberData, openLotKey(open)), "lot " + a + "/open: has 5 remaining but is missing from lots_open"},
 		{"spent lot in expiry", put(bucketExpiry, expiryKey(&engine.Lot{ID: "spent", MemberID: a, Remaining: 1, ExpiresAt: exp}), nil), "expiry: "},
 		{"open lot missing from expiry", del(bucketExpiry, expiryKey(open)), "lot " + a + "/open: expires at"},
-		{"ledger gap", del(bucketMemberData, ledgerKey(a, 2)), "ledger of " + a + ": entry 3 follows entry 1"},
-		{"ledger balance chain", putRecord(bucketMemberData, ledgerKey(a, 2), &engine.LedgerEntry{MemberID: a, Seq: 2, Points: -4, BalanceAfter: 5}),
+		{"ledger gap", atLedgerEntry(a, 2, func(k []byte) func(*bolt.Tx) error { return del(bucketMemberData, k) }), "ledger of " + a + ": entry 3 follows entry 1"},
+		{"ledger balance chain", atLedgerEntry(a, 2, func(k []byte) func(*bolt.Tx) error {
+			return putRecord(bucketMemberData, k, &engine.LedgerEntry{MemberID: a, Seq: 2, Points: -4, BalanceAfter: 5})
+		}),
 			"ledger of " + a + ": entry 2 has balance after 5, want 10 + -4 = 6"},
-		{"ledger entry under another key", putRecord(bucketMemberData, ledgerKey(b, 2), &engine.LedgerEntry{MemberID: a, Seq: 4, Points: 0, BalanceAfter: 13}), "holds entry 4 of member " + a},
+		{"ledger entry under another key", putRecord(bucketMemberData, ledgerKey(memberSection(b, sectionHistory, 0), 0, 2), &engine.LedgerEntry{MemberID: a, Seq: 4, Points: 0, BalanceAfter: 13}), "holds entry 4 of member " + a},
+		{"ledger entry keyed before its time", atLedgerEntry(a, 2, func(k []byte) func(*bolt.Tx) error {
+			return putRecord(bucketMemberData, k, &engine.LedgerEntry{MemberID: a, Seq: 2, Points: -4, BalanceAfter: 6, At: lastNano})
+		}), "holds entry 2 of member " + a},
+		{"history record of no kind", put(bucketMemberData, historyKey(memberSection(a, sectionHistory, 0), 5, 'x', 0), nil), "is of no known kind"},
 		{"undecodable member", put(bucketMembers, memberKey(newID()), []byte{9, '{'}), "unknown encoding 9"},
 		{"account also in members", putRecord(bucketMembers, memberKey(a), &engine.Member{ID: a, Email: "a@x", Phone: "1", Points: 13}),
 			"member " + a + ": has an account record and still an account in members"},
@@ -124,5 +132,19 @@ func checkFinds(t *testing.T, seed func(engine.Tx) error, corrupt func(*bolt.Tx)
 	}
 	if lines := strings.Count(out.String(), "\n"); lines != n {
 		t.Errorf("Check printed %d lines for %d problems", lines, n)
+	}
+}
+
+// atLedgerEntry makes a change to the key of a member's ledger entry seq.
+func atLedgerEntry(memberID string, seq uint64, change func(k []byte) func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		p := memberSection(memberID, sectionHistory, 0)
+		c := tx.Bucket(bucketMemberData).Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			if s, ok := ledgerSeqOf(k, p); ok && s == seq {
+				return change(append([]byte(nil), k...))(tx)
+			}
+		}
+		return fmt.Errorf("member %s has no ledger entry %d", memberID, seq)
 	}
 }

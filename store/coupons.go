@@ -17,7 +17,7 @@ import (
 // couponMemberKey is c's coupons_by_member key; the entry's value is the
 // code.
 func couponMemberKey(c *engine.Coupon) []byte {
-	k := appendTime(appendMember(make([]byte, 0, uuidLen+8+len(c.Code)), c.MemberID), c.IssuedAt)
+	k := appendTime(appendID(make([]byte, 0, uuidLen+8+len(c.Code)), c.MemberID), c.IssuedAt)
 	return append(k, c.Code...)
 }
 

@@ -21,9 +21,11 @@ import (
 // member's ledger, lots and metrics into member_data; a writable Open moves
 // a version-1 file to it (migrate.go). Version 3 keeps the part of a member
 // that every purchase changes in member_data too (account.go); its records
-// move there as they are next written, so a version-2 file is read as it
-// is and only needs its number raised.
-const schemaVersion = 3
+// move there as they are next written. Version 4 keeps a member's ledger
+// entries, lots and metric entries in one time-ordered history (keys.go); a
+// writable Open moves a version-2 or -3 file to it (migrate.go), so that
+// what a purchase writes lands in one place.
+const schemaVersion = 4
 
 var schemaKey = []byte("schema")
 
@@ -99,11 +101,13 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if err == nil && !opts.ReadOnly {
 		var n uint64
-		if n, err = schemaOf(b); err == nil && n == 1 {
+		n, err = schemaOf(b)
+		moving := err == nil && (n < schemaVersion || rekeyingUnderWay(b))
+		if moving && n == 1 {
 			err = migrateV1(b)
 		}
-		if err == nil && n == 2 {
-			err = raiseSchema(b)
+		if moving && err == nil {
+			err = migrateV3(b)
 		}
 	}
 	if err != nil {
@@ -148,24 +152,24 @@ func checkSchema(tx *bolt.Tx, path string) error {
 	switch n := binary.BigEndian.Uint64(v); {
 	case n > schemaVersion:
 		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d (%s): a newer loyalty wrote it; run that one, or restore the backup taken before the upgrade (docs/OPERATIONS.md, rolling back)", path, n, schemaVersion, version.Get())
-	case n == 1 && !tx.Writable():
-		return fmt.Errorf("store: %s has schema version 1: open it once for writing (loyalty serve) to move it to version %d", path, schemaVersion)
+	case n < schemaVersion && !tx.Writable():
+		return fmt.Errorf("store: %s has schema version %d: open it once for writing (loyalty serve) to move it to version %d", path, n, schemaVersion)
+	case meta.Get(rekeyingKey) != nil && !tx.Writable():
+		return fmt.Errorf("store: %s is part-way through its move to schema version %d: open it once for writing (loyalty serve) to finish it", path, schemaVersion)
 	case n < 1:
 		return fmt.Errorf("store: %s has unknown schema version %d", path, n)
 	}
 	return nil
 }
 
-// raiseSchema records the current version in a file whose records this
-// program reads as they are, so that older programs refuse it.
-func raiseSchema(b *bolt.DB) error {
-	err := b.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(schemaKey, binary.BigEndian.AppendUint64(nil, schemaVersion))
+// rekeyingUnderWay tells whether a move to schema 4 stopped part-way.
+func rekeyingUnderWay(b *bolt.DB) bool {
+	var under bool
+	_ = b.View(func(tx *bolt.Tx) error {
+		under = tx.Bucket(bucketMeta).Get(rekeyingKey) != nil
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("store: raise schema version: %w", err)
-	}
-	return nil
+	return under
 }
 
 // schemaOf reads the schema version of an open file.

@@ -16,20 +16,22 @@
 //	refunds                 id → Refund
 //	redemptions             id → Redemption
 //	adjustments             id → Adjustment
-//	member_data             a member's account, ledger, lots and metrics,
-//	                        side by side:
-//	  account section       member|'a' → the Member fields that purchases,
-//	                        refunds, redemptions and expiry change
-//	                        (account.go)
-//	  ledger section        member|'e'|seq → LedgerEntry
-//	  lots section          member|'l'|lotID → Lot
-//	  metrics section       member|'m' → running sum of the member's entries
-//	                        member|'m'|at|n → MetricEntry
+//	member_data             a member's history, open lots, metric sum and
+//	                        account, side by side (keys.go):
+//	  history section       member|'h'|at|kind|…, in time order:
+//	                        member|'h'|at|'e'|seq → LedgerEntry
+//	                        member|'h'|at|'l'|lotID → Lot
+//	                        member|'h'|at|'m'|n → MetricEntry
 //	  lots_open section     member|'o'|expiresAt|lotID → remaining,
 //	                        availableAt, expiresAt, while Remaining > 0
-//	expiry                  expiresAt|member|'l'|lotID → nil, while
-//	                        Remaining > 0 and ExpiresAt is set; after the
-//	                        time comes the lot's key in member_data
+//	  sum section           member|'s' → running sum of the member's
+//	                        metric entries
+//	  account section       member|'z' → the Member fields that purchases,
+//	                        refunds, redemptions and expiry change
+//	                        (account.go)
+//	expiry                  expiresAt|lot key → nil, while Remaining > 0
+//	                        and ExpiresAt is set; after the time comes the
+//	                        lot's key in member_data
 //	rule_uses               member|rule|period → count (8 bytes)
 //	markers                 key → nil
 //	rules                   version → RulesVersion
@@ -57,6 +59,16 @@
 //     keeps such keys from being prefixes of each other. The two forms can
 //     only be confused by an id crafted to spell another member's UUID bytes,
 //     which ids made by the engine never are.
+//   - at in the history: a ledger entry's time, or the time of the entry
+//     before it if that is later, so the ledger is in seq order whatever
+//     the clock did (AppendLedger refuses a seq that is not after the
+//     last); a lot's is the instant its id was minted, read from the id
+//     when it is a UUID of version 7 (as the engine mints them) and 0 for
+//     any other id, so the id alone finds the lot; a metric entry's is its
+//     At. Ledger pages by seq by bisecting these time keys.
+//   - lotID in history keys: the 16 bytes of a canonical UUID, or a 2-byte
+//     length and the bytes, like the member key; in lots_open, the raw
+//     bytes.
 //   - times (occurredAt, expiresAt, issuedAt, at, startedAt, computedAt): unix
 //     nanoseconds as a big-endian uint64; times before 1970 count as 0 and
 //     times past 2262 as the largest int64. In lots_open a lot that never
@@ -65,8 +77,8 @@
 //     the bucket's sequence.
 //   - rule, period, name: a 2-byte big-endian length and the bytes, so that a
 //     name is never a prefix of another.
-//   - id, lotID, code, reward name, unique values, marker keys: the raw
-//     bytes, always last.
+//   - id, code, reward name, unique values, marker keys: the raw bytes,
+//     always last.
 //
 // Empty unique values (no email, say) are not indexed. Index entries name the
 // member by its member key, so following one back costs a single Get.
@@ -120,29 +132,39 @@
 // # Locality
 //
 // A purchase writes a member's account, a ledger entry, a lot, its
-// lots_open entry and a metric entry. In member_data these sit next to each
-// other, usually in one page, so a commit of many purchases writes about
-// one page per purchase there instead of one in each of five buckets;
-// bbolt's cost per commit grows with the pages it writes, and on a disk
-// that takes 10,000-28,000 random page writes a second they are what limits
-// purchases (docs/PERFORMANCE.md). The members bucket changes only when a
-// member's profile or tier does. Two derived values keep the
-// purchase path from reading every lot and metric entry of the member
-// (fastpath.go), and Check verifies both: a lots_open value holds the lot's
-// remaining points and its available and expiry instants, and the record
-// under member|'m' holds the sum of the member's metric entries from a time
-// key on, moved forward as the tier window moves.
+// lots_open entry, a metric entry and the metric sum. The entry, the lot
+// and the metric entry carry times near the present, so they go in at the
+// end of the member's history, and the sections after it hold what the
+// purchase rewrites: the open lots, the sum and the account. However long
+// the member's past, the purchase writes one spot of member_data, usually
+// one page, instead of one in each of five buckets or one in each of
+// several sections; bbolt's cost per commit grows with the pages it
+// writes, and on a disk that takes 10,000-28,000 random page writes a
+// second they are what limits purchases (docs/PERFORMANCE.md). The members
+// bucket changes only when a member's profile or tier does. Two derived
+// values keep the purchase path from reading every lot and metric entry of
+// the member (fastpath.go), and Check verifies both: a lots_open value
+// holds the lot's remaining points and its available and expiry instants,
+// and the record under member|'s' holds the sum of the member's metric
+// entries from a time key on, moved forward as the tier window moves.
 //
 // Schema 1 kept ledger, lots, lots_open and metrics in buckets of their
 // own, with JSON values and no derived values; a writable Open moves such a
-// file to schema 2 in chunks (migrate.go), and a read-only Open refuses it.
-// Schema 2 kept the whole member in members; schema 3 reads such a record
-// as it is and splits it the next time the member is written, so a schema-2
-// file is opened, read-only too, without a migration. A file of each,
-// written by the last version of its schema running the same café
-// (testdata/legacy, made by testdata/legacy/gen), must open, verify clean
-// and read every member as the old server answered (TestLegacyFiles, and
-// cmd/loyalty's TestUpgradeKeepsAnswers over HTTP).
+// file to schema 2 in chunks (migrate.go). Schema 2 gathered them into
+// member_data, a section per kind (member|'e'|seq, member|'l'|lotID,
+// member|'m'|at|n and the sum at member|'m'), and kept the whole member in
+// members; schema 3 added the account at member|'a' and splits a schema-2
+// member the next time it is written, so a member record may still hold
+// its account. A writable Open moves a schema-2 or -3 file to schema 4 in
+// one pass over member_data and one over expiry, in chunks that survive a
+// crash, after recording schema 4 so that an older program refuses the
+// half-moved file (migrateV3); a read-only Open refuses a file of an older
+// schema, or one part-way through its move, and says to open it for
+// writing once. A file of each schema, written by the last version of
+// it running the same café (testdata/legacy, made by testdata/legacy/gen),
+// must open, verify clean and read every member as the old server
+// answered (TestLegacyFiles, and cmd/loyalty's TestUpgradeKeepsAnswers
+// over HTTP).
 //
 // # Transactions
 //

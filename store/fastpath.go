@@ -112,9 +112,9 @@ func (t *tx) OpenLotBalances(memberID string) ([]engine.LotBalance, error) {
 }
 
 // metricSum is the running sum of a member's metric entries from From (a
-// time key) on, stored under the bare prefix of the member's metrics
-// section, just before the entries. Latest is at least the time key of every
-// entry it counts, so a sum up to a later time needs no correction.
+// time key) on, stored in the member's sum section, after the history.
+// Latest is at least the time key of every entry it counts, so a sum up to
+// a later time needs no correction.
 type metricSum struct {
 	From   uint64
 	Latest uint64
@@ -147,18 +147,22 @@ func addSigned(a, b, sign int64) (int64, bool) {
 	return sum, (sum > a) == (b > 0)
 }
 
-// metricRange adds up the member's entries with lo <= time key < hi (hi 0:
-// no end) and returns the largest time key seen.
+// metricRange adds up the member's entries, in the history under p, with
+// lo <= time key < hi (hi 0: no end) and returns the largest time key seen.
 func metricRange(c *bolt.Cursor, p []byte, lo, hi uint64) (engine.MetricEntry, uint64, error) {
 	var sum engine.MetricEntry
 	var latest uint64
 	for k, v := c.Seek(appendUint64(p[:len(p):len(p)], lo)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		if len(k) != len(p)+16 {
+		kind := historyKind(k, p)
+		if kind == 0 {
 			continue
 		}
-		at := binary.BigEndian.Uint64(k[len(p):])
+		at := historyTime(k, p)
 		if hi != 0 && at >= hi {
 			break
+		}
+		if kind != historyMetric {
+			continue
 		}
 		var e engine.MetricEntry
 		if err := decode(v, &e); err != nil {
@@ -179,9 +183,9 @@ func metricRange(c *bolt.Cursor, p []byte, lo, hi uint64) (engine.MetricEntry, u
 // stores the sum they make.
 func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry, error) {
 	b := t.bucket(bucketMemberData)
-	p := memberSection(memberID, sectionMetrics, 0)
+	sk, p := memberSection(memberID, sectionSum, 0), memberSection(memberID, sectionHistory, 0)
 	lo, hi := timeKey(from), timeKey(to)
-	s, err := get[metricSum](b, p)
+	s, err := get[metricSum](b, sk)
 	if err != nil {
 		return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 	}
@@ -193,7 +197,7 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 		}
 		if t.tx.Writable() {
 			t.writing()
-			if err := put(b, p, &metricSum{From: lo, Latest: latest, Sum: all}); err != nil {
+			if err := put(b, sk, &metricSum{From: lo, Latest: latest, Sum: all}); err != nil {
 				return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 			}
 		}
@@ -209,7 +213,7 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 		s.From = lo
 		if t.tx.Writable() {
 			t.writing()
-			if err := put(b, p, s); err != nil {
+			if err := put(b, sk, s); err != nil {
 				return engine.MetricEntry{}, fmt.Errorf("store: metric sum of %s: %w", memberID, err)
 			}
 		}
@@ -230,8 +234,8 @@ func (t *tx) MetricSum(memberID string, from, to time.Time) (engine.MetricEntry,
 // countMetric adds e to the member's stored sum, if there is one and e
 // falls in it.
 func (t *tx) countMetric(b *bolt.Bucket, memberID string, e engine.MetricEntry) error {
-	p := memberSection(memberID, sectionMetrics, 0)
-	s, err := get[metricSum](b, p)
+	sk := memberSection(memberID, sectionSum, 0)
+	s, err := get[metricSum](b, sk)
 	if err != nil || s == nil {
 		return err
 	}
@@ -243,5 +247,5 @@ func (t *tx) countMetric(b *bolt.Bucket, memberID string, e engine.MetricEntry) 
 		return err
 	}
 	s.Latest = max(s.Latest, at)
-	return put(b, p, s)
+	return put(b, sk, s)
 }

@@ -192,10 +192,10 @@ func TestCheckFastPaths(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return btx.Bucket(bucketMemberData).Put(memberSection(a, sectionMetrics, 0), v)
+			return btx.Bucket(bucketMemberData).Put(memberSection(a, sectionSum, 0), v)
 		}, "but the entries add up to"},
 		{"metric sum misses an entry", func(btx *bolt.Tx) error {
-			k := appendUint64(metricPrefix(a, t0.AddDate(0, 0, 9)), 99)
+			k := metricKey(memberSection(a, sectionHistory, 0), t0.AddDate(0, 0, 9), 99)
 			v, err := encode(engine.MetricEntry{At: t0.AddDate(0, 0, 9), Spend: 1})
 			if err != nil {
 				return err

@@ -56,21 +56,68 @@ var allBuckets = [][]byte{
 }
 
 // Sections of a member's data in member_data: the member key, then one of
-// these bytes, then the rest of the record's key. A purchase writes to
-// every section but the ledger's entries, the lots and the metrics of one
-// member sit side by side, mostly in one page, so it dirties that page
-// rather than one page in each of four buckets.
+// these bytes, then the rest of the record's key. A purchase adds a ledger
+// entry, a lot and a metric entry to the member's history, all with time
+// keys near the present, so they go in at the end of the history, next to
+// the open lots, the metric sum and the account it also rewrites: one spot
+// of the member's range, mostly one page, however long the member's past.
 const (
-	sectionAccount = 'a'
-	sectionLedger  = 'e'
-	sectionLots    = 'l'
-	sectionMetrics = 'm'
+	sectionHistory = 'h'
 	sectionOpen    = 'o'
+	sectionSum     = 's'
+	sectionAccount = 'z'
+)
+
+// Kinds of history record, after the record's time key.
+const (
+	historyLedger = 'e'
+	historyLot    = 'l'
+	historyMetric = 'm'
 )
 
 // memberSection is the prefix of a member's records of one section.
 func memberSection(memberID string, section byte, room int) []byte {
-	return append(appendMember(make([]byte, 0, uuidLen+1+room), memberID), section)
+	return append(appendID(make([]byte, 0, uuidLen+1+room), memberID), section)
+}
+
+// sectionOf is memberSection for a member key already built.
+func sectionOf(mk []byte, section byte, room int) []byte {
+	return append(append(make([]byte, 0, len(mk)+1+room), mk...), section)
+}
+
+// historyKey is the start of a history record's key: the member's history
+// prefix p, the time key and the kind.
+func historyKey(p []byte, at uint64, kind byte, room int) []byte {
+	k := append(make([]byte, 0, len(p)+9+room), p...)
+	return append(appendUint64(k, at), kind)
+}
+
+// historyEnd sorts after every history record under the prefix p.
+func historyEnd(p []byte) []byte {
+	return append(append(make([]byte, 0, len(p)+9), p...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+}
+
+// historyKind is the kind of the history record k under the prefix p, or 0
+// if k is not one.
+func historyKind(k, p []byte) byte {
+	if len(k) <= len(p)+8 {
+		return 0
+	}
+	return k[len(p)+8]
+}
+
+// historyTime is the time key of the history record k under the prefix p.
+func historyTime(k, p []byte) uint64 {
+	return binary.BigEndian.Uint64(k[len(p):])
+}
+
+// ledgerSeqOf is the seq of k, a ledger record under the prefix p; ok is
+// false for any other key.
+func ledgerSeqOf(k, p []byte) (seq uint64, ok bool) {
+	if len(k) != len(p)+17 || k[len(p)+8] != historyLedger {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[len(p)+9:]), true
 }
 
 // unique describes one unique member index.
@@ -125,8 +172,8 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// appendMember appends the member key of id (see doc.go).
-func appendMember(dst []byte, id string) []byte {
+// appendID appends the key form of a member's or a lot's id (see doc.go).
+func appendID(dst []byte, id string) []byte {
 	if u, ok := parseUUID(id); ok {
 		return append(dst, u[:]...)
 	}
@@ -134,7 +181,7 @@ func appendMember(dst []byte, id string) []byte {
 }
 
 func memberKey(id string) []byte {
-	return appendMember(make([]byte, 0, uuidLen), id)
+	return appendID(make([]byte, 0, uuidLen), id)
 }
 
 // uuidHex is where each byte's two hex digits start in a canonical UUID.
@@ -174,12 +221,40 @@ func purchaseTimeKey(p *engine.Purchase) []byte {
 	return append(appendTime(make([]byte, 0, 8+len(p.ID)), p.OccurredAt), p.ID...)
 }
 
-func ledgerKey(memberID string, seq uint64) []byte {
-	return appendUint64(memberSection(memberID, sectionLedger, 8), seq)
+// ledgerKey is the key of a member's ledger entry seq whose time key is
+// at: the larger of the entry's time and the time key of the entry before,
+// so that the history holds the ledger in seq order (AppendLedger).
+func ledgerKey(p []byte, at, seq uint64) []byte {
+	return appendUint64(historyKey(p, at, historyLedger, 8), seq)
 }
 
 func lotKey(memberID, lotID string) []byte {
-	return append(memberSection(memberID, sectionLots, len(lotID)), lotID...)
+	return lotKeyIn(memberSection(memberID, sectionHistory, 0), lotID)
+}
+
+// lotKeyIn is a lot's key under the member's history prefix p. Its time
+// key comes from the id alone, so the id finds the lot: the instant a
+// time-ordered id (UUID version 7, as the engine mints them) was made, and
+// 0, the start of the history, for any other id.
+func lotKeyIn(p []byte, lotID string) []byte {
+	return appendID(historyKey(p, lotTime(lotID), historyLot, uuidLen), lotID)
+}
+
+// lotTime is the time key of a lot id (lotKeyIn).
+func lotTime(lotID string) uint64 {
+	u, ok := parseUUID(lotID)
+	if !ok || u[6]>>4 != 7 {
+		return 0
+	}
+	ms := uint64(u[0])<<40 | uint64(u[1])<<32 | uint64(u[2])<<24 | uint64(u[3])<<16 | uint64(u[4])<<8 | uint64(u[5])
+	if ms > math.MaxInt64/1_000_000 {
+		return math.MaxInt64
+	}
+	return ms * 1_000_000
+}
+
+func metricKey(p []byte, at time.Time, n uint64) []byte {
+	return appendUint64(historyKey(p, timeKey(at), historyMetric, 8), n)
 }
 
 // openLotKey is l's lots_open key, or nil if l is spent.
@@ -207,15 +282,11 @@ func expiryKey(l *engine.Lot) []byte {
 // or not: a lot the expiry job has just spent still marks its place. After
 // the time comes l's key in member_data, so the entry leads to it.
 func expiryPosition(l *engine.Lot) []byte {
-	return append(appendTime(make([]byte, 0, 8+uuidLen+1+len(l.ID)), l.ExpiresAt), lotKey(l.MemberID, l.ID)...)
-}
-
-func metricPrefix(memberID string, since time.Time) []byte {
-	return appendTime(memberSection(memberID, sectionMetrics, 16), since)
+	return append(appendTime(make([]byte, 0, 8+uuidLen+10+2+len(l.ID)), l.ExpiresAt), lotKey(l.MemberID, l.ID)...)
 }
 
 func ruleUseKey(memberID, rule, period string) []byte {
-	k := appendMember(make([]byte, 0, uuidLen+4+len(rule)+len(period)), memberID)
+	k := appendID(make([]byte, 0, uuidLen+4+len(rule)+len(period)), memberID)
 	return appendString(appendString(k, rule), period)
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,8 +12,8 @@ import (
 )
 
 // Schema 1 kept each kind of member record in a bucket of its own, keyed
-// like the member_data sections without the section byte; lots_open had no
-// values and an expiry entry ended with member|lotID.
+// like the schema-3 sections of member_data without the section byte;
+// lots_open had no values and an expiry entry ended with member|lotID.
 var (
 	v1Ledger   = []byte("ledger")    // member|seq → LedgerEntry
 	v1Lots     = []byte("lots")      // member|lotID → Lot
@@ -81,12 +82,13 @@ var v1Moves = []struct {
 	rekey func(k, v []byte) ([]byte, error)
 	also  func(data, expiry *bolt.Bucket, v []byte) error
 }{
-	{v1Ledger, sectionBefore(sectionLedger, 8), nil},
+	{v1Ledger, sectionBefore(v3Ledger, 8), nil},
 	{v1Lots, lotKeyOf, indexLot},
-	{v1Metrics, sectionBefore(sectionMetrics, 16), nil},
+	{v1Metrics, sectionBefore(v3Metrics, 16), nil},
 }
 
-// finishMigration drops the emptied buckets and records schema 2.
+// finishMigration drops the emptied buckets and records schema 2, which
+// migrateV3 takes on from.
 func finishMigration(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
 		for _, m := range v1Moves {
@@ -100,7 +102,7 @@ func finishMigration(db *bolt.DB) error {
 		if err := meta.Delete(migratingKey); err != nil {
 			return err
 		}
-		return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schemaVersion))
+		return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, 2))
 	})
 }
 
@@ -123,7 +125,7 @@ func lotKeyOf(k, v []byte) ([]byte, error) {
 	if err := decode(v, &l); err != nil {
 		return nil, fmt.Errorf("lot at %x: %w", k, err)
 	}
-	return lotKey(l.MemberID, l.ID), nil
+	return v3LotKey(appendID(nil, l.MemberID), l.ID), nil
 }
 
 // indexLot writes a moved lot's lots_open and expiry entries.
@@ -137,7 +139,7 @@ func indexLot(data, expiry *bolt.Bucket, v []byte) error {
 			return err
 		}
 	}
-	if ek := expiryKey(&l); ek != nil {
+	if ek := v3ExpiryKey(&l); ek != nil {
 		return expiry.Put(ek, nil)
 	}
 	return nil
@@ -195,4 +197,228 @@ func moveChunk(db *bolt.DB, from []byte, rekey func(k, v []byte) ([]byte, error)
 		return nil
 	})
 	return n, err
+}
+
+// Schemas 2 and 3 kept a member's records in member_data by kind, each
+// kind in a section of its own, and an expiry entry ended with the lot's
+// key of that layout.
+const (
+	v3Account = 'a' // member|'a' → account
+	v3Ledger  = 'e' // member|'e'|seq → LedgerEntry
+	v3Lots    = 'l' // member|'l'|lotID → Lot
+	v3Metrics = 'm' // member|'m' → metricSum; member|'m'|at|n → MetricEntry
+)
+
+func v3LotKey(mk []byte, lotID string) []byte {
+	return append(sectionOf(mk, v3Lots, len(lotID)), lotID...)
+}
+
+func v3ExpiryKey(l *engine.Lot) []byte {
+	if l.Remaining <= 0 || l.ExpiresAt.IsZero() {
+		return nil
+	}
+	return append(appendTime(nil, l.ExpiresAt), v3LotKey(appendID(nil, l.MemberID), l.ID)...)
+}
+
+// isMigratingSection tells the section bytes a member_data key may have
+// while a file moves to schema 4: those of either layout.
+func isMigratingSection(b byte) bool {
+	return b == v3Account || b == v3Ledger || b == v3Lots || b == v3Metrics || isSection(b)
+}
+
+// rekeyingKey in meta marks a move to schema 4 under way. Its value is 0
+// before the first chunk, then 1 and the last key of member_data a chunk
+// looked at.
+var rekeyingKey = []byte("rekeying")
+
+// migrateV3 moves a schema-2 or schema-3 file to schema 4: each member's
+// ledger entries, lots and metric entries into one history, its metric sum
+// and account after it, then the expiry entries to the lots' new keys. Its
+// first transaction records schema 4 and the marker, so that a program of
+// an older schema refuses the half-moved file rather than misread the
+// members already moved and write where this one no longer looks. Each
+// chunk moves its records, deletes their old keys and notes where it
+// stopped in one transaction; a crash leaves the marker, and the next
+// writable Open goes on from it.
+func migrateV3(db *bolt.DB) error {
+	if err := startRekeying(db); err != nil {
+		return fmt.Errorf("store: migrate to schema 4: %w", err)
+	}
+	for {
+		n, err := rekeyChunk(db)
+		if err != nil {
+			return fmt.Errorf("store: migrate to schema 4: %w", err)
+		}
+		if n < migrateChunk {
+			break
+		}
+	}
+	var after []byte
+	for {
+		var n int
+		var err error
+		if n, after, err = rekeyExpiryChunk(db, after); err != nil {
+			return fmt.Errorf("store: migrate expiry to schema 4: %w", err)
+		}
+		if n < migrateChunk {
+			break
+		}
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Delete(rekeyingKey)
+	})
+	if err != nil {
+		return fmt.Errorf("store: migrate to schema 4: %w", err)
+	}
+	return nil
+}
+
+func startRekeying(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta.Get(rekeyingKey) == nil {
+			if err := meta.Put(rekeyingKey, []byte{0}); err != nil {
+				return err
+			}
+		}
+		return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schemaVersion))
+	})
+}
+
+// rekeyChunk looks at up to migrateChunk records of the old layout, from
+// the key after the last one looked at, moves those it can place and
+// returns how many it looked at. A record it cannot place (a key of no
+// member or of a malformed length, a value that does not decode) stays
+// where it is, for Check to report: refusing it would keep every later
+// Open from finishing the move.
+func rekeyChunk(db *bolt.DB) (int, error) {
+	var n int
+	err := db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		meta, members := tx.Bucket(bucketMeta), tx.Bucket(bucketMembers)
+		data := tx.Bucket(bucketMemberData)
+		type record struct{ mk, k, v []byte }
+		var old []record
+		c := data.Cursor()
+		k, v := c.First()
+		if m := meta.Get(rekeyingKey); len(m) > 1 {
+			if k, v = c.Seek(m[1:]); bytes.Equal(k, m[1:]) {
+				k, v = c.Next()
+			}
+		}
+		// Records are read first and moved after: bbolt's cursor does not
+		// follow writes to its bucket.
+		for ; k != nil && len(old) < migrateChunk; k, v = c.Next() {
+			mk := memberOf(members, k, isMigratingSection)
+			if mk == nil {
+				old = append(old, record{nil, append([]byte(nil), k...), nil})
+				continue
+			}
+			if s := k[len(mk)]; s == v3Account || s == v3Ledger || s == v3Lots || s == v3Metrics {
+				old = append(old, record{append([]byte(nil), mk...), append([]byte(nil), k...), append([]byte(nil), v...)})
+			}
+		}
+		for _, r := range old {
+			if r.mk == nil {
+				continue
+			}
+			nk, ok, err := rekeyed(data, r.mk, r.k, r.v)
+			if err != nil {
+				return fmt.Errorf("member_data: %x: %w", r.k, err)
+			}
+			if !ok {
+				continue
+			}
+			if err := data.Put(nk, r.v); err != nil {
+				return err
+			}
+			if err := data.Delete(r.k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		if n == 0 {
+			return nil
+		}
+		return meta.Put(rekeyingKey, append([]byte{1}, old[n-1].k...))
+	})
+	return n, err
+}
+
+// rekeyed is the schema-4 key of the record v at k in the old layout of
+// the member mk; ok is false for a record it cannot place.
+func rekeyed(data *bolt.Bucket, mk, k, v []byte) (nk []byte, ok bool, err error) {
+	p, rest := sectionOf(mk, sectionHistory, 0), k[len(mk)+1:]
+	switch s := k[len(mk)]; {
+	case s == v3Account && len(rest) == 0:
+		nk = sectionOf(mk, sectionAccount, 0)
+	case s == v3Metrics && len(rest) == 0:
+		nk = sectionOf(mk, sectionSum, 0)
+	case s == v3Metrics && len(rest) == 16:
+		nk = append(historyKey(p, binary.BigEndian.Uint64(rest), historyMetric, 8), rest[8:]...)
+	case s == v3Ledger && len(rest) == 8:
+		var e engine.LedgerEntry
+		if decode(v, &e) != nil {
+			return nil, false, nil
+		}
+		at := timeKey(e.At)
+		if lastAt, _, ok := lastLedger(data.Cursor(), p); ok {
+			at = max(at, lastAt)
+		}
+		nk = ledgerKey(p, at, binary.BigEndian.Uint64(rest))
+	case s == v3Lots && len(rest) > 0:
+		nk = lotKeyIn(p, string(rest))
+	default:
+		return nil, false, nil
+	}
+	if data.Get(nk) != nil {
+		return nil, false, fmt.Errorf("%x: %w", nk, errKeyTaken)
+	}
+	return nk, true, nil
+}
+
+// rekeyExpiryChunk rewrites up to migrateChunk expiry entries of the old
+// form (expiresAt|member|'l'|lotID), from the key after after, to end in
+// the lot's new key, and returns how many it looked at and the last. It
+// reads the form from the entry's key, not from the lot, so an entry that
+// no longer matches its lot moves too. An entry already moved is of the new
+// form and left alone, so the pass needs no mark of its own.
+func rekeyExpiryChunk(db *bolt.DB, after []byte) (int, []byte, error) {
+	var n int
+	var last []byte
+	err := db.Update(func(tx *bolt.Tx) error {
+		n, last = 0, after
+		members, expiry := tx.Bucket(bucketMembers), tx.Bucket(bucketExpiry)
+		var moves [][2][]byte
+		c := expiry.Cursor()
+		k, _ := c.First()
+		if after != nil {
+			if k, _ = c.Seek(after); bytes.Equal(k, after) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && n < migrateChunk; k, _ = c.Next() {
+			n++
+			last = append([]byte(nil), k...)
+			if len(k) <= 8 {
+				continue
+			}
+			mk := memberOf(members, k[8:], isMigratingSection)
+			if mk == nil || k[8+len(mk)] != v3Lots || len(k) == 8+len(mk)+1 {
+				continue
+			}
+			nk := append(append(make([]byte, 0, 8+len(mk)+1+9+uuidLen), k[:8]...), lotKeyIn(sectionOf(mk, sectionHistory, 0), string(k[8+len(mk)+1:]))...)
+			moves = append(moves, [2][]byte{last, nk})
+		}
+		for _, m := range moves {
+			if err := expiry.Delete(m[0]); err != nil {
+				return err
+			}
+			if err := expiry.Put(m[1], nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, last, err
 }

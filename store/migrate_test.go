@@ -63,7 +63,7 @@ func v1File(t *testing.T, members ...string) string {
 					e := uint64(neverExpires)
 					if !l.ExpiresAt.IsZero() {
 						e = timeKey(l.ExpiresAt)
-						put("expiry", append(appendMember(appendTime(nil, l.ExpiresAt), id), l.ID...), nil)
+						put("expiry", append(appendID(appendTime(nil, l.ExpiresAt), id), l.ID...), nil)
 					}
 					put("lots_open", append(appendUint64(memberKey(id), e), l.ID...), nil)
 				}

@@ -368,36 +368,97 @@ func (t *tx) putByID(bucket []byte, what, id string, rec any) error {
 	return nil
 }
 
-// AppendLedger implements engine.Tx.
+// AppendLedger implements engine.Tx. The entry's time key is the larger
+// of its time and the previous entry's, so a clock that steps back cannot
+// put the history's ledger out of seq order, which Ledger relies on; a seq
+// that is not after the member's last is refused for the same reason.
 func (t *tx) AppendLedger(e *engine.LedgerEntry) error {
 	if e.MemberID == "" {
 		return fmt.Errorf("store: append ledger: %w", errEmptyID)
 	}
-	b, key := t.bucket(bucketMemberData), ledgerKey(e.MemberID, e.Seq)
-	if b.Get(key) != nil {
-		return fmt.Errorf("store: append ledger: member %s already has entry %d", e.MemberID, e.Seq)
+	b, p := t.bucket(bucketMemberData), memberSection(e.MemberID, sectionHistory, 0)
+	at := timeKey(e.At)
+	if lastAt, lastSeq, ok := lastLedger(b.Cursor(), p); ok {
+		if e.Seq <= lastSeq {
+			return fmt.Errorf("store: append ledger: member %s already has entry %d, so entry %d is not new", e.MemberID, lastSeq, e.Seq)
+		}
+		at = max(at, lastAt)
 	}
 	t.writing()
-	if err := put(b, key, e); err != nil {
+	if err := put(b, ledgerKey(p, at, e.Seq), e); err != nil {
 		return fmt.Errorf("store: append ledger %s/%d: %w", e.MemberID, e.Seq, err)
 	}
 	return nil
 }
 
+// lastLedger finds the newest ledger entry in the history under p. What
+// follows it is what later writes added without a ledger entry, usually
+// the lot and metric entry of the purchase that made it.
+func lastLedger(c *bolt.Cursor, p []byte) (at, seq uint64, ok bool) {
+	for k, _ := seekLast(c, historyEnd(p)); k != nil && bytes.HasPrefix(k, p); k, _ = c.Prev() {
+		if seq, ok := ledgerSeqOf(k, p); ok {
+			return historyTime(k, p), seq, true
+		}
+	}
+	return 0, 0, false
+}
+
 // Ledger implements engine.Tx.
 func (t *tx) Ledger(memberID string, before uint64, limit int) ([]*engine.LedgerEntry, error) {
-	p := memberSection(memberID, sectionLedger, 0)
-	last := uint64(math.MaxUint64)
-	if before > 0 {
-		last = before - 1
-	}
+	p := memberSection(memberID, sectionHistory, 0)
 	c := t.bucket(bucketMemberData).Cursor()
-	k, v := seekLast(c, appendUint64(p[:len(p):len(p)], last))
-	es, err := list[engine.LedgerEntry](k, v, c.Prev, hasPrefix(p), limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: ledger of %s: %w", memberID, err)
+	var k, v []byte
+	if before == 0 {
+		k, v = seekLast(c, historyEnd(p))
+	} else {
+		k, v = ledgerBefore(c, p, before)
 	}
-	return es, nil
+	var out []*engine.LedgerEntry
+	for ; k != nil && bytes.HasPrefix(k, p) && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+		seq, ok := ledgerSeqOf(k, p)
+		if !ok || before > 0 && seq >= before {
+			continue
+		}
+		e := new(engine.LedgerEntry)
+		if err := decode(v, e); err != nil {
+			return nil, fmt.Errorf("store: ledger of %s: key %x: %w", memberID, k, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// ledgerBefore moves c to where the member's entries with seq < before
+// end. The ledger's time keys rise with seq, so it bisects the time keys
+// for the first one at or after which the next entry has seq >= before (or
+// there is none); every entry before that key has a lower seq, but for
+// entries that share the time key just below, which the caller skips.
+func ledgerBefore(c *bolt.Cursor, p []byte, before uint64) ([]byte, []byte) {
+	at := appendUint64(p[:len(p):len(p)], 0)
+	seek := func(t uint64) ([]byte, []byte) {
+		binary.BigEndian.PutUint64(at[len(p):], t)
+		return c.Seek(at)
+	}
+	reached := func(t uint64) bool {
+		for k, _ := seek(t); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			if seq, ok := ledgerSeqOf(k, p); ok {
+				return seq >= before
+			}
+		}
+		return true
+	}
+	lo, hi := uint64(0), uint64(math.MaxUint64)
+	for lo < hi {
+		if mid := lo + (hi-lo)/2; reached(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if k, _ := seek(lo); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
 }
 
 // PutLot implements engine.Tx. The index entries are derived from the old
@@ -456,7 +517,7 @@ func (t *tx) Lot(memberID, lotID string) (*engine.Lot, error) {
 
 // OpenLots implements engine.Tx.
 func (t *tx) OpenLots(memberID string) ([]*engine.Lot, error) {
-	p, lp := memberSection(memberID, sectionOpen, 0), memberSection(memberID, sectionLots, 0)
+	p, hp := memberSection(memberID, sectionOpen, 0), memberSection(memberID, sectionHistory, 0)
 	data := t.bucket(bucketMemberData)
 	var out []*engine.Lot
 	c := data.Cursor()
@@ -464,7 +525,7 @@ func (t *tx) OpenLots(memberID string) ([]*engine.Lot, error) {
 		if len(k) < len(p)+8 {
 			return nil, fmt.Errorf("store: open lots of %s: malformed entry %x", memberID, k)
 		}
-		l, err := t.indexedLot(data, append(lp[:len(lp):len(lp)], k[len(p)+8:]...), k)
+		l, err := t.indexedLot(data, lotKeyIn(hp, string(k[len(p)+8:])), k)
 		if err != nil {
 			return nil, fmt.Errorf("store: open lots of %s: %w", memberID, err)
 		}
@@ -488,14 +549,28 @@ func (t *tx) indexedLot(lots *bolt.Bucket, key, entry []byte) (*engine.Lot, erro
 
 // Lots implements engine.Tx.
 func (t *tx) Lots(memberID string) ([]*engine.Lot, error) {
-	p := memberSection(memberID, sectionLots, 0)
-	c := t.bucket(bucketMemberData).Cursor()
-	k, v := c.Seek(p)
-	ls, err := list[engine.Lot](k, v, c.Next, hasPrefix(p), 0)
+	ls, err := lots(t.bucket(bucketMemberData), memberSection(memberID, sectionHistory, 0))
 	if err != nil {
 		return nil, fmt.Errorf("store: lots of %s: %w", memberID, err)
 	}
 	return ls, nil
+}
+
+// lots lists the member's lots, in history order.
+func lots(b *bolt.Bucket, p []byte) ([]*engine.Lot, error) {
+	var out []*engine.Lot
+	c := b.Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if historyKind(k, p) != historyLot {
+			continue
+		}
+		l := new(engine.Lot)
+		if err := decode(v, l); err != nil {
+			return nil, fmt.Errorf("key %x: %w", k, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // DueLots implements engine.Tx.
@@ -536,7 +611,7 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 	if err != nil {
 		return fmt.Errorf("store: add metric for %s: %w", memberID, err)
 	}
-	if err := put(b, appendUint64(metricPrefix(memberID, e.At), n), e); err != nil {
+	if err := put(b, metricKey(memberSection(memberID, sectionHistory, 0), e.At, n), e); err != nil {
 		return fmt.Errorf("store: add metric for %s: %w", memberID, err)
 	}
 	if err := t.countMetric(b, memberID, e); err != nil {
@@ -547,10 +622,13 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 
 // Metrics implements engine.Tx.
 func (t *tx) Metrics(memberID string, since time.Time) ([]engine.MetricEntry, error) {
-	p := memberSection(memberID, sectionMetrics, 0)
+	p := memberSection(memberID, sectionHistory, 0)
 	c := t.bucket(bucketMemberData).Cursor()
 	var out []engine.MetricEntry
-	for k, v := c.Seek(metricPrefix(memberID, since)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+	for k, v := c.Seek(appendUint64(p[:len(p):len(p)], timeKey(since))); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if historyKind(k, p) != historyMetric {
+			continue
+		}
 		var e engine.MetricEntry
 		if err := decode(v, &e); err != nil {
 			return nil, fmt.Errorf("store: metrics of %s: key %x: %w", memberID, k, err)
