@@ -50,6 +50,9 @@ type Options struct {
 	// NoSync skips fsync on commit: faster, but a crash can lose or corrupt
 	// data. For tests and bulk imports only.
 	NoSync bool
+	// Migrating, if set, is told before a writable Open moves a file of an
+	// older schema to this one, which takes minutes on a large file.
+	Migrating func(from, to uint64)
 }
 
 // DefaultOptions returns the options a server should use.
@@ -103,6 +106,9 @@ func Open(path string, opts Options) (*DB, error) {
 		var n uint64
 		n, err = schemaOf(b)
 		moving := err == nil && (n < schemaVersion || rekeyingUnderWay(b))
+		if moving && opts.Migrating != nil {
+			opts.Migrating(n, schemaVersion)
+		}
 		if moving && n == 1 {
 			err = migrateV1(b)
 		}

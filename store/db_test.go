@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,7 @@ import (
 func TestDefaultOptions(t *testing.T) {
 	got := DefaultOptions()
 	want := Options{Timeout: time.Second, MaxBatchSize: 1000}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("DefaultOptions() = %+v, want %+v", got, want)
 	}
 }

@@ -32,6 +32,8 @@ const pgBackupAdvice = "this server keeps its data in PostgreSQL: back it up wit
 type dbOptions struct {
 	readOnly  bool
 	batchSize int // bbolt's MaxBatchSize; zero takes the default
+	// migrating is told before a bbolt file moves to a newer schema.
+	migrating func(from, to uint64)
 }
 
 // openDatabase opens --db: a postgres:// or postgresql:// URL is a
@@ -56,6 +58,7 @@ func openDatabase(ctx context.Context, dsn string, o dbOptions) (database, error
 	}
 	opts := store.DefaultOptions()
 	opts.ReadOnly = o.readOnly
+	opts.Migrating = o.migrating
 	if o.batchSize > 0 {
 		opts.MaxBatchSize = o.batchSize
 	}

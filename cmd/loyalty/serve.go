@@ -244,9 +244,16 @@ func (m *Main) Open() error {
 	if m.cert != nil {
 		m.ln = tls.NewListener(m.ln, m.cert.config())
 	}
-	db, err := openDatabase(context.Background(), cfg.DBPath, dbOptions{batchSize: cfg.BatchSize})
+	var migrateStart time.Time
+	db, err := openDatabase(context.Background(), cfg.DBPath, dbOptions{batchSize: cfg.BatchSize, migrating: func(from, to uint64) {
+		migrateStart = time.Now()
+		m.Logger.Info("moving the database to the schema of this version before serving; a large file takes minutes", "db", cfg.DBPath, "from", from, "to", to)
+	}})
 	if err != nil {
 		return err
+	}
+	if !migrateStart.IsZero() {
+		m.Logger.Info("database moved", "db", cfg.DBPath, "took", time.Since(migrateStart).Round(time.Millisecond).String())
 	}
 	m.DB = db
 	clock := m.Clock

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -60,9 +61,13 @@ func TestUpgradeKeepsAnswers(t *testing.T) {
 				t.Fatalf("verify of a %s file: %d %s; want a refusal that says how to migrate it", name, code, out)
 			}
 
-			m := &Main{Config: Config{Addr: "127.0.0.1:0", DBPath: dbPath, RulesPath: rulesPath}, Clock: fixedClock(old.Now)}
+			var logs syncBuffer
+			m := &Main{Config: Config{Addr: "127.0.0.1:0", DBPath: dbPath, RulesPath: rulesPath}, Clock: fixedClock(old.Now), Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 			if err := m.Open(); err != nil {
 				t.Fatal(err)
+			}
+			if want := "from=" + strings.TrimPrefix(name, "schema") + " to="; !strings.Contains(logs.String(), "moving the database") || !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "database moved") {
+				t.Errorf("the server's log does not say it moves the database (%s):\n%s", want, logs.String())
 			}
 			closed := false
 			t.Cleanup(func() {
