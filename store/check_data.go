@@ -77,11 +77,9 @@ func section(data *bolt.Bucket, mk []byte, s byte, fn func(k, v []byte)) {
 
 // historyOfKind iterates the member's history records of one kind.
 func historyOfKind(data *bolt.Bucket, mk []byte, kind byte, fn func(k, v []byte)) {
-	p := sectionOf(mk, sectionHistory, 0)
-	section(data, mk, sectionHistory, func(k, v []byte) {
-		if historyKind(k, p) == kind {
-			fn(k, v)
-		}
+	_ = eachInHistory(data.Cursor(), sectionOf(mk, sectionHistory, 0), 0, kind, func(k, v []byte) error {
+		fn(k, v)
+		return nil
 	})
 }
 

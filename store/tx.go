@@ -549,28 +549,34 @@ func (t *tx) indexedLot(lots *bolt.Bucket, key, entry []byte) (*engine.Lot, erro
 
 // Lots implements engine.Tx.
 func (t *tx) Lots(memberID string) ([]*engine.Lot, error) {
-	ls, err := lots(t.bucket(bucketMemberData), memberSection(memberID, sectionHistory, 0))
+	var out []*engine.Lot
+	c := t.bucket(bucketMemberData).Cursor()
+	err := eachInHistory(c, memberSection(memberID, sectionHistory, 0), 0, historyLot, func(k, v []byte) error {
+		l := new(engine.Lot)
+		if err := decode(v, l); err != nil {
+			return fmt.Errorf("key %x: %w", k, err)
+		}
+		out = append(out, l)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: lots of %s: %w", memberID, err)
 	}
-	return ls, nil
+	return out, nil
 }
 
-// lots lists the member's lots, in history order.
-func lots(b *bolt.Bucket, p []byte) ([]*engine.Lot, error) {
-	var out []*engine.Lot
-	c := b.Cursor()
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		if historyKind(k, p) != historyLot {
+// eachInHistory calls fn with each of the member's history records of one
+// kind, under the prefix p, from the time key from on, in history order.
+func eachInHistory(c *bolt.Cursor, p []byte, from uint64, kind byte, fn func(k, v []byte) error) error {
+	for k, v := c.Seek(appendUint64(p[:len(p):len(p)], from)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if historyKind(k, p) != kind {
 			continue
 		}
-		l := new(engine.Lot)
-		if err := decode(v, l); err != nil {
-			return nil, fmt.Errorf("key %x: %w", k, err)
+		if err := fn(k, v); err != nil {
+			return err
 		}
-		out = append(out, l)
 	}
-	return out, nil
+	return nil
 }
 
 // DueLots implements engine.Tx.
@@ -622,18 +628,18 @@ func (t *tx) AddMetric(memberID string, e engine.MetricEntry) error {
 
 // Metrics implements engine.Tx.
 func (t *tx) Metrics(memberID string, since time.Time) ([]engine.MetricEntry, error) {
-	p := memberSection(memberID, sectionHistory, 0)
-	c := t.bucket(bucketMemberData).Cursor()
 	var out []engine.MetricEntry
-	for k, v := c.Seek(appendUint64(p[:len(p):len(p)], timeKey(since))); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		if historyKind(k, p) != historyMetric {
-			continue
-		}
+	c := t.bucket(bucketMemberData).Cursor()
+	err := eachInHistory(c, memberSection(memberID, sectionHistory, 0), timeKey(since), historyMetric, func(k, v []byte) error {
 		var e engine.MetricEntry
 		if err := decode(v, &e); err != nil {
-			return nil, fmt.Errorf("store: metrics of %s: key %x: %w", memberID, k, err)
+			return fmt.Errorf("key %x: %w", k, err)
 		}
 		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: metrics of %s: %w", memberID, err)
 	}
 	return out, nil
 }
