@@ -156,14 +156,14 @@ func checkSchema(tx *bolt.Tx, path string) error {
 		return fmt.Errorf("store: %s: bad schema version record (%d bytes)", path, len(v))
 	}
 	switch n := binary.BigEndian.Uint64(v); {
+	case n < 1:
+		return fmt.Errorf("store: %s has unknown schema version %d", path, n)
 	case n > schemaVersion:
 		return fmt.Errorf("store: %s has schema version %d, newer than this program's %d (%s): a newer loyalty wrote it; run that one, or restore the backup taken before the upgrade (docs/OPERATIONS.md, rolling back)", path, n, schemaVersion, version.Get())
 	case n < schemaVersion && !tx.Writable():
 		return fmt.Errorf("store: %s has schema version %d: open it once for writing (loyalty serve) to move it to version %d", path, n, schemaVersion)
 	case meta.Get(rekeyingKey) != nil && !tx.Writable():
 		return fmt.Errorf("store: %s is part-way through its move to schema version %d: open it once for writing (loyalty serve) to finish it", path, schemaVersion)
-	case n < 1:
-		return fmt.Errorf("store: %s has unknown schema version %d", path, n)
 	}
 	return nil
 }
